@@ -1,0 +1,298 @@
+//! Builds the running daemon from a checked config and owns its life: start, reload, shutdown.
+//!
+//! One [`CancellationToken`] stops everything: target loops stop scheduling, in-flight cycles
+//! skip their remaining steps and delete their canaries, the HTTP server drains, and a
+//! [`TaskTracker`] lets shutdown wait for all of it within a grace period.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config, Target};
+use crate::metrics::{Metrics, TargetLabels};
+use crate::probe::{self, CycleReport};
+use crate::s3::{Bucket, ClientFactory};
+use crate::scheduler::{self, Schedule};
+
+/// How long shutdown waits for in-flight cycles to finish or clean up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Pages of 1000 keys the orphan sweep reads at most per target and sweep.
+const SWEEP_MAX_PAGES: usize = 20;
+
+/// A target's loop, as started.
+struct Running {
+    target: Target,
+    token: CancellationToken,
+}
+
+/// The daemon's shared state: what the HTTP handlers and signal handlers act on.
+pub struct Daemon {
+    pub metrics: Arc<Metrics>,
+    factory: ClientFactory,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    config_path: Option<PathBuf>,
+    config: RwLock<Config>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    ready: AtomicBool,
+    /// The last cycle report of each target (for the status page and API).
+    pub last: RwLock<HashMap<String, CycleReport>>,
+    /// The last reload error, if the last reload failed.
+    pub reload_error: Mutex<Option<String>>,
+}
+
+impl Daemon {
+    /// A daemon for `config`, not yet started. `config_path` is re-read on reload (None: the
+    /// config is fixed, as in `demo`).
+    pub fn new(config: Config, config_path: Option<PathBuf>, factory: ClientFactory) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new(&config.labels));
+        metrics.config_loaded(true);
+        Arc::new(Daemon {
+            metrics,
+            factory,
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            config_path,
+            config: RwLock::new(config),
+            running: tokio::sync::Mutex::new(HashMap::new()),
+            ready: AtomicBool::new(false),
+            last: RwLock::new(HashMap::new()),
+            reload_error: Mutex::new(None),
+        })
+    }
+
+    /// The token whose cancellation shuts everything down.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// True once the config is loaded and every target is scheduled.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the config in force.
+    pub fn config(&self) -> Config {
+        self.config.read().unwrap().clone()
+    }
+
+    /// Starts the loops of every configured target.
+    pub async fn start(self: &Arc<Self>) {
+        let cfg = self.config();
+        self.apply(&cfg).await;
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Brings the running loops in line with `cfg`: starts new targets, restarts changed ones,
+    /// stops removed ones and deletes their series.
+    async fn apply(self: &Arc<Self>, cfg: &Config) {
+        let mut running = self.running.lock().await;
+        let wanted: HashMap<&str, &Target> =
+            cfg.targets.iter().map(|t| (t.name.as_str(), t)).collect();
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|t| **t == running[&name].target);
+            if !keep {
+                let r = running.remove(&name).expect("listed above");
+                r.token.cancel();
+                self.metrics.remove_target(&r.target);
+                self.last.write().unwrap().remove(&name);
+                tracing::info!(target = %name, "target stopped");
+            }
+        }
+        for t in &cfg.targets {
+            if running.contains_key(&t.name) {
+                continue;
+            }
+            let token = self.token.child_token();
+            self.metrics.init_target(t);
+            let bucket = self.factory.bucket(t, self.metrics.clone()).await;
+            self.spawn_target(t.clone(), bucket.clone(), token.clone());
+            self.spawn_sweeper(t.clone(), bucket, token.clone());
+            tracing::info!(target = %t.name, bucket = %t.bucket, region = %t.region,
+                interval = %humantime::format_duration(t.interval), "target scheduled");
+            running.insert(
+                t.name.clone(),
+                Running {
+                    target: t.clone(),
+                    token,
+                },
+            );
+        }
+    }
+
+    fn spawn_target(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
+        let schedule = Schedule::spread(&t.name, t.interval, t.timeout);
+        let labels = TargetLabels::of(&t);
+        let daemon = self.clone();
+        let tracker = self.tracker.clone();
+        let t = Arc::new(t);
+        let metrics = self.metrics.clone();
+        let skip_labels = labels.clone();
+        let loop_token = token.clone();
+        self.tracker.spawn(scheduler::run(
+            schedule,
+            token,
+            tracker,
+            move || metrics.cycle_skipped(&skip_labels),
+            move |deadline: Instant, cycle_token: CancellationToken| {
+                let (daemon, t, bucket, labels) =
+                    (daemon.clone(), t.clone(), bucket.clone(), labels.clone());
+                let loop_token = loop_token.clone();
+                async move {
+                    let report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
+                    // A target removed by a reload has had its series deleted: do not bring
+                    // them back. On shutdown (the daemon's token) the figures are still kept.
+                    if loop_token.is_cancelled() && !daemon.token.is_cancelled() {
+                        return;
+                    }
+                    daemon.record(&labels, report);
+                }
+            },
+        ));
+    }
+
+    fn record(&self, labels: &TargetLabels, report: CycleReport) {
+        self.metrics.record_cycle(labels, &report);
+        for r in &report.results {
+            if let Some(probe::Outcome::Failure(f)) = &r.outcome {
+                tracing::warn!(target = %report.target, probe = r.probe.as_str(),
+                    reason = f.reason.as_str(), code = ?f.code, request_id = ?f.request_id,
+                    key = %report.key, "{}", f.message);
+            }
+        }
+        self.last
+            .write()
+            .unwrap()
+            .insert(report.target.clone(), report);
+    }
+
+    /// Deletes canaries of earlier runs at start and then every half `orphan_ttl` (at least
+    /// every interval).
+    fn spawn_sweeper(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
+        let metrics = self.metrics.clone();
+        let every = (t.orphan_ttl / 2).max(t.interval);
+        self.tracker.spawn(async move {
+            loop {
+                let budget = t.timeout;
+                match tokio::time::timeout(budget, sweep_orphans(&bucket, &t, SystemTime::now()))
+                    .await
+                {
+                    Ok(Ok(n)) if n > 0 => {
+                        metrics
+                            .orphans_deleted
+                            .with_label_values(&[&t.name, &t.bucket, &t.region])
+                            .inc_by(n as u64);
+                        tracing::info!(target = %t.name, deleted = n, "orphan canaries swept");
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(target = %t.name, reason = e.reason.as_str(),
+                        code = ?e.code, "orphan sweep failed: {}", e.message),
+                    Err(_) => tracing::warn!(target = %t.name, "orphan sweep timed out"),
+                }
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
+    /// Re-reads the config file; on success applies it, on failure keeps the running config.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), String> {
+        let Some(path) = &self.config_path else {
+            return Err("this daemon has no config file to reload (demo)".into());
+        };
+        match config::load(path) {
+            Ok(cfg) => {
+                {
+                    let old = self.config.read().unwrap();
+                    if old.listen != cfg.listen {
+                        tracing::warn!("server.listen changed; it takes effect after a restart");
+                    }
+                    if old.labels != cfg.labels {
+                        tracing::warn!("[labels] changed; they take effect after a restart");
+                    }
+                }
+                self.apply(&cfg).await;
+                *self.config.write().unwrap() = cfg;
+                self.metrics.config_loaded(true);
+                *self.reload_error.lock().unwrap() = None;
+                tracing::info!(path = %path.display(), "config reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.config_loaded(false);
+                let msg = e.to_string();
+                *self.reload_error.lock().unwrap() = Some(msg.clone());
+                tracing::error!("config reload failed, keeping the running config: {msg}");
+                Err(msg)
+            }
+        }
+    }
+
+    /// Cancels everything and waits up to `grace` for tasks to finish; true if they all did.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.ready.store(false, Ordering::Relaxed);
+        self.token.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Deletes canaries under `t`'s canary prefix whose key has the canary format and whose write
+/// time is older than `orphan_ttl` at `now`. Any other object is never touched. Returns how
+/// many were deleted.
+pub async fn sweep_orphans(
+    bucket: &Bucket,
+    t: &Target,
+    now: SystemTime,
+) -> Result<usize, crate::s3::S3Failure> {
+    let prefix = t.canary_prefix();
+    let mut deleted = 0;
+    let mut start_after: Option<String> = None;
+    for _ in 0..SWEEP_MAX_PAGES {
+        let (keys, truncated, _) = bucket.list(&prefix, start_after.as_deref()).await?;
+        for k in &keys {
+            let Some(written) = probe::parse_key(&prefix, k) else {
+                continue;
+            };
+            if now.duration_since(written).unwrap_or_default() > t.orphan_ttl {
+                bucket.delete(k).await?;
+                deleted += 1;
+            }
+        }
+        match keys.last() {
+            Some(last) if truncated => start_after = Some(last.clone()),
+            _ => break,
+        }
+    }
+    Ok(deleted)
+}
+
+/// Runs one cycle of every target concurrently (for `once`).
+pub async fn run_once(cfg: &Config, factory: &ClientFactory) -> Vec<(Target, CycleReport)> {
+    let metrics = Arc::new(Metrics::new(&cfg.labels));
+    let token = CancellationToken::new();
+    let runs = cfg.targets.iter().map(|t| {
+        let metrics = metrics.clone();
+        let token = token.clone();
+        async move {
+            let bucket = factory.bucket(t, metrics).await;
+            let report = probe::run_cycle(&bucket, t, Instant::now() + t.timeout, &token).await;
+            (t.clone(), report)
+        }
+    });
+    futures::future::join_all(runs).await
+}

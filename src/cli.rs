@@ -1,0 +1,75 @@
+//! Command-line definitions (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::DEFAULT_PATH;
+
+/// s3canary: tells you, within two minutes, when S3 stops behaving as your application assumes.
+#[derive(Debug, Parser)]
+#[command(name = "s3canary", version, about, long_about = None)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. "info" or "s3canary=debug" (default: RUST_LOG, else "info").
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Output format of `once`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// The config file option shared by the commands that read one.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Config file (TOML).
+    #[arg(long, env = "S3CANARY_CONFIG", default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: probe every target on its interval and serve metrics.
+    ///
+    /// Exits 0 on SIGTERM/SIGINT after cleaning up in-flight canaries, 2 on a bad config.
+    /// SIGHUP or POST /-/reload re-reads the config.
+    Run(ConfigArg),
+    /// Run against an embedded S3 server on loopback (no AWS account, no network).
+    Demo {
+        /// The daemon's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:9340")]
+        listen: SocketAddr,
+        /// Fault profile of the embedded server: none, slow, flaky, stale, throttled, outage,
+        /// hang, unconditional.
+        #[arg(long, default_value = "none")]
+        faults: String,
+    },
+    /// Validate the config without touching S3. Exits 0 if valid, 2 if not.
+    CheckConfig(ConfigArg),
+    /// Run every enabled probe once per target and print the results.
+    ///
+    /// Exits 0 if all passed, 1 if any failed, 2 on a bad config.
+    Once {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}

@@ -1,0 +1,213 @@
+//! What each command does, and its exit code.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aws_sdk_s3::config::SharedCredentialsProvider;
+
+use crate::app::{self, Daemon};
+use crate::cli::{Cli, Command, LogFormat, OutputFormat};
+use crate::config::{self, Config};
+use crate::embedded::{EmbeddedS3, FaultConfig};
+use crate::s3::ClientFactory;
+
+/// Exit code for a bad config.
+pub const EXIT_BAD_CONFIG: u8 = 2;
+
+/// The demo's config; the embedded server's endpoint is filled in at start.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// Runs the command line and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format, cli.log_level.as_deref());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig(c) => match config::load(&c.config) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} targets, {} replications)",
+                    c.config.display(),
+                    cfg.targets.len(),
+                    cfg.replications.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_config(&e),
+        },
+        Command::Run(c) => {
+            let cfg = match config::load(&c.config) {
+                Ok(cfg) => cfg,
+                Err(e) => return bad_config(&e),
+            };
+            rt.block_on(serve(
+                cfg,
+                Some(c.config.clone()),
+                ClientFactory::default(),
+                None,
+            ))
+        }
+        Command::Once { config: c, format } => {
+            let cfg = match config::load(&c.config) {
+                Ok(cfg) => cfg,
+                Err(e) => return bad_config(&e),
+            };
+            let results = rt.block_on(app::run_once(&cfg, &ClientFactory::default()));
+            match format {
+                OutputFormat::Table => print!("{}", crate::output::table(&results)),
+                OutputFormat::Json => println!("{}", crate::output::json(&results)),
+            }
+            if results.iter().all(|(_, r)| r.passed()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Demo { listen, faults } => rt.block_on(demo(listen, &faults)),
+    }
+}
+
+fn bad_config(e: &config::ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,s3s=error,hyper=warn")
+        }),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Starts `demo`: an embedded S3 server and the daemon against it.
+async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
+    let Some(profile) = FaultConfig::profile(faults) else {
+        eprintln!(
+            "error: unknown fault profile {faults:?} (known: {})",
+            FaultConfig::PROFILES.join(", ")
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let mut cfg = match config::parse(DEMO_CONFIG, Path::new("config/demo.toml")) {
+        Ok(c) => c,
+        Err(e) => return bad_config(&e),
+    };
+    let buckets: Vec<&str> = cfg.targets.iter().map(|t| t.bucket.as_str()).collect();
+    let s3 = match EmbeddedS3::start(&buckets).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the embedded S3 server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    s3.faults.set_all(profile);
+    for t in &mut cfg.targets {
+        t.endpoint = Some(s3.endpoint.clone());
+        t.path_style = true;
+    }
+    cfg.listen = listen;
+    let factory = ClientFactory {
+        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
+    };
+    let banner = format!(
+        "\ns3canary demo: the daemon is probing an embedded S3 server (fault profile: {faults})\n\
+         \n  status page   http://{listen}/\
+         \n  metrics       http://{listen}/metrics\
+         \n  status JSON   http://{listen}/api/v1/status\
+         \n  embedded S3   {} (access key {}, path-style)\
+         \n\n  try: curl -s http://{listen}/metrics | grep -E '^s3canary_(probe_success|consistency)'\
+         \n  other faults: --faults {}\
+         \n  stop with Ctrl-C\n",
+        s3.endpoint,
+        crate::embedded::ACCESS_KEY,
+        FaultConfig::PROFILES.join("|"),
+    );
+    serve(cfg, None, factory, Some(banner)).await
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads.
+async fn serve(
+    cfg: Config,
+    path: Option<std::path::PathBuf>,
+    factory: ClientFactory,
+    banner: Option<String>,
+) -> ExitCode {
+    let listen = cfg.listen;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let daemon = Daemon::new(cfg, path, factory);
+    let token = daemon.token().clone();
+    let server = tokio::spawn(
+        axum::serve(listener, crate::http::router(daemon.clone()))
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .into_future(),
+    );
+    daemon.start().await;
+    tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "s3canary is running");
+    if let Some(b) = banner {
+        println!("{b}");
+    }
+    wait_for_signals(&daemon).await;
+    tracing::info!("shutting down: finishing in-flight cycles and deleting their canaries");
+    let clean = daemon.shutdown(app::SHUTDOWN_GRACE).await;
+    if !clean {
+        tracing::warn!(
+            "some cycles did not finish within {}s; their canaries are left for the orphan sweep",
+            app::SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(daemon: &Arc<Daemon>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => { let _ = daemon.reload().await; }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_daemon: &Arc<Daemon>) {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,173 @@
+//! Faults the embedded S3 server can inject, switchable at run time per bucket.
+//!
+//! Faults live in the server, not in the client: the daemon under test sees them exactly as it
+//! would see a misbehaving S3 (status codes, headers, timing), through the real SDK.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// The S3 operations the embedded server answers, for selecting faults and reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    PutObject,
+    GetObject,
+    HeadObject,
+    ListObjectsV2,
+    DeleteObject,
+    Other,
+}
+
+/// An S3 error answered instead of the real result, at `rate` (0..=1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectedError {
+    /// An S3 error code: SlowDown, InternalError, ServiceUnavailable, AccessDenied, NoSuchBucket...
+    pub code: String,
+    pub rate: f64,
+    /// Operations affected; empty means all.
+    pub ops: Vec<Op>,
+}
+
+/// What one bucket (or every bucket) does wrong.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultConfig {
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Up to this much more, uniformly drawn per request.
+    pub latency_jitter: Duration,
+    pub error: Option<InjectedError>,
+    /// After the first write of a key, reads answer 404 for this long (read_after_write).
+    pub stale_after_write: Duration,
+    /// After an overwrite, reads return the previous version for this long.
+    pub stale_after_overwrite: Duration,
+    /// Listings omit a key for this long after it was written.
+    pub list_lag: Duration,
+    /// After a delete, reads and listings still show the key for this long.
+    pub read_after_delete: Duration,
+    /// Conditional headers (If-None-Match, If-Match) on PutObject are ignored.
+    pub ignore_conditional: bool,
+    /// Requests of these operations never answer.
+    pub hang: Vec<Op>,
+}
+
+impl FaultConfig {
+    /// A named profile, as `demo --faults` accepts: none, slow, flaky, stale, throttled, outage,
+    /// hang, unconditional.
+    pub fn profile(name: &str) -> Option<FaultConfig> {
+        let ms = Duration::from_millis;
+        let f = match name {
+            "none" => FaultConfig::default(),
+            "slow" => FaultConfig {
+                latency: ms(300),
+                latency_jitter: ms(400),
+                ..Default::default()
+            },
+            "flaky" => FaultConfig {
+                error: Some(InjectedError {
+                    code: "InternalError".into(),
+                    rate: 0.2,
+                    ops: vec![],
+                }),
+                ..Default::default()
+            },
+            "stale" => FaultConfig {
+                stale_after_overwrite: ms(1500),
+                list_lag: ms(800),
+                read_after_delete: ms(500),
+                ..Default::default()
+            },
+            "throttled" => FaultConfig {
+                error: Some(InjectedError {
+                    code: "SlowDown".into(),
+                    rate: 0.5,
+                    ops: vec![Op::PutObject],
+                }),
+                ..Default::default()
+            },
+            "outage" => FaultConfig {
+                error: Some(InjectedError {
+                    code: "ServiceUnavailable".into(),
+                    rate: 1.0,
+                    ops: vec![],
+                }),
+                ..Default::default()
+            },
+            "hang" => FaultConfig {
+                hang: vec![Op::GetObject],
+                ..Default::default()
+            },
+            "unconditional" => FaultConfig {
+                ignore_conditional: true,
+                ..Default::default()
+            },
+            _ => return None,
+        };
+        Some(f)
+    }
+
+    /// The names [`FaultConfig::profile`] accepts.
+    pub const PROFILES: &'static [&'static str] = &[
+        "none",
+        "slow",
+        "flaky",
+        "stale",
+        "throttled",
+        "outage",
+        "hang",
+        "unconditional",
+    ];
+
+    pub(crate) fn delay(&self) -> Duration {
+        if self.latency_jitter.is_zero() {
+            return self.latency;
+        }
+        let extra = rand::rng().random_range(0..=self.latency_jitter.as_micros() as u64);
+        self.latency + Duration::from_micros(extra)
+    }
+
+    pub(crate) fn error_for(&self, op: Op) -> Option<&str> {
+        let e = self.error.as_ref()?;
+        if !e.ops.is_empty() && !e.ops.contains(&op) {
+            return None;
+        }
+        (rand::rng().random::<f64>() < e.rate).then_some(e.code.as_str())
+    }
+}
+
+/// Fault settings: one for every bucket, optionally overridden per bucket.
+#[derive(Debug, Default)]
+pub struct Faults {
+    all: Mutex<FaultConfig>,
+    per_bucket: Mutex<HashMap<String, FaultConfig>>,
+}
+
+impl Faults {
+    /// Sets the faults of every bucket without its own setting.
+    pub fn set_all(&self, f: FaultConfig) {
+        *self.all.lock().unwrap() = f;
+    }
+
+    /// Sets the faults of one bucket.
+    pub fn set_bucket(&self, bucket: &str, f: FaultConfig) {
+        self.per_bucket
+            .lock()
+            .unwrap()
+            .insert(bucket.to_string(), f);
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.set_all(FaultConfig::default());
+        self.per_bucket.lock().unwrap().clear();
+    }
+
+    /// The faults in force for `bucket`.
+    pub fn for_bucket(&self, bucket: &str) -> FaultConfig {
+        if let Some(f) = self.per_bucket.lock().unwrap().get(bucket) {
+            return f.clone();
+        }
+        self.all.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,182 @@
+//! An S3 server on 127.0.0.1 for `demo` and the tests: s3s speaking the S3 protocol over a real
+//! TCP listener, s3s-fs storing objects in a temporary folder, and a fault layer.
+//!
+//! It signs like S3 (SigV4 with [`ACCESS_KEY`]/[`SECRET_KEY`]) and answers with
+//! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
+
+pub mod faults;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultConfig, Faults, InjectedError, Op};
+pub use store::{Access, AccessLog};
+
+/// Access key of the embedded server.
+pub const ACCESS_KEY: &str = "s3canary-embedded";
+/// Secret key of the embedded server (not a secret: the server only listens on loopback).
+pub const SECRET_KEY: &str = "s3canary-embedded-secret";
+
+/// A running embedded S3 server. Stops and deletes its data when dropped.
+pub struct EmbeddedS3 {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    pub faults: Arc<Faults>,
+    pub log: Arc<AccessLog>,
+    root: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl EmbeddedS3 {
+    /// Starts a server on a free loopback port with `buckets` created and empty.
+    pub async fn start(buckets: &[&str]) -> std::io::Result<EmbeddedS3> {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), buckets).await
+    }
+
+    /// Starts a server on `addr`.
+    pub async fn start_on(addr: SocketAddr, buckets: &[&str]) -> std::io::Result<EmbeddedS3> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "s3canary-embedded-{}-{}-{:08x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&root)?;
+        for b in buckets {
+            std::fs::create_dir_all(root.join(b))?;
+        }
+        let fs =
+            s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let faults = Arc::new(Faults::default());
+        let log = Arc::new(AccessLog::default());
+        let store = store::Store::new(fs, faults.clone(), log.clone());
+        let service = {
+            let mut b = S3ServiceBuilder::new(store);
+            b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            b.build()
+        };
+
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let server = ConnBuilder::new(TokioExecutor::new());
+            let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            let seq = Arc::new(AtomicU64::new(1));
+            loop {
+                let socket = tokio::select! {
+                    _ = token.cancelled() => break,
+                    r = listener.accept() => match r {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "embedded S3: accept failed");
+                            continue;
+                        }
+                    },
+                };
+                let service = service.clone();
+                let seq = seq.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let service = service.clone();
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        let mut resp = hyper::service::Service::call(&service, req).await?;
+                        // S3 answers every request with these two IDs; AWS support asks for them.
+                        let h = resp.headers_mut();
+                        h.insert("x-amz-request-id", format!("{n:016X}").parse().unwrap());
+                        h.insert(
+                            "x-amz-id-2",
+                            format!("s3canary-embedded/{n:x}/{:08x}", rand::random::<u32>())
+                                .parse()
+                                .unwrap(),
+                        );
+                        Ok::<_, s3s::HttpError>(resp)
+                    }
+                });
+                let conn = server.serve_connection(TokioIo::new(socket), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            // Hung requests (a fault) would hold a graceful shutdown forever: bound it.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
+        });
+        Ok(EmbeddedS3 {
+            endpoint: format!("http://{addr}"),
+            addr,
+            faults,
+            log,
+            root,
+            shutdown,
+        })
+    }
+
+    /// Credentials the server accepts.
+    pub fn credentials() -> aws_sdk_s3::config::Credentials {
+        aws_sdk_s3::config::Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "s3canary-embedded",
+        )
+    }
+
+    /// The folder holding the objects.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Keys currently stored in `bucket` (read from disk, bypassing faults and the log).
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with(".") {
+                    continue;
+                }
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else if let Ok(rel) = p.strip_prefix(base) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let base = self.root.join(bucket);
+        let mut out = Vec::new();
+        walk(&base, &base, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for EmbeddedS3 {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -1,0 +1,342 @@
+//! The embedded server's S3 implementation: s3s-fs for storage, wrapped to make conditional
+//! writes atomic per key, to log every object access, and to inject faults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s_fs::FileSystem;
+use tokio::time::Instant;
+
+use super::faults::{FaultConfig, Faults, Op};
+
+/// One object access the server answered (or was asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub op: Op,
+    pub bucket: String,
+    /// The key, or the prefix of a listing ("" when the listing had none).
+    pub key: String,
+}
+
+/// Every object access, in order (bounded: the oldest entries are dropped past 1,000,000).
+#[derive(Debug, Default)]
+pub struct AccessLog(Mutex<Vec<Access>>);
+
+impl AccessLog {
+    fn push(&self, op: Op, bucket: &str, key: &str) {
+        let mut v = self.0.lock().unwrap();
+        if v.len() >= 1_000_000 {
+            v.drain(..1000);
+        }
+        v.push(Access {
+            op,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        });
+    }
+
+    /// A copy of the log.
+    pub fn entries(&self) -> Vec<Access> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many requests of `op` were answered.
+    pub fn count(&self, op: Op) -> usize {
+        self.0.lock().unwrap().iter().filter(|a| a.op == op).count()
+    }
+}
+
+/// What the fault layer remembers of a key to serve stale views of it.
+#[derive(Debug, Clone)]
+struct History {
+    first_write: Instant,
+    last_write: Instant,
+    body: Bytes,
+    /// The version before the last overwrite.
+    previous: Option<Bytes>,
+    deleted_at: Option<Instant>,
+}
+
+/// How long histories are kept: longer than any stale window a test sets.
+const HISTORY_TTL: Duration = Duration::from_secs(600);
+
+/// s3s-fs plus atomic conditional writes, an access log and faults.
+pub struct Store {
+    fs: FileSystem,
+    faults: Arc<Faults>,
+    log: Arc<AccessLog>,
+    /// Striped locks: writes to one key are serialised, so a conditional check and its write
+    /// are atomic (s3s-fs checks and writes in two steps).
+    locks: Vec<tokio::sync::Mutex<()>>,
+    history: Mutex<HashMap<(String, String), History>>,
+}
+
+impl Store {
+    pub fn new(fs: FileSystem, faults: Arc<Faults>, log: Arc<AccessLog>) -> Self {
+        Store {
+            fs,
+            faults,
+            log,
+            locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            history: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_for(&self, bucket: &str, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        &self.locks[(h.finish() % self.locks.len() as u64) as usize]
+    }
+
+    /// Logs the access, then applies latency, hangs and injected errors.
+    async fn enter(&self, op: Op, bucket: &str, key: &str) -> S3Result<FaultConfig> {
+        self.log.push(op, bucket, key);
+        let f = self.faults.for_bucket(bucket);
+        let delay = f.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if f.hang.contains(&op) {
+            std::future::pending::<()>().await;
+        }
+        if let Some(code) = f.error_for(op) {
+            let code =
+                S3ErrorCode::from_bytes(code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
+            return Err(S3Error::with_message(
+                code,
+                "injected by the s3canary fault layer",
+            ));
+        }
+        Ok(f)
+    }
+
+    fn history(&self, bucket: &str, key: &str) -> Option<History> {
+        self.history
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
+    }
+
+    /// What a read should see now, if a fault makes it differ from the stored object:
+    /// `Some(None)` for "absent", `Some(Some(bytes))` for an older version.
+    fn stale_view(&self, f: &FaultConfig, bucket: &str, key: &str) -> Option<Option<Bytes>> {
+        let h = self.history(bucket, key)?;
+        let now = Instant::now();
+        if let Some(d) = h.deleted_at {
+            return (now < d + f.read_after_delete).then(|| Some(h.body.clone()));
+        }
+        if h.previous.is_none() && now < h.first_write + f.stale_after_write {
+            return Some(None);
+        }
+        if let Some(prev) = &h.previous
+            && now < h.last_write + f.stale_after_overwrite
+        {
+            return Some(Some(prev.clone()));
+        }
+        None
+    }
+}
+
+fn etag_of(b: &[u8]) -> ETag {
+    ETag::Strong(crate::probe::md5_hex(b))
+}
+
+fn not_found() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+}
+
+async fn collect(body: Option<StreamingBlob>) -> S3Result<Bytes> {
+    let mut out = BytesMut::new();
+    if let Some(mut b) = body {
+        while let Some(chunk) = b.next().await {
+            let chunk = chunk.map_err(|e| {
+                S3Error::with_message(S3ErrorCode::IncompleteBody, format!("body: {e}"))
+            })?;
+            out.extend_from_slice(&chunk);
+        }
+    }
+    Ok(out.freeze())
+}
+
+#[async_trait::async_trait]
+impl S3 for Store {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.fs.create_bucket(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.fs.head_bucket(req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.fs.list_buckets(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.fs.get_bucket_location(req).await
+    }
+
+    async fn put_object(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let f = self.enter(Op::PutObject, &bucket, &key).await?;
+        if f.ignore_conditional {
+            req.input.if_match = None;
+            req.input.if_none_match = None;
+        }
+        let body = collect(req.input.body.take()).await?;
+        req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
+        let _guard = self.lock_for(&bucket, &key).lock().await;
+        let out = self.fs.put_object(req).await?;
+        let now = Instant::now();
+        let mut hist = self.history.lock().unwrap();
+        hist.retain(|_, h| now.duration_since(h.last_write) < HISTORY_TTL);
+        let k = (bucket, key);
+        let next = match hist.get(&k) {
+            Some(h) if h.deleted_at.is_none() => History {
+                first_write: h.first_write,
+                last_write: now,
+                previous: Some(h.body.clone()),
+                body,
+                deleted_at: None,
+            },
+            _ => History {
+                first_write: now,
+                last_write: now,
+                previous: None,
+                body,
+                deleted_at: None,
+            },
+        };
+        hist.insert(k, next);
+        Ok(out)
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let f = self.enter(Op::GetObject, &bucket, &key).await?;
+        match self.stale_view(&f, &bucket, &key) {
+            None => self.fs.get_object(req).await,
+            Some(None) => Err(not_found()),
+            Some(Some(old)) => Ok(S3Response::new(GetObjectOutput {
+                content_length: Some(old.len() as i64),
+                e_tag: Some(etag_of(&old)),
+                body: Some(StreamingBlob::from(s3s::Body::from(old))),
+                ..Default::default()
+            })),
+        }
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let f = self.enter(Op::HeadObject, &bucket, &key).await?;
+        match self.stale_view(&f, &bucket, &key) {
+            None => self.fs.head_object(req).await,
+            Some(None) => Err(not_found()),
+            Some(Some(old)) => Ok(S3Response::new(HeadObjectOutput {
+                content_length: Some(old.len() as i64),
+                e_tag: Some(etag_of(&old)),
+                ..Default::default()
+            })),
+        }
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.enter(Op::DeleteObject, &bucket, &key).await?;
+        let _guard = self.lock_for(&bucket, &key).lock().await;
+        let out = match self.fs.delete_object(req).await {
+            Ok(out) => out,
+            // S3 answers 204 for a key that does not exist; s3s-fs answers NoSuchKey.
+            Err(e) if *e.code() == S3ErrorCode::NoSuchKey => {
+                S3Response::new(DeleteObjectOutput::default())
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(h) = self.history.lock().unwrap().get_mut(&(bucket, key))
+            && h.deleted_at.is_none()
+        {
+            h.deleted_at = Some(Instant::now());
+        }
+        Ok(out)
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let bucket = req.input.bucket.clone();
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let f = self.enter(Op::ListObjectsV2, &bucket, &prefix).await?;
+        let mut out = match self.fs.list_objects_v2(req).await {
+            Ok(out) => out,
+            // s3s-fs answers NoSuchKey when the prefix names no directory; S3 lists nothing.
+            Err(e) if *e.code() == S3ErrorCode::NoSuchKey => S3Response::new(ListObjectsV2Output {
+                name: Some(bucket.clone()),
+                prefix: Some(prefix.clone()),
+                key_count: Some(0),
+                ..Default::default()
+            }),
+            Err(e) => return Err(e),
+        };
+        if f.list_lag.is_zero() && f.read_after_delete.is_zero() {
+            return Ok(out);
+        }
+        let now = Instant::now();
+        let hist = self.history.lock().unwrap();
+        let contents = out.output.contents.get_or_insert_with(Vec::new);
+        contents.retain(|o| {
+            let Some(k) = &o.key else { return true };
+            match hist.get(&(bucket.clone(), k.clone())) {
+                Some(h) => now >= h.first_write + f.list_lag,
+                None => true,
+            }
+        });
+        for ((b, k), h) in hist.iter() {
+            if *b == bucket
+                && k.starts_with(&prefix)
+                && h.deleted_at.is_some_and(|d| now < d + f.read_after_delete)
+                && !contents.iter().any(|o| o.key.as_deref() == Some(k))
+            {
+                contents.push(Object {
+                    key: Some(k.clone()),
+                    e_tag: Some(etag_of(&h.body)),
+                    size: Some(h.body.len() as i64),
+                    ..Default::default()
+                });
+            }
+        }
+        out.output.key_count = Some(contents.len() as i32);
+        Ok(out)
+    }
+}

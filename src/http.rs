@@ -1,0 +1,58 @@
+//! The HTTP surface: `/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`, `/`, `/api/v1/status`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::app::Daemon;
+use crate::status;
+
+/// The router, serving `daemon`'s state.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
+        .route("/", get(index))
+        .route("/api/v1/status", get(api_status))
+        .with_state(daemon)
+}
+
+async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        d.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn ready(State(d): State<Arc<Daemon>>) -> Response {
+    if d.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn reload(State(d): State<Arc<Daemon>>) -> Response {
+    match d.reload().await {
+        Ok(()) => (StatusCode::OK, "config reloaded\n").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn index(State(d): State<Arc<Daemon>>) -> Html<String> {
+    Html(status::render_html(&status::snapshot(&d)))
+}
+
+async fn api_status(State(d): State<Arc<Daemon>>) -> Response {
+    axum::Json(status::snapshot(&d)).into_response()
+}

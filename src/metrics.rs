@@ -1,0 +1,373 @@
+//! Every Prometheus series the daemon exports, in one struct on an explicit [`Registry`].
+//!
+//! Probe code never touches these directly: a cycle produces a [`CycleReport`] and
+//! [`Metrics::record_cycle`] turns it into series, so the figures have one source of truth.
+//! Per-attempt S3 request series are the exception: they are recorded by the SDK interceptor in
+//! `s3.rs`, because only it sees every retry attempt.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::config::{Probe, Target};
+use crate::probe::{Check, CycleReport, Outcome, Reason};
+
+/// Latency buckets for S3 requests and probe steps: 5 ms to 30 s. Same-region S3 answers a
+/// small PUT/GET in 10-100 ms; first-byte latency targets are around 100-200 ms; the top end
+/// covers SDK timeouts.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Staleness buckets: a violation lasts from one re-read (tens of ms) to the cycle timeout.
+pub const STALENESS_BUCKETS: &[f64] =
+    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+const TARGET_LABELS: &[&str] = &["target", "bucket", "region"];
+
+/// The label values that identify one target on every probe series.
+#[derive(Debug, Clone)]
+pub struct TargetLabels {
+    pub target: String,
+    pub bucket: String,
+    pub region: String,
+}
+
+impl TargetLabels {
+    /// Labels of `t`.
+    pub fn of(t: &Target) -> Self {
+        TargetLabels {
+            target: t.name.clone(),
+            bucket: t.bucket.clone(),
+            region: t.region.clone(),
+        }
+    }
+
+    fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            self.target.as_str(),
+            self.bucket.as_str(),
+            self.region.as_str(),
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+}
+
+/// Every metric of the contract (probe, request and meta series).
+pub struct Metrics {
+    pub registry: Registry,
+    pub probe_runs: IntCounterVec,
+    pub probe_failures: IntCounterVec,
+    pub probe_success: IntGaugeVec,
+    pub probe_duration: HistogramVec,
+    pub last_success: GaugeVec,
+    pub request_duration: HistogramVec,
+    pub request_errors: IntCounterVec,
+    pub violations: IntCounterVec,
+    pub staleness: HistogramVec,
+    pub cycles_skipped: IntCounterVec,
+    pub orphans_deleted: IntCounterVec,
+    pub build_info: IntGaugeVec,
+    pub reload_successful: IntGauge,
+    pub reload_success_timestamp: Gauge,
+}
+
+fn labels(t: &TargetLabels, extra: &[&str]) -> Vec<String> {
+    t.with(extra).into_iter().map(str::to_string).collect()
+}
+
+impl Metrics {
+    /// Builds and registers every metric; `const_labels` is the config's `[labels]` table.
+    pub fn new(const_labels: &BTreeMap<String, String>) -> Self {
+        let registry = Registry::new();
+        let cl: std::collections::HashMap<String, String> = const_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let opts = |name: &str, help: &str| Opts::new(name, help).const_labels(cl.clone());
+        let hopts = |name: &str, help: &str, buckets: &[f64]| {
+            HistogramOpts::new(name, help)
+                .const_labels(cl.clone())
+                .buckets(buckets.to_vec())
+        };
+        let l = |extra: &[&'static str]| -> Vec<&'static str> {
+            let mut v = TARGET_LABELS.to_vec();
+            v.extend_from_slice(extra);
+            v
+        };
+
+        let m = Metrics {
+            probe_runs: IntCounterVec::new(
+                opts("s3canary_probe_runs_total", "Probe steps run."),
+                &l(&["probe"]),
+            )
+            .unwrap(),
+            probe_failures: IntCounterVec::new(
+                opts(
+                    "s3canary_probe_failures_total",
+                    "Probe steps that failed, by bounded reason.",
+                ),
+                &l(&["probe", "reason"]),
+            )
+            .unwrap(),
+            probe_success: IntGaugeVec::new(
+                opts(
+                    "s3canary_probe_success",
+                    "1 if the last run of the probe succeeded, else 0.",
+                ),
+                &l(&["probe"]),
+            )
+            .unwrap(),
+            probe_duration: HistogramVec::new(
+                hopts(
+                    "s3canary_probe_duration_seconds",
+                    "Duration of a probe step, including its re-reads.",
+                    LATENCY_BUCKETS,
+                ),
+                &l(&["probe"]),
+            )
+            .unwrap(),
+            last_success: GaugeVec::new(
+                opts(
+                    "s3canary_last_success_timestamp_seconds",
+                    "Unix time of the probe's last success.",
+                ),
+                &l(&["probe"]),
+            )
+            .unwrap(),
+            request_duration: HistogramVec::new(
+                hopts(
+                    "s3canary_s3_request_duration_seconds",
+                    "Duration of each S3 request attempt (retries are separate observations).",
+                    LATENCY_BUCKETS,
+                ),
+                &l(&["operation"]),
+            )
+            .unwrap(),
+            request_errors: IntCounterVec::new(
+                opts(
+                    "s3canary_s3_request_errors_total",
+                    "S3 request attempts that failed, by S3 error code.",
+                ),
+                &l(&["operation", "code"]),
+            )
+            .unwrap(),
+            violations: IntCounterVec::new(
+                opts(
+                    "s3canary_consistency_violations_total",
+                    "Reads or listings that did not reflect an acknowledged write or delete.",
+                ),
+                &l(&["check"]),
+            )
+            .unwrap(),
+            staleness: HistogramVec::new(
+                hopts(
+                    "s3canary_staleness_seconds",
+                    "Per violation: time from the write acknowledgement to the first consistent read.",
+                    STALENESS_BUCKETS,
+                ),
+                &l(&["check"]),
+            )
+            .unwrap(),
+            cycles_skipped: IntCounterVec::new(
+                opts(
+                    "s3canary_cycles_skipped_total",
+                    "Cycles not started because the previous cycle of the target was still running.",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
+            orphans_deleted: IntCounterVec::new(
+                opts(
+                    "s3canary_orphans_deleted_total",
+                    "Canaries left by earlier runs and deleted by the orphan sweep.",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
+            build_info: IntGaugeVec::new(
+                opts("s3canary_build_info", "Always 1; the version label says which build."),
+                &["version"],
+            )
+            .unwrap(),
+            reload_successful: IntGauge::with_opts(opts(
+                "s3canary_config_last_reload_successful",
+                "1 if the last config load or reload succeeded.",
+            ))
+            .unwrap(),
+            reload_success_timestamp: Gauge::with_opts(opts(
+                "s3canary_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful config load or reload.",
+            ))
+            .unwrap(),
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.probe_runs.clone())).unwrap();
+        r.register(Box::new(m.probe_failures.clone())).unwrap();
+        r.register(Box::new(m.probe_success.clone())).unwrap();
+        r.register(Box::new(m.probe_duration.clone())).unwrap();
+        r.register(Box::new(m.last_success.clone())).unwrap();
+        r.register(Box::new(m.request_duration.clone())).unwrap();
+        r.register(Box::new(m.request_errors.clone())).unwrap();
+        r.register(Box::new(m.violations.clone())).unwrap();
+        r.register(Box::new(m.staleness.clone())).unwrap();
+        r.register(Box::new(m.cycles_skipped.clone())).unwrap();
+        r.register(Box::new(m.orphans_deleted.clone())).unwrap();
+        r.register(Box::new(m.build_info.clone())).unwrap();
+        r.register(Box::new(m.reload_successful.clone())).unwrap();
+        r.register(Box::new(m.reload_success_timestamp.clone()))
+            .unwrap();
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .unwrap();
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    /// Creates the series of a target at zero, so rates and absence alerts work from the first
+    /// scrape instead of from the first failure.
+    pub fn init_target(&self, t: &Target) {
+        let tl = TargetLabels::of(t);
+        for p in &t.probes {
+            let lv = labels(&tl, &[p.as_str()]);
+            let lv: Vec<&str> = lv.iter().map(String::as_str).collect();
+            self.probe_runs.with_label_values(&lv);
+            for check in Check::of_probe(*p) {
+                self.violations
+                    .with_label_values(&tl.with(&[check.as_str()]));
+            }
+        }
+        self.cycles_skipped.with_label_values(&tl.with(&[]));
+    }
+
+    /// Deletes every series of a target (after a reload removed or changed it). The client
+    /// library has no partial-match removal, so every label combination the daemon can create
+    /// is enumerated; the sets are closed, so this is exact.
+    pub fn remove_target(&self, t: &Target) {
+        let tl = TargetLabels::of(t);
+        const OPS: &[&str] = &[
+            "PutObject",
+            "GetObject",
+            "HeadObject",
+            "ListObjectsV2",
+            "DeleteObject",
+            "other",
+        ];
+        let mut codes: Vec<&str> = crate::s3::KNOWN_CODES.to_vec();
+        codes.extend(["timeout", "connection", "other"]);
+        for p in Probe::ALL {
+            let lv = tl.with(&[p.as_str()]);
+            let _ = self.probe_runs.remove_label_values(&lv);
+            let _ = self.probe_success.remove_label_values(&lv);
+            let _ = self.probe_duration.remove_label_values(&lv);
+            let _ = self.last_success.remove_label_values(&lv);
+            for r in Reason::ALL {
+                let _ = self
+                    .probe_failures
+                    .remove_label_values(&tl.with(&[p.as_str(), r.as_str()]));
+            }
+            for c in Check::of_probe(p) {
+                let _ = self.violations.remove_label_values(&tl.with(&[c.as_str()]));
+                let _ = self.staleness.remove_label_values(&tl.with(&[c.as_str()]));
+            }
+        }
+        for op in OPS {
+            let _ = self.request_duration.remove_label_values(&tl.with(&[op]));
+            for code in &codes {
+                let _ = self
+                    .request_errors
+                    .remove_label_values(&tl.with(&[op, code]));
+            }
+        }
+        let _ = self.cycles_skipped.remove_label_values(&tl.with(&[]));
+        let _ = self.orphans_deleted.remove_label_values(&tl.with(&[]));
+    }
+
+    /// Records one finished cycle: runs, failures, success gauges, durations, violations.
+    pub fn record_cycle(&self, tl: &TargetLabels, report: &CycleReport) {
+        for r in &report.results {
+            let probe = r.probe.as_str();
+            let Some(outcome) = &r.outcome else { continue };
+            self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
+            self.probe_duration
+                .with_label_values(&tl.with(&[probe]))
+                .observe(r.duration.as_secs_f64());
+            match outcome {
+                Outcome::Success => {
+                    self.probe_success
+                        .with_label_values(&tl.with(&[probe]))
+                        .set(1);
+                    self.last_success
+                        .with_label_values(&tl.with(&[probe]))
+                        .set(unix_seconds(r.finished_at));
+                }
+                Outcome::Failure(f) => {
+                    self.probe_success
+                        .with_label_values(&tl.with(&[probe]))
+                        .set(0);
+                    self.probe_failures
+                        .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
+                        .inc();
+                }
+            }
+        }
+        for v in &report.violations {
+            self.violations
+                .with_label_values(&tl.with(&[v.check.as_str()]))
+                .inc();
+            self.staleness
+                .with_label_values(&tl.with(&[v.check.as_str()]))
+                .observe(v.staleness.as_secs_f64());
+        }
+    }
+
+    /// Counts a cycle that was not started because the previous one still ran.
+    pub fn cycle_skipped(&self, tl: &TargetLabels) {
+        self.cycles_skipped.with_label_values(&tl.with(&[])).inc();
+    }
+
+    /// Records the outcome of a config load or reload.
+    pub fn config_loaded(&self, ok: bool) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_timestamp
+                .set(unix_seconds(SystemTime::now()));
+        }
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+/// Seconds since the Unix epoch, as Prometheus timestamps are.
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+/// Reasons are a closed set; this lists them for docs and tests.
+pub fn all_reasons() -> Vec<&'static str> {
+    Reason::ALL.iter().map(|r| r.as_str()).collect()
+}
+
+/// Probes whose success is a consistency check, for docs.
+pub fn checks_of(p: Probe) -> Vec<&'static str> {
+    Check::of_probe(p).iter().map(|c| c.as_str()).collect()
+}

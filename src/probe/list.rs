@@ -1,0 +1,28 @@
+//! list: ListObjectsV2 on the canary's own key as prefix shows the key (list_after_write).
+//!
+//! Listing with the full key as prefix costs one request and returns at most one entry,
+//! however many other objects the bucket holds.
+
+use super::{Check, Cycle, Failure, Reason, listed, relist_until};
+
+/// Lists the canary; when it is missing, measures how long until it shows.
+pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
+    let since = match c.current() {
+        Some(v) => v.acked_at,
+        None => return Ok(()),
+    };
+    let (present, ids) = listed(c).await?;
+    if present {
+        return Ok(());
+    }
+    let failure = Failure::wrong_answer(
+        Reason::MissingFromList,
+        "ListObjectsV2",
+        &ids,
+        "ListObjectsV2 after an acknowledged PutObject does not show the key",
+    );
+    c.pending_failure = Some(failure.clone());
+    let i = c.violation(Check::ListAfterWrite, since);
+    relist_until(c, true, i, since).await;
+    Err(failure)
+}
