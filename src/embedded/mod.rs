@@ -61,7 +61,7 @@ impl EmbeddedS3 {
             s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let faults = Arc::new(Faults::default());
         let log = Arc::new(AccessLog::default());
-        let store = store::Store::new(fs, faults.clone(), log.clone());
+        let store = store::Store::new(fs, root.clone(), faults.clone(), log.clone());
         let service = {
             let mut b = S3ServiceBuilder::new(store);
             b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));

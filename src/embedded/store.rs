@@ -68,6 +68,7 @@ const HISTORY_TTL: Duration = Duration::from_secs(600);
 /// s3s-fs plus atomic conditional writes, an access log and faults.
 pub struct Store {
     fs: FileSystem,
+    root: std::path::PathBuf,
     faults: Arc<Faults>,
     log: Arc<AccessLog>,
     /// Striped locks: writes to one key are serialised, so a conditional check and its write
@@ -77,9 +78,15 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(fs: FileSystem, faults: Arc<Faults>, log: Arc<AccessLog>) -> Self {
+    pub fn new(
+        fs: FileSystem,
+        root: std::path::PathBuf,
+        faults: Arc<Faults>,
+        log: Arc<AccessLog>,
+    ) -> Self {
         Store {
             fs,
+            root,
             faults,
             log,
             locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -104,6 +111,13 @@ impl Store {
         }
         if f.hang.contains(&op) {
             std::future::pending::<()>().await;
+        }
+        // s3s-fs creates missing bucket folders on write; S3 answers NoSuchBucket.
+        if !self.root.join(bucket).is_dir() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NoSuchBucket,
+                "The specified bucket does not exist",
+            ));
         }
         if let Some(code) = f.error_for(op) {
             let code =

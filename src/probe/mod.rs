@@ -363,8 +363,9 @@ pub fn parse_key(canary_prefix: &str, key: &str) -> Option<SystemTime> {
 
 /// Runs one cycle of `target`'s enabled probes against `bucket` and always cleans up.
 ///
-/// Steps stop at `deadline`; when `token` is cancelled the remaining steps are not run. The
-/// canary is then deleted within [`CLEANUP_BUDGET`], whatever happened before.
+/// Steps stop at `deadline`; when `token` is cancelled the step in flight finishes (bounded by
+/// the deadline) and the remaining steps are not run. The canary is then deleted within
+/// [`CLEANUP_BUDGET`], whatever happened before.
 pub async fn run_cycle(
     bucket: &Bucket,
     target: &Target,
@@ -400,17 +401,18 @@ pub async fn run_cycle(
         }
         let start = Instant::now();
         c.pending_failure = None;
-        let outcome = tokio::select! {
-            biased;
-            _ = token.cancelled() => None,
-            r = tokio::time::timeout_at(deadline, run_step(probe, &mut c)) => Some(match r {
-                Ok(Ok(())) => Outcome::Success,
-                Ok(Err(f)) => Outcome::Failure(f),
-                Err(_) => Outcome::Failure(
-                    c.pending_failure.take().unwrap_or_else(|| Failure::timeout(budget)),
-                ),
-            }),
+        // Cancellation is honoured between steps, not inside one: an abandoned PUT could land
+        // after the cleanup DELETE and leave a canary behind. A step is bounded by the deadline.
+        let outcome = match tokio::time::timeout_at(deadline, run_step(probe, &mut c)).await {
+            Ok(Ok(())) => Outcome::Success,
+            Ok(Err(f)) => Outcome::Failure(f),
+            Err(_) => Outcome::Failure(
+                c.pending_failure
+                    .take()
+                    .unwrap_or_else(|| Failure::timeout(budget)),
+            ),
         };
+        let outcome = Some(outcome);
         if probe == Probe::Put {
             put_ok = matches!(outcome, Some(Outcome::Success));
         }

@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: an embedded S3 server, targets pointed at it, and a
+//! tiny HTTP client for the daemon's endpoints.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::SharedCredentialsProvider;
+use s3canary::config::{self, Target};
+use s3canary::embedded::EmbeddedS3;
+use s3canary::metrics::Metrics;
+use s3canary::s3::{Bucket, ClientFactory};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A client factory that uses the embedded server's credentials.
+pub fn factory() -> ClientFactory {
+    ClientFactory {
+        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
+    }
+}
+
+/// A checked target named `name` on `bucket` at `endpoint`, with `extra` TOML lines appended.
+pub fn target(name: &str, bucket: &str, endpoint: &str, extra: &str) -> Target {
+    let text = format!(
+        "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{endpoint}\"\npath_style = true\n{extra}\n"
+    );
+    config::parse(&text, Path::new("test.toml"))
+        .expect("test config is valid")
+        .targets
+        .remove(0)
+}
+
+/// Everything one probing test needs.
+pub struct Rig {
+    pub s3: EmbeddedS3,
+    pub metrics: Arc<Metrics>,
+    pub target: Target,
+    pub bucket: Bucket,
+}
+
+/// An embedded server with bucket "canary" and a target "t1" on it.
+pub async fn rig(extra: &str) -> Rig {
+    let s3 = EmbeddedS3::start(&["canary"])
+        .await
+        .expect("embedded S3 starts");
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let target = target("t1", "canary", &s3.endpoint, extra);
+    metrics.init_target(&target);
+    let bucket = factory().bucket(&target, metrics.clone()).await;
+    Rig {
+        s3,
+        metrics,
+        target,
+        bucket,
+    }
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition, where `labels` is a
+/// list of `key="value"` pairs that must all be present.
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        if n != name || !labels.iter().all(|kv| rest.contains(kv)) {
+            return None;
+        }
+        value.parse().ok()
+    })
+}
+
+/// GET `path` from `addr` over plain HTTP/1.1; returns (status, body).
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path).await
+}
+
+/// A request without a body; returns (status, body).
+pub async fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("HTTP read timed out"))??;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
