@@ -389,16 +389,47 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-/// One line: "line N: <what is wrong>" (toml's own rendering spans several lines).
+/// One line naming the key path and line: "target[0].bukket (line 5): unknown field ...".
+/// (toml's own rendering spans several lines and has no key path.)
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
-        }
-        None => message,
+    let Some(span) = e.span() else { return message };
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    match key_path_at(text, line) {
+        Some(path) => format!("{path} (line {line}): {message}"),
+        None => format!("line {line}: {message}"),
     }
+}
+
+/// The dotted key path of a `key = value` line, from the table headers above it
+/// (`[[target]]` headers are counted, so the second target's keys are `target[1].key`).
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in text.lines().take(line.saturating_sub(1)) {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let n = counts.entry(name.trim().to_string()).or_insert(0);
+            section = format!("{}[{n}]", name.trim());
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            section = name.trim().to_string();
+        }
+    }
+    let (key, _) = text.lines().nth(line - 1)?.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    Some(if section.is_empty() {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
+    })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -807,7 +838,10 @@ mod tests {
         let text = format!("{ONE}bukket = \"x\"\n");
         let p = problems(&text);
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("line 5: unknown field `bukket`"), "{p:?}");
+        assert!(
+            p[0].starts_with("target[0].bukket (line 5): unknown field `bukket`"),
+            "{p:?}"
+        );
     }
 
     #[test]

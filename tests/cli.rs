@@ -1,0 +1,377 @@
+//! The built binary: `check-config`, `once`, `run` and their exit codes, against the embedded
+//! S3 server on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{http, http_get, sample};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, InjectedError, Op};
+
+const BIN: &str = env!("CARGO_BIN_EXE_s3canary");
+
+fn s3canary(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("S3CANARY_CONFIG")
+        .output()
+        .expect("binary runs")
+}
+
+/// Problem lines of a bad-config report.
+fn problems(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  - ").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_invalid_config_in_testdata_fails_with_its_exact_messages() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !(name.starts_with("invalid-") && name.ends_with(".toml")) {
+            continue;
+        }
+        let expected: Vec<String> = std::fs::read_to_string(path.with_extension("err"))
+            .unwrap_or_else(|_| panic!("{name} has no .err file"))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let out = s3canary(&["check-config", "--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(problems(&out.stderr), expected, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} invalid configs found");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["config/s3canary.example.toml", "config/demo.toml"] {
+        let out = s3canary(&["check-config", "--config", root.join(f).to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn config_path_comes_from_the_environment_and_a_missing_file_is_exit_2() {
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .env("S3CANARY_CONFIG", "/nonexistent/s3canary.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read config /nonexistent/s3canary.toml")
+    );
+    for cmd in ["run", "once"] {
+        let out = s3canary(&[cmd, "--config", "/nonexistent/x.toml"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["demo", "--help"],
+        &["check-config", "--help"],
+        &["once", "--help"],
+    ] {
+        let out = s3canary(cmd);
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: s3canary"),
+            "{cmd:?}"
+        );
+    }
+}
+
+/// Writes a config for targets on the embedded server into a fresh folder.
+fn write_config(
+    s3: &EmbeddedS3,
+    listen: &str,
+    extra_defaults: &str,
+    targets: &[(&str, &str)],
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("[server]\nlisten = \"{listen}\"\n\n[defaults]\n{extra_defaults}\n");
+    for (name, bucket) in targets {
+        text.push_str(&format!(
+            "\n[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\npath_style = true\n",
+            s3.endpoint
+        ));
+    }
+    let path = dir.path().join("s3canary.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn with_embedded_creds(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", s3canary::embedded::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3canary::embedded::SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("S3CANARY_CONFIG")
+}
+
+async fn once(config: &Path, format: &str) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args([
+        "once",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        format,
+    ]);
+    with_embedded_creds(cmd.as_std_mut());
+    cmd.output().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_one() {
+    let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
+    let (_dir, cfg) = write_config(
+        &s3,
+        "127.0.0.1:0",
+        "",
+        &[("alpha", "alpha"), ("beta", "beta")],
+    );
+
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("TARGET"), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| !l.starts_with("summary") && l.split_whitespace().nth(4) == Some("ok"))
+            .count(),
+        12,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("summary: 2 targets, probes ok 12, failed 0, S3 requests 26"),
+        "{stdout}"
+    );
+    assert!(s3.keys("alpha").is_empty() && s3.keys("beta").is_empty());
+
+    s3.faults.set_bucket(
+        "beta",
+        FaultConfig {
+            error: Some(InjectedError {
+                code: "AccessDenied".into(),
+                rate: 1.0,
+                ops: vec![Op::GetObject],
+            }),
+            ..Default::default()
+        },
+    );
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL access_denied"), "{stdout}");
+    assert!(
+        stdout.contains("beta/get: access_denied GetObject AccessDenied"),
+        "{stdout}"
+    );
+    let id_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("x-amz-request-id:"))
+        .unwrap();
+    assert!(!id_line.ends_with(" -"), "request ID missing: {stdout}");
+
+    let out = once(&cfg, "json").await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let beta = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "beta")
+        .unwrap();
+    assert_eq!(beta["passed"], false);
+    let get = beta["cycle"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["probe"] == "get")
+        .unwrap();
+    assert_eq!(get["outcome"]["reason"], "access_denied");
+    assert!(
+        get["outcome"]["request_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let alpha = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "alpha")
+        .unwrap();
+    assert_eq!(alpha["passed"], true);
+    assert!(s3.keys("alpha").is_empty() && s3.keys("beta").is_empty());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` every 50 ms for up to `limit` (a readiness wait, not a stand-in for one).
+async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted() {
+    let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (dir, cfg) = write_config(
+        &s3,
+        &addr,
+        "interval = \"1s\"\ntimeout = \"900ms\"\norphan_ttl = \"1m\"",
+        &[("alpha", "alpha")],
+    );
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    with_embedded_creds(cmd.as_std_mut());
+    let mut child = cmd.spawn().unwrap();
+
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            matches!(http_get(&addr, "/-/ready").await, Ok((200, _)))
+        })
+        .await,
+        "never ready"
+    );
+    let (status, _) = http_get(&addr, "/-/healthy").await.unwrap();
+    assert_eq!(status, 200);
+    let ran = wait_until(Duration::from_secs(20), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(
+            &text,
+            "s3canary_probe_runs_total",
+            &["target=\"alpha\"", "probe=\"conditional\""],
+        )
+        .unwrap_or(0.0)
+            >= 2.0
+    })
+    .await;
+    assert!(ran, "no cycles ran");
+    let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+    assert!(text.contains("s3canary_build_info{version=\""));
+    assert_eq!(
+        sample(&text, "s3canary_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(text.contains("process_resident_memory_bytes"));
+
+    // A broken file is refused and the running config kept.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}\nbogus = 1\n")).unwrap();
+    let (status, body) = http(&addr, "POST", "/-/reload").await.unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("bogus"), "{body}");
+    let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+    assert_eq!(
+        sample(&text, "s3canary_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+
+    // A valid file swaps alpha for beta without a restart, and alpha's series go away.
+    let swapped = good.replace(
+        "name = \"alpha\"\nbucket = \"alpha\"",
+        "name = \"beta\"\nbucket = \"beta\"",
+    );
+    std::fs::write(&cfg, swapped).unwrap();
+    let (status, _) = http(&addr, "POST", "/-/reload").await.unwrap();
+    assert_eq!(status, 200);
+    let beta_runs = wait_until(Duration::from_secs(20), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(
+            &text,
+            "s3canary_probe_runs_total",
+            &["target=\"beta\"", "probe=\"put\""],
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    })
+    .await;
+    assert!(beta_runs);
+    let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+    assert!(
+        !text.contains("target=\"alpha\""),
+        "stale series left:\n{text}"
+    );
+    assert_eq!(
+        sample(&text, "s3canary_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+
+    // SIGTERM while cycles run (every request is slowed, so one is in flight): exit 0 and
+    // nothing left in the buckets.
+    s3.faults.set_all(FaultConfig {
+        latency: Duration::from_millis(60),
+        ..Default::default()
+    });
+    let busy = wait_until(Duration::from_secs(10), || async {
+        s3.log
+            .entries()
+            .last()
+            .is_some_and(|a| a.op == Op::PutObject)
+    })
+    .await;
+    assert!(busy);
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(s3.keys("alpha"), Vec::<String>::new());
+    assert_eq!(s3.keys("beta"), Vec::<String>::new());
+    drop(dir);
+}
