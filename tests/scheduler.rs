@@ -135,7 +135,7 @@ async fn a_hanging_target_neither_delays_others_nor_blocks_itself_forever() {
         &token,
         &tracker,
         hang_skips.clone(),
-        || std::future::pending::<()>(),
+        std::future::pending::<()>,
     );
     let t0 = Instant::now();
     let healthy = spawn_loop(

@@ -560,7 +560,7 @@ async fn listed(c: &mut Cycle<'_>) -> Result<(bool, Ids), Failure> {
         .list(&c.key, None)
         .await
         .map_err(|e| Failure::s3("ListObjectsV2", e))?;
-    Ok((keys.iter().any(|k| *k == c.key), ids))
+    Ok((keys.contains(&c.key), ids))
 }
 
 /// Re-runs `listed` until the key's presence equals `want` or the deadline; updates violation
