@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, Config, Target};
+use crate::config::{self, Config, Replication, Target};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::probe::{self, CycleReport};
+use crate::replication::Monitor;
 use crate::s3::{Bucket, ClientFactory};
 use crate::scheduler::{self, Schedule};
 
@@ -29,7 +30,17 @@ const SWEEP_MAX_PAGES: usize = 20;
 /// A target's loop, as started.
 struct Running {
     target: Target,
+    bucket: Bucket,
     token: CancellationToken,
+}
+
+/// A replication pair's loop, as started.
+struct RunningReplication {
+    cfg: Replication,
+    source: Target,
+    destination: Target,
+    token: CancellationToken,
+    monitor: Arc<Monitor>,
 }
 
 /// The daemon's shared state: what the HTTP handlers and signal handlers act on.
@@ -41,6 +52,7 @@ pub struct Daemon {
     config_path: Option<PathBuf>,
     config: RwLock<Config>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
+    replications: Mutex<HashMap<String, RunningReplication>>,
     ready: AtomicBool,
     /// The last cycle report of each target (for the status page and API).
     pub last: RwLock<HashMap<String, CycleReport>>,
@@ -62,6 +74,7 @@ impl Daemon {
             config_path,
             config: RwLock::new(config),
             running: tokio::sync::Mutex::new(HashMap::new()),
+            replications: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             last: RwLock::new(HashMap::new()),
             reload_error: Mutex::new(None),
@@ -117,16 +130,73 @@ impl Daemon {
             self.metrics.init_target(t);
             let bucket = self.factory.bucket(t, self.metrics.clone()).await;
             self.spawn_target(t.clone(), bucket.clone(), token.clone());
-            self.spawn_sweeper(t.clone(), bucket, token.clone());
+            self.spawn_sweeper(t.clone(), bucket.clone(), token.clone());
             tracing::info!(target = %t.name, bucket = %t.bucket, region = %t.region,
                 interval = %humantime::format_duration(t.interval), "target scheduled");
             running.insert(
                 t.name.clone(),
                 Running {
                     target: t.clone(),
+                    bucket,
                     token,
                 },
             );
+        }
+        self.apply_replications(cfg, &running);
+    }
+
+    /// Starts, restarts and stops replication loops to match `cfg` (after the targets).
+    fn apply_replications(self: &Arc<Self>, cfg: &Config, running: &HashMap<String, Running>) {
+        let mut repls = self.replications.lock().unwrap();
+        let target = |name: &str| cfg.targets.iter().find(|t| t.name == name);
+        let names: Vec<String> = repls.keys().cloned().collect();
+        for name in names {
+            let r = &repls[&name];
+            let keep = cfg.replications.contains(&r.cfg)
+                && target(&r.cfg.source) == Some(&r.source)
+                && target(&r.cfg.destination) == Some(&r.destination);
+            if !keep {
+                let r = repls.remove(&name).expect("listed above");
+                r.token.cancel();
+                r.monitor.remove_series();
+                tracing::info!(replication = %name, "replication stopped");
+            }
+        }
+        for c in &cfg.replications {
+            if repls.contains_key(&c.name) {
+                continue;
+            }
+            let (Some(src), Some(dst)) = (target(&c.source), target(&c.destination)) else {
+                continue; // check() guarantees both exist
+            };
+            let monitor = Monitor::new(
+                c.clone(),
+                (src, running[&src.name].bucket.clone()),
+                (dst, running[&dst.name].bucket.clone()),
+                self.metrics.clone(),
+            );
+            let token = self.token.child_token();
+            self.tracker
+                .spawn(monitor.clone().run(self.tracker.clone(), token.clone()));
+            tracing::info!(replication = %c.name, source = %src.bucket, destination = %dst.bucket,
+                interval = %humantime::format_duration(c.interval), "replication scheduled");
+            repls.insert(
+                c.name.clone(),
+                RunningReplication {
+                    cfg: c.clone(),
+                    source: src.clone(),
+                    destination: dst.clone(),
+                    token,
+                    monitor,
+                },
+            );
+        }
+    }
+
+    /// Updates gauges that depend on the time of reading (replication pending ages).
+    pub fn refresh_gauges(&self) {
+        for r in self.replications.lock().unwrap().values() {
+            r.monitor.refresh_gauges();
         }
     }
 

@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::config::SharedCredentialsProvider;
 
 use crate::app::{self, Daemon};
 use crate::cli::{Cli, Command, LogFormat, OutputFormat};
 use crate::config::{self, Config};
-use crate::embedded::{EmbeddedS3, FaultConfig};
+use crate::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
 use crate::s3::ClientFactory;
 
 /// Exit code for a bad config.
@@ -121,6 +122,23 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         }
     };
     s3.faults.set_all(profile);
+    for r in &cfg.replications {
+        let bucket = |name: &str| {
+            let t = cfg
+                .targets
+                .iter()
+                .find(|t| t.name == name)
+                .expect("checked");
+            (t.bucket.clone(), t.prefix.clone())
+        };
+        let ((src, prefix), (dst, _)) = (bucket(&r.source), bucket(&r.destination));
+        s3.replication.set_rule(Rule::new(
+            &src,
+            &dst,
+            &format!("{prefix}replication/"),
+            Lag::Uniform(Duration::from_secs(1), Duration::from_secs(4)),
+        ));
+    }
     for t in &mut cfg.targets {
         t.endpoint = Some(s3.endpoint.clone());
         t.path_style = true;
@@ -130,7 +148,8 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
     };
     let banner = format!(
-        "\ns3canary demo: the daemon is probing an embedded S3 server (fault profile: {faults})\n\
+        "\ns3canary demo: the daemon is probing an embedded S3 server (fault profile: {faults}),\n\
+         two buckets, \"source\" and \"replica\", with simulated replication lag of 1-4 s\n\
          \n  status page   http://{listen}/\
          \n  metrics       http://{listen}/metrics\
          \n  status JSON   http://{listen}/api/v1/status\

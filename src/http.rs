@@ -24,6 +24,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+    d.refresh_gauges();
     (
         [(
             header::CONTENT_TYPE,

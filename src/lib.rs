@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod output;
 pub mod probe;
+pub mod replication;
 pub mod s3;
 pub mod scheduler;
 pub mod status;

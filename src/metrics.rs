@@ -29,6 +29,20 @@ pub const STALENESS_BUCKETS: &[f64] =
 
 const TARGET_LABELS: &[&str] = &["target", "bucket", "region"];
 
+/// Labels of every replication series.
+pub const REPLICATION_LABELS: &[&str] = &[
+    "replication",
+    "source_bucket",
+    "source_region",
+    "destination_bucket",
+    "destination_region",
+];
+
+/// Replication lag buckets: 0.5 s to 1 h (S3 RTC promises 15 minutes for 99.99% of objects).
+pub const REPLICATION_LAG_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
 /// The label values that identify one target on every probe series.
 #[derive(Debug, Clone)]
 pub struct TargetLabels {
@@ -72,6 +86,12 @@ pub struct Metrics {
     pub staleness: HistogramVec,
     pub cycles_skipped: IntCounterVec,
     pub orphans_deleted: IntCounterVec,
+    pub replication_canaries: IntCounterVec,
+    pub replication_lag: HistogramVec,
+    pub replication_pending: IntGaugeVec,
+    pub replication_oldest_pending: GaugeVec,
+    pub replication_timeouts: IntCounterVec,
+    pub replication_failures: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
@@ -190,6 +210,55 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
+            replication_canaries: IntCounterVec::new(
+                opts(
+                    "s3canary_replication_canaries_total",
+                    "Replication canaries written to the source bucket.",
+                ),
+                REPLICATION_LABELS,
+            )
+            .unwrap(),
+            replication_lag: HistogramVec::new(
+                hopts(
+                    "s3canary_replication_lag_seconds",
+                    "Source write acknowledgement to the first destination read that finds the copy.",
+                    REPLICATION_LAG_BUCKETS,
+                ),
+                REPLICATION_LABELS,
+            )
+            .unwrap(),
+            replication_pending: IntGaugeVec::new(
+                opts(
+                    "s3canary_replication_pending",
+                    "Replication canaries not yet seen on the destination.",
+                ),
+                REPLICATION_LABELS,
+            )
+            .unwrap(),
+            replication_oldest_pending: GaugeVec::new(
+                opts(
+                    "s3canary_replication_oldest_pending_seconds",
+                    "Age of the oldest replication canary not yet seen on the destination (0 when none).",
+                ),
+                REPLICATION_LABELS,
+            )
+            .unwrap(),
+            replication_timeouts: IntCounterVec::new(
+                opts(
+                    "s3canary_replication_timeouts_total",
+                    "Replication canaries not seen on the destination within the timeout.",
+                ),
+                REPLICATION_LABELS,
+            )
+            .unwrap(),
+            replication_failures: IntCounterVec::new(
+                opts(
+                    "s3canary_replication_failures_total",
+                    "Replication canaries that failed, by reason (put_failed, status_failed, in_flight_cap).",
+                ),
+                &[REPLICATION_LABELS, &["reason"]].concat(),
+            )
+            .unwrap(),
             build_info: IntGaugeVec::new(
                 opts("s3canary_build_info", "Always 1; the version label says which build."),
                 &["version"],
@@ -219,6 +288,16 @@ impl Metrics {
         r.register(Box::new(m.staleness.clone())).unwrap();
         r.register(Box::new(m.cycles_skipped.clone())).unwrap();
         r.register(Box::new(m.orphans_deleted.clone())).unwrap();
+        r.register(Box::new(m.replication_canaries.clone()))
+            .unwrap();
+        r.register(Box::new(m.replication_lag.clone())).unwrap();
+        r.register(Box::new(m.replication_pending.clone())).unwrap();
+        r.register(Box::new(m.replication_oldest_pending.clone()))
+            .unwrap();
+        r.register(Box::new(m.replication_timeouts.clone()))
+            .unwrap();
+        r.register(Box::new(m.replication_failures.clone()))
+            .unwrap();
         r.register(Box::new(m.build_info.clone())).unwrap();
         r.register(Box::new(m.reload_successful.clone())).unwrap();
         r.register(Box::new(m.reload_success_timestamp.clone()))

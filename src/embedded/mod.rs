@@ -5,6 +5,7 @@
 //! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
 
 pub mod faults;
+pub mod replication;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultConfig, Faults, InjectedError, Op};
+pub use replication::{Lag, Replicator, Rule};
 pub use store::{Access, AccessLog};
 
 /// Access key of the embedded server.
@@ -34,6 +36,7 @@ pub struct EmbeddedS3 {
     pub addr: SocketAddr,
     pub faults: Arc<Faults>,
     pub log: Arc<AccessLog>,
+    pub replication: Arc<Replicator>,
     root: PathBuf,
     shutdown: CancellationToken,
 }
@@ -61,7 +64,14 @@ impl EmbeddedS3 {
             s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let faults = Arc::new(Faults::default());
         let log = Arc::new(AccessLog::default());
-        let store = store::Store::new(fs, root.clone(), faults.clone(), log.clone());
+        let replication = Arc::new(Replicator::default());
+        let store = store::Store::new(
+            fs,
+            root.clone(),
+            faults.clone(),
+            log.clone(),
+            replication.clone(),
+        );
         let service = {
             let mut b = S3ServiceBuilder::new(store);
             b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -121,6 +131,7 @@ impl EmbeddedS3 {
             addr,
             faults,
             log,
+            replication,
             root,
             shutdown,
         })

@@ -13,6 +13,7 @@ use s3s_fs::FileSystem;
 use tokio::time::Instant;
 
 use super::faults::{FaultConfig, Faults, Op};
+use super::replication::Replicator;
 
 /// One object access the server answered (or was asked for).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,7 @@ pub struct Store {
     root: std::path::PathBuf,
     faults: Arc<Faults>,
     log: Arc<AccessLog>,
+    replication: Arc<Replicator>,
     /// Striped locks: writes to one key are serialised, so a conditional check and its write
     /// are atomic (s3s-fs checks and writes in two steps).
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -83,12 +85,14 @@ impl Store {
         root: std::path::PathBuf,
         faults: Arc<Faults>,
         log: Arc<AccessLog>,
+        replication: Arc<Replicator>,
     ) -> Self {
         Store {
             fs,
             root,
             faults,
             log,
+            replication,
             locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             history: Mutex::new(HashMap::new()),
         }
@@ -223,6 +227,7 @@ impl S3 for Store {
         req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
         let _guard = self.lock_for(&bucket, &key).lock().await;
         let out = self.fs.put_object(req).await?;
+        self.replication.on_write(&self.root, &bucket, &key);
         let now = Instant::now();
         let mut hist = self.history.lock().unwrap();
         hist.retain(|_, h| now.duration_since(h.last_write) < HISTORY_TTL);
@@ -272,7 +277,14 @@ impl S3 for Store {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let f = self.enter(Op::HeadObject, &bucket, &key).await?;
         match self.stale_view(&f, &bucket, &key) {
-            None => self.fs.head_object(req).await,
+            None => {
+                let mut out = self.fs.head_object(req).await?;
+                out.output.replication_status = self
+                    .replication
+                    .status(&bucket, &key)
+                    .map(ReplicationStatus::from_static);
+                Ok(out)
+            }
             Some(None) => Err(not_found()),
             Some(Some(old)) => Ok(S3Response::new(HeadObjectOutput {
                 content_length: Some(old.len() as i64),
@@ -297,6 +309,7 @@ impl S3 for Store {
             }
             Err(e) => return Err(e),
         };
+        self.replication.forget(&bucket, &key);
         if let Some(h) = self.history.lock().unwrap().get_mut(&(bucket, key))
             && h.deleted_at.is_none()
         {

@@ -1,0 +1,338 @@
+//! Replication lag monitoring against the embedded server's simulated replication, over real
+//! TCP with the real aws-sdk-s3 client. Lags are real time (short ones), because the SDK's own
+//! timeouts would fire under paused time while a socket is waiting.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::sample;
+use s3canary::config::Replication;
+use s3canary::embedded::{EmbeddedS3, Lag, Rule};
+use s3canary::metrics::Metrics;
+use s3canary::replication::{CanaryOutcome, FailReason, Monitor};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+async fn monitor(
+    s3: &EmbeddedS3,
+    metrics: &Arc<Metrics>,
+    name: &str,
+    (src, dst): (&str, &str),
+    interval: Duration,
+    timeout: Duration,
+) -> Arc<Monitor> {
+    let st = common::target(src, src, &s3.endpoint, "");
+    let dt = common::target(dst, dst, &s3.endpoint, "");
+    let sb = common::factory().bucket(&st, metrics.clone()).await;
+    let db = common::factory().bucket(&dt, metrics.clone()).await;
+    let cfg = Replication {
+        name: name.into(),
+        source: src.into(),
+        destination: dst.into(),
+        interval,
+        timeout,
+    };
+    Monitor::new(cfg, (&st, sb), (&dt, db), metrics.clone())
+}
+
+fn metric(m: &Metrics, name: &str, labels: &[&str]) -> f64 {
+    sample(&m.render(), name, labels).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_lag_matches_the_simulated_lag_within_the_stated_resolution() {
+    let lags = [0.35, 1.5, 4.0];
+    let buckets: Vec<String> = (0..lags.len())
+        .flat_map(|i| [format!("src{i}"), format!("dst{i}")])
+        .collect();
+    let names: Vec<&str> = buckets.iter().map(String::as_str).collect();
+    let s3 = EmbeddedS3::start(&names).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let mut runs = Vec::new();
+    for (i, lag) in lags.iter().enumerate() {
+        let (src, dst) = (format!("src{i}"), format!("dst{i}"));
+        s3.replication.set_rule(Rule::new(
+            &src,
+            &dst,
+            "s3canary/replication/",
+            Lag::Fixed(Duration::from_secs_f64(*lag)),
+        ));
+        let m = monitor(
+            &s3,
+            &metrics,
+            &format!("r{i}"),
+            (&src, &dst),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        )
+        .await;
+        runs.push(tokio::spawn(async move {
+            m.run_canary(&CancellationToken::new()).await
+        }));
+    }
+    for (i, run) in runs.into_iter().enumerate() {
+        let CanaryOutcome::Replicated { lag, heads } = run.await.unwrap() else {
+            panic!("canary {i} not replicated")
+        };
+        let want = lags[i];
+        let resolution = (0.1f64).max(0.05 * want);
+        // 30 ms of slack for request round trips on loopback.
+        let err = (lag.as_secs_f64() - want).abs();
+        assert!(
+            err <= resolution + 0.03,
+            "lag {want}s measured {lag:?} (error {err:.3}s > {resolution}s)"
+        );
+        let source_heads = heads / s3canary::replication::STATUS_EVERY;
+        eprintln!(
+            "simulated {want}s: measured {:.3}s, error {err:.3}s, {heads} destination HEADs (+{source_heads} on the source)",
+            lag.as_secs_f64()
+        );
+        assert!(heads <= 20, "{heads} HEADs for a {want}s lag");
+    }
+    assert_eq!(
+        metric(
+            &metrics,
+            "s3canary_replication_lag_seconds_count",
+            &["replication=\"r1\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "s3canary_replication_canaries_total",
+            &[
+                "replication=\"r2\"",
+                "source_bucket=\"src2\"",
+                "destination_region=\"us-east-1\""
+            ]
+        ),
+        1.0
+    );
+    for b in &names {
+        assert!(s3.keys(b).is_empty(), "{b} not cleaned: {:?}", s3.keys(b));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let mut rule = Rule::new(
+        "src",
+        "dst",
+        "s3canary/replication/",
+        Lag::Fixed(Duration::from_millis(100)),
+    );
+    rule.stalled = true;
+    s3.replication.set_rule(rule);
+    let m = monitor(
+        &s3,
+        &metrics,
+        "r",
+        ("src", "dst"),
+        Duration::from_millis(300),
+        Duration::from_millis(1500),
+    )
+    .await;
+    let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
+    tracker.spawn(m.clone().run(tracker.clone(), token.clone()));
+
+    let oldest = |m: &Monitor| {
+        m.refresh_gauges();
+        metric(&metrics, "s3canary_replication_oldest_pending_seconds", &[])
+    };
+    // Read the gauges when canaries are pending, then again later: the oldest has aged.
+    let start = Instant::now();
+    while oldest(&m) < 0.5 {
+        assert!(start.elapsed() < Duration::from_secs(5), "nothing pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = oldest(&m);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = oldest(&m);
+    assert!(
+        second > first + 0.3,
+        "oldest pending did not grow: {first} -> {second}"
+    );
+    assert!(metric(&metrics, "s3canary_replication_pending", &[]) >= 2.0);
+    while metric(&metrics, "s3canary_replication_timeouts_total", &[]) < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no timeout counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metric(&metrics, "s3canary_replication_lag_seconds_count", &[]),
+        0.0
+    );
+
+    // Recovery: new canaries are measured again and the oldest pending age falls back.
+    s3.replication.set_stalled("src", false);
+    while metric(&metrics, "s3canary_replication_lag_seconds_count", &[]) < 3.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no lag measured after recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(oldest(&m) < 1.0, "oldest pending still {}", oldest(&m));
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    m.refresh_gauges();
+    assert_eq!(metric(&metrics, "s3canary_replication_pending", &[]), 0.0);
+    assert_eq!(oldest(&m), 0.0);
+    assert!(s3.keys("src").is_empty(), "{:?}", s3.keys("src"));
+    assert!(s3.keys("dst").is_empty(), "{:?}", s3.keys("dst"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_replication_status_is_reported_promptly_and_both_sides_are_cleaned() {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let mut rule = Rule::new(
+        "src",
+        "dst",
+        "s3canary/replication/",
+        Lag::Fixed(Duration::from_millis(50)),
+    );
+    rule.failing = true;
+    s3.replication.set_rule(rule);
+    let m = monitor(
+        &s3,
+        &metrics,
+        "r",
+        ("src", "dst"),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
+    .await;
+    let start = Instant::now();
+    let outcome = m.run_canary(&CancellationToken::new()).await;
+    assert_eq!(outcome, CanaryOutcome::Failed(FailReason::StatusFailed));
+    // Five polls at 200 ms, far from the 60 s timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "s3canary_replication_failures_total",
+            &["reason=\"status_failed\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&metrics, "s3canary_replication_timeouts_total", &[]),
+        0.0
+    );
+    let deletes: Vec<_> = s3
+        .log
+        .entries()
+        .into_iter()
+        .filter(|a| a.op == s3canary::embedded::Op::DeleteObject)
+        .map(|a| a.bucket)
+        .collect();
+    assert_eq!(deletes, vec!["src".to_string(), "dst".to_string()]);
+    assert!(s3.keys("src").is_empty() && s3.keys("dst").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_measures_young_canaries_and_deletes_the_rest() {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    s3.replication.set_rule(Rule::new(
+        "src",
+        "dst",
+        "s3canary/replication/",
+        Lag::Fixed(Duration::from_millis(500)),
+    ));
+    let m = monitor(
+        &s3,
+        &metrics,
+        "r",
+        ("src", "dst"),
+        Duration::from_secs(60),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // What a killed daemon leaves: a canary written 1 s ago and still replicating, a canary
+    // past the timeout on both sides, and a copy whose source was already deleted.
+    let client = common::factory()
+        .bucket(
+            &common::target("src", "src", &s3.endpoint, ""),
+            metrics.clone(),
+        )
+        .await
+        .client;
+    let ms = |ago: Duration| {
+        (SystemTime::now() - ago)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let young = format!(
+        "s3canary/replication/r/{:013}-00000000000000aa",
+        ms(Duration::from_secs(1))
+    );
+    let old = format!(
+        "s3canary/replication/r/{:013}-00000000000000bb",
+        ms(Duration::from_secs(60))
+    );
+    let dest_only = format!(
+        "s3canary/replication/r/{:013}-00000000000000cc",
+        ms(Duration::from_secs(5))
+    );
+    let unrelated = "s3canary/replication/r/notes.txt".to_string();
+    for (bucket, key) in [
+        ("src", &old),
+        ("dst", &old),
+        ("dst", &dest_only),
+        ("src", &unrelated),
+    ] {
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let written = Instant::now();
+    client
+        .put_object()
+        .bucket("src")
+        .key(&young)
+        .body(ByteStream::from_static(b"y"))
+        .send()
+        .await
+        .unwrap();
+
+    let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
+    let (resumed, deleted) = m.recover(&tracker, &token).await.unwrap();
+    assert_eq!((resumed, deleted), (1, 2));
+    tracker.close();
+    tracker.wait().await;
+    assert!(written.elapsed() < Duration::from_secs(5));
+    let text = metrics.render();
+    assert_eq!(
+        sample(&text, "s3canary_replication_lag_seconds_count", &[]),
+        Some(1.0)
+    );
+    // Measured from the key's write time: 1 s before the PUT, plus the 0.5 s lag.
+    let lag = sample(&text, "s3canary_replication_lag_seconds_sum", &[]).unwrap();
+    assert!((1.3..1.8).contains(&lag), "resumed canary lag {lag}");
+    // Only canaries are touched: the unrelated object (and its replica) stay.
+    assert_eq!(s3.keys("src"), vec![unrelated.clone()]);
+    assert_eq!(s3.keys("dst"), vec![unrelated]);
+}
