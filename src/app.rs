@@ -54,8 +54,8 @@ pub struct Daemon {
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     replications: Mutex<HashMap<String, RunningReplication>>,
     ready: AtomicBool,
-    /// The last cycle report of each target (for the status page and API).
-    pub last: RwLock<HashMap<String, CycleReport>>,
+    /// Recent results of each target (for the status page and API).
+    pub history: crate::status::History,
     /// The last reload error, if the last reload failed.
     pub reload_error: Mutex<Option<String>>,
 }
@@ -76,7 +76,7 @@ impl Daemon {
             running: tokio::sync::Mutex::new(HashMap::new()),
             replications: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
-            last: RwLock::new(HashMap::new()),
+            history: Default::default(),
             reload_error: Mutex::new(None),
         })
     }
@@ -118,7 +118,7 @@ impl Daemon {
                 let r = running.remove(&name).expect("listed above");
                 r.token.cancel();
                 self.metrics.remove_target(&r.target);
-                self.last.write().unwrap().remove(&name);
+                self.history.remove(&name);
                 tracing::info!(target = %name, "target stopped");
             }
         }
@@ -193,6 +193,19 @@ impl Daemon {
         }
     }
 
+    /// The state of every replication pair, sorted by name.
+    pub fn replication_status(&self) -> Vec<crate::replication::Status> {
+        let mut v: Vec<_> = self
+            .replications
+            .lock()
+            .unwrap()
+            .values()
+            .map(|r| r.monitor.status())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// Updates gauges that depend on the time of reading (replication pending ages).
     pub fn refresh_gauges(&self) {
         for r in self.replications.lock().unwrap().values() {
@@ -237,13 +250,10 @@ impl Daemon {
             if let Some(probe::Outcome::Failure(f)) = &r.outcome {
                 tracing::warn!(target = %report.target, probe = r.probe.as_str(),
                     reason = f.reason.as_str(), code = ?f.code, request_id = ?f.request_id,
-                    key = %report.key, "{}", f.message);
+                    key = %report.key, "probe failed: {}", f.message);
             }
         }
-        self.last
-            .write()
-            .unwrap()
-            .insert(report.target.clone(), report);
+        self.history.record(&report);
     }
 
     /// Deletes canaries of earlier runs at start and then every half `orphan_ttl` (at least

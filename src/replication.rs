@@ -101,6 +101,31 @@ pub struct Monitor {
     metrics: Arc<Metrics>,
     /// Canaries not yet seen on the destination: key -> write acknowledged at.
     pending: Mutex<HashMap<String, Instant>>,
+    /// The last measured lag and when it was measured.
+    last_lag: Mutex<Option<(SystemTime, Duration)>>,
+}
+
+/// A canary waiting for its copy, for the status page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingCanary {
+    pub key: String,
+    pub age_seconds: f64,
+}
+
+/// A replication pair as the status page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub name: String,
+    pub source_bucket: String,
+    pub source_region: String,
+    pub destination_bucket: String,
+    pub destination_region: String,
+    pub last_lag_seconds: Option<f64>,
+    pub last_lag_at: Option<f64>,
+    pub canaries_total: u64,
+    pub timeouts_total: u64,
+    /// Oldest first.
+    pub pending: Vec<PendingCanary>,
 }
 
 impl Monitor {
@@ -134,7 +159,46 @@ impl Monitor {
             labels,
             metrics,
             pending: Mutex::new(HashMap::new()),
+            last_lag: Mutex::new(None),
         })
+    }
+
+    /// The pair's state for the status page.
+    pub fn status(&self) -> Status {
+        let l = self.labels.with(&[]);
+        let mut pending: Vec<PendingCanary> = self
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, t)| PendingCanary {
+                key: k.clone(),
+                age_seconds: t.elapsed().as_secs_f64(),
+            })
+            .collect();
+        pending.sort_by(|a, b| b.age_seconds.total_cmp(&a.age_seconds));
+        let last = *self.last_lag.lock().unwrap();
+        let [name, sb, sr, db, dr] = self.labels.0.clone();
+        Status {
+            name,
+            source_bucket: sb,
+            source_region: sr,
+            destination_bucket: db,
+            destination_region: dr,
+            last_lag_seconds: last.map(|(_, d)| d.as_secs_f64()),
+            last_lag_at: last.map(|(t, _)| crate::metrics::unix_seconds(t)),
+            canaries_total: self
+                .metrics
+                .replication_canaries
+                .with_label_values(&l)
+                .get(),
+            timeouts_total: self
+                .metrics
+                .replication_timeouts
+                .with_label_values(&l)
+                .get(),
+            pending,
+        }
     }
 
     /// Sets the pending gauges from the canaries in flight (called before every scrape).
@@ -234,6 +298,7 @@ impl Monitor {
         let l = self.labels.with(&[]);
         match &outcome {
             CanaryOutcome::Replicated { lag, .. } => {
+                *self.last_lag.lock().unwrap() = Some((SystemTime::now(), *lag));
                 self.metrics
                     .replication_lag
                     .with_label_values(&l)
