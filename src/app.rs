@@ -361,18 +361,43 @@ pub async fn sweep_orphans(
     Ok(deleted)
 }
 
-/// Runs one cycle of every target concurrently (for `once`).
-pub async fn run_once(cfg: &Config, factory: &ClientFactory) -> Vec<(Target, CycleReport)> {
+/// Runs one cycle of every target and one canary of every replication pair, all concurrently
+/// (for `once`).
+pub async fn run_once(
+    cfg: &Config,
+    factory: &ClientFactory,
+) -> (
+    Vec<(Target, CycleReport)>,
+    Vec<(String, crate::replication::CanaryOutcome)>,
+) {
     let metrics = Arc::new(Metrics::new(&cfg.labels));
     let token = CancellationToken::new();
-    let runs = cfg.targets.iter().map(|t| {
-        let metrics = metrics.clone();
-        let token = token.clone();
+    let mut buckets = HashMap::new();
+    for t in &cfg.targets {
+        buckets.insert(t.name.clone(), factory.bucket(t, metrics.clone()).await);
+    }
+    let cycles = cfg.targets.iter().map(|t| {
+        let (token, bucket) = (token.clone(), buckets[&t.name].clone());
         async move {
-            let bucket = factory.bucket(t, metrics).await;
             let report = probe::run_cycle(&bucket, t, Instant::now() + t.timeout, &token).await;
             (t.clone(), report)
         }
     });
-    futures::future::join_all(runs).await
+    let canaries = cfg.replications.iter().map(|r| {
+        let target = |n: &str| cfg.targets.iter().find(|t| t.name == n).expect("checked");
+        let (src, dst) = (target(&r.source), target(&r.destination));
+        let monitor = Monitor::new(
+            r.clone(),
+            (src, buckets[&src.name].clone()),
+            (dst, buckets[&dst.name].clone()),
+            metrics.clone(),
+        );
+        let token = token.clone();
+        async move { (r.name.clone(), monitor.run_canary(&token).await) }
+    });
+    futures::future::join(
+        futures::future::join_all(cycles),
+        futures::future::join_all(canaries),
+    )
+    .await
 }

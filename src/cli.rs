@@ -72,4 +72,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Print the least-privilege IAM policy (JSON) for the configured buckets and prefix.
+    IamPolicy(ConfigArg),
+    /// Print S3 requests per month and the estimated monthly cost per target, and a lifecycle
+    /// rule as a safety net. Touches nothing.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// USD per 1,000 PUT/COPY/POST/LIST requests.
+        #[arg(long, default_value_t = 0.005)]
+        put_price: f64,
+        /// USD per 1,000 GET/HEAD requests.
+        #[arg(long, default_value_t = 0.0004)]
+        get_price: f64,
+        /// USD per CloudWatch custom metric and month.
+        #[arg(long, default_value_t = 0.30)]
+        cw_metric_price: f64,
+        /// Replication lag assumed for the HEAD polls of replication canaries.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        replication_lag: std::time::Duration,
+    },
 }

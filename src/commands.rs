@@ -63,18 +63,48 @@ pub fn main(cli: Cli) -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(e) => return bad_config(&e),
             };
-            let results = rt.block_on(app::run_once(&cfg, &ClientFactory::default()));
+            let (results, repls) = rt.block_on(app::run_once(&cfg, &ClientFactory::default()));
             match format {
-                OutputFormat::Table => print!("{}", crate::output::table(&results)),
-                OutputFormat::Json => println!("{}", crate::output::json(&results)),
+                OutputFormat::Table => print!("{}", crate::output::table(&results, &repls)),
+                OutputFormat::Json => println!("{}", crate::output::json(&results, &repls)),
             }
-            if results.iter().all(|(_, r)| r.passed()) {
+            let repl_ok = repls
+                .iter()
+                .all(|(_, o)| matches!(o, crate::replication::CanaryOutcome::Replicated { .. }));
+            if repl_ok && results.iter().all(|(_, r)| r.passed()) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
         Command::Demo { listen, faults } => rt.block_on(demo(listen, &faults)),
+        Command::IamPolicy(c) => match config::load(&c.config) {
+            Ok(cfg) => {
+                let policy = crate::plan::iam_policy(&cfg);
+                println!("{}", serde_json::to_string_pretty(&policy).expect("JSON"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_config(&e),
+        },
+        Command::Plan {
+            config: c,
+            put_price,
+            get_price,
+            cw_metric_price,
+            replication_lag,
+        } => match config::load(&c.config) {
+            Ok(cfg) => {
+                let prices = crate::plan::Prices {
+                    put_per_1k: put_price,
+                    get_per_1k: get_price,
+                    cw_metric_month: cw_metric_price,
+                    ..Default::default()
+                };
+                print!("{}", crate::plan::render(&cfg, &prices, replication_lag));
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_config(&e),
+        },
     }
 }
 

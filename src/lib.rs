@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod output;
+pub mod plan;
 pub mod probe;
 pub mod replication;
 pub mod s3;

@@ -4,9 +4,10 @@ use std::fmt::Write;
 
 use crate::config::Target;
 use crate::probe::{CycleReport, Outcome};
+use crate::replication::CanaryOutcome;
 
 /// A table: one line per probe, then failure details with request IDs, then a summary.
-pub fn table(results: &[(Target, CycleReport)]) -> String {
+pub fn table(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -74,20 +75,49 @@ pub fn table(results: &[(Target, CycleReport)]) -> String {
             );
         }
     }
+    if !repls.is_empty() {
+        let _ = writeln!(out, "\n{:<24} {:<40}", "REPLICATION", "RESULT");
+    }
+    let mut repl_failed = 0;
+    for (name, o) in repls {
+        let result = match o {
+            CanaryOutcome::Replicated { lag, heads } => {
+                format!("ok, lag {:.2}s ({heads} HEADs)", lag.as_secs_f64())
+            }
+            CanaryOutcome::TimedOut { heads } => {
+                repl_failed += 1;
+                format!("FAIL timeout (not seen after {heads} HEADs)")
+            }
+            CanaryOutcome::Failed(r) => {
+                repl_failed += 1;
+                format!("FAIL {}", r.as_str())
+            }
+            CanaryOutcome::Cancelled => "cancelled".to_string(),
+        };
+        let _ = writeln!(out, "{name:<24} {result}");
+    }
     if !details.is_empty() {
         let _ = writeln!(out, "\n{details}");
     }
     let requests: u32 = results.iter().map(|(_, r)| r.requests).sum();
     let _ = writeln!(
         out,
-        "summary: {} targets, probes ok {passed}, failed {failed}, S3 requests {requests}",
-        results.len()
+        "summary: {} targets, probes ok {passed}, failed {failed}, S3 requests {requests}{}",
+        results.len(),
+        if repls.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; replication canaries ok {}, failed {repl_failed}",
+                repls.len() - repl_failed
+            )
+        }
     );
     out
 }
 
 /// JSON: one object per target with its cycle report.
-pub fn json(results: &[(Target, CycleReport)]) -> String {
+pub fn json(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)]) -> String {
     let v: Vec<serde_json::Value> = results
         .iter()
         .map(|(t, r)| {
@@ -100,5 +130,23 @@ pub fn json(results: &[(Target, CycleReport)]) -> String {
             })
         })
         .collect();
-    serde_json::to_string_pretty(&v).expect("reports serialise")
+    let r: Vec<serde_json::Value> = repls
+        .iter()
+        .map(|(name, o)| match o {
+            CanaryOutcome::Replicated { lag, heads } => serde_json::json!({
+                "replication": name, "passed": true, "lag_seconds": lag.as_secs_f64(), "heads": heads,
+            }),
+            CanaryOutcome::TimedOut { heads } => serde_json::json!({
+                "replication": name, "passed": false, "reason": "timeout", "heads": heads,
+            }),
+            CanaryOutcome::Failed(reason) => serde_json::json!({
+                "replication": name, "passed": false, "reason": reason.as_str(),
+            }),
+            CanaryOutcome::Cancelled => serde_json::json!({
+                "replication": name, "passed": false, "reason": "cancelled",
+            }),
+        })
+        .collect();
+    let doc = serde_json::json!({"targets": v, "replications": r});
+    serde_json::to_string_pretty(&doc).expect("reports serialise")
 }

@@ -203,7 +203,7 @@ async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_o
     let out = once(&cfg, "json").await;
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    let beta = v
+    let beta = v["targets"]
         .as_array()
         .unwrap()
         .iter()
@@ -222,7 +222,7 @@ async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_o
             .as_str()
             .is_some_and(|s| !s.is_empty())
     );
-    let alpha = v
+    let alpha = v["targets"]
         .as_array()
         .unwrap()
         .iter()
@@ -373,5 +373,169 @@ async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted
     assert_eq!(status.code(), Some(0));
     assert_eq!(s3.keys("alpha"), Vec::<String>::new());
     assert_eq!(s3.keys("beta"), Vec::<String>::new());
+    drop(dir);
+}
+
+#[test]
+fn iam_policy_is_the_minimal_set_scoped_to_the_prefix() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = s3canary(&[
+        "iam-policy",
+        "--config",
+        root.join("config/s3canary.example.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the policy is JSON");
+    assert_eq!(v["Version"], "2012-10-17");
+    let st = v["Statement"].as_array().unwrap();
+    let actions: Vec<String> = st
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => {
+                a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+            }
+            _ => vec![],
+        })
+        .collect();
+    // The example config: two buckets, no KMS, no role, CloudWatch off.
+    assert_eq!(
+        actions,
+        vec![
+            "s3:DeleteObject",
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:ListBucket",
+            "s3:ListBucket"
+        ]
+    );
+    assert_eq!(
+        st[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:s3:::my-app-data-dr/s3canary/*",
+            "arn:aws:s3:::my-app-data/s3canary/*"
+        ])
+    );
+    assert_eq!(st[1]["Resource"], "arn:aws:s3:::my-app-data");
+    assert_eq!(
+        st[1]["Condition"]["StringLike"]["s3:prefix"],
+        serde_json::json!(["s3canary/*"])
+    );
+    assert!(st.iter().all(|s| s["Effect"] == "Allow"));
+
+    // With the mirror on, KMS and a role: exactly the extra actions, each scoped.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[target]]\nname = \"a\"\nbucket = \"b-1\"\nregion = \"eu-west-1\"\nsse = \"aws:kms\"\n\
+         kms_key_id = \"arn:aws:kms:eu-west-1:111122223333:key/k1\"\nrole_arn = \"arn:aws:iam::111122223333:role/canary\"\n\
+         [cloudwatch]\nenabled = true\nnamespace = \"S3/Consistency\"\n",
+    )
+    .unwrap();
+    let out = s3canary(&["iam-policy", "--config", cfg.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = v["Statement"].as_array().unwrap();
+    let sids: Vec<&str> = st.iter().map(|s| s["Sid"].as_str().unwrap()).collect();
+    assert_eq!(
+        sids,
+        vec![
+            "S3canaryObjects",
+            "S3canaryListb1",
+            "S3canaryKms",
+            "S3canaryAssumeRole",
+            "S3canaryCloudWatch"
+        ]
+    );
+    assert_eq!(
+        st[2]["Action"],
+        serde_json::json!(["kms:Decrypt", "kms:GenerateDataKey"])
+    );
+    assert_eq!(
+        st[2]["Resource"],
+        serde_json::json!(["arn:aws:kms:eu-west-1:111122223333:key/k1"])
+    );
+    assert_eq!(
+        st[4]["Condition"]["StringEquals"]["cloudwatch:namespace"],
+        "S3/Consistency"
+    );
+}
+
+#[test]
+fn plan_prints_requests_and_cost_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[target]]\nname = \"a\"\nbucket = \"b-1\"\nregion = \"us-east-1\"\n",
+    )
+    .unwrap();
+    let out = s3canary(&["plan", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 86,400 cycles of 6 PUT, 2 LIST (+ a sweep LIST every 30 min), 2 GET, 1 HEAD, 2 DELETE.
+    let line = text.lines().find(|l| l.starts_with("target a ")).unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols[2..],
+        ["518,400", "174,240", "172,800", "86,400", "172,800", "3.57"]
+    );
+    assert!(
+        text.contains("put-bucket-lifecycle-configuration --bucket b-1"),
+        "{text}"
+    );
+    let out = s3canary(&[
+        "plan",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--put-price",
+        "0.01",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("target a ")).unwrap();
+    assert!(line.ends_with("7.03"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_also_measures_one_replication_canary() {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    s3.replication.set_rule(s3canary::embedded::Rule::new(
+        "src",
+        "dst",
+        "s3canary/replication/",
+        s3canary::embedded::Lag::Fixed(Duration::from_millis(400)),
+    ));
+    let (dir, cfg) = write_config(&s3, "127.0.0.1:0", "", &[("src", "src"), ("dst", "dst")]);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[replication]]\nname = \"src-to-dst\"\nsource = \"src\"\ndestination = \"dst\"\ntimeout = \"20s\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("src-to-dst"))
+        .expect("a replication line");
+    let lag: f64 = line
+        .split("lag ")
+        .nth(1)
+        .unwrap()
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.3..0.55).contains(&lag), "{line}");
+    assert!(
+        stdout.contains("replication canaries ok 1, failed 0"),
+        "{stdout}"
+    );
+
+    s3.replication.set_failing("src", true);
+    let out = once(&cfg, "json").await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["replications"][0]["reason"], "status_failed");
+    assert!(s3.keys("src").is_empty() && s3.keys("dst").is_empty());
     drop(dir);
 }

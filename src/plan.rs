@@ -1,0 +1,429 @@
+//! What a config costs and what it needs: S3 requests and money per month (`plan`), and the
+//! least-privilege IAM policy (`iam-policy`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::{Config, Probe, Sse, Target};
+
+/// Seconds in the 30-day month that S3 and CloudWatch price by.
+const MONTH: f64 = 30.0 * 24.0 * 3600.0;
+
+/// Prices used by `plan` (S3 Standard and CloudWatch in us-east-1; override per region).
+#[derive(Debug, Clone, Copy)]
+pub struct Prices {
+    /// PUT, COPY, POST, LIST requests, per 1,000.
+    pub put_per_1k: f64,
+    /// GET, HEAD and other requests, per 1,000.
+    pub get_per_1k: f64,
+    /// One CloudWatch custom metric per month (first 10,000 metrics).
+    pub cw_metric_month: f64,
+    /// CloudWatch API requests (PutMetricData), per 1,000.
+    pub cw_requests_per_1k: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            put_per_1k: 0.005,
+            get_per_1k: 0.0004,
+            cw_metric_month: 0.30,
+            cw_requests_per_1k: 0.01,
+        }
+    }
+}
+
+/// S3 requests by price class.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Requests {
+    pub put: f64,
+    pub list: f64,
+    pub get: f64,
+    pub head: f64,
+    /// DELETE is free.
+    pub delete: f64,
+}
+
+impl Requests {
+    fn scaled(self, k: f64) -> Requests {
+        Requests {
+            put: self.put * k,
+            list: self.list * k,
+            get: self.get * k,
+            head: self.head * k,
+            delete: self.delete * k,
+        }
+    }
+
+    fn add(&mut self, o: Requests) {
+        self.put += o.put;
+        self.list += o.list;
+        self.get += o.get;
+        self.head += o.head;
+        self.delete += o.delete;
+    }
+
+    /// All requests.
+    pub fn total(&self) -> f64 {
+        self.put + self.list + self.get + self.head + self.delete
+    }
+
+    /// Monthly cost at `p`.
+    pub fn cost(&self, p: &Prices) -> f64 {
+        (self.put + self.list) / 1000.0 * p.put_per_1k
+            + (self.get + self.head) / 1000.0 * p.get_per_1k
+    }
+}
+
+/// Requests of one healthy cycle of `t` (the steps and the cleanup; re-reads happen only
+/// during violations).
+pub fn requests_per_cycle(t: &Target) -> Requests {
+    let mut r = Requests::default();
+    for p in &t.probes {
+        match p {
+            Probe::Put => r.put += 1.0,
+            Probe::Get => r.get += 1.0,
+            Probe::List => r.list += 1.0,
+            Probe::Overwrite => {
+                r.put += 1.0;
+                r.get += 1.0;
+            }
+            Probe::Delete => {
+                r.delete += 1.0;
+                r.head += 1.0;
+                r.list += 1.0;
+            }
+            Probe::Conditional => r.put += if t.runs(Probe::Delete) { 4.0 } else { 3.0 },
+        }
+    }
+    // The canary is deleted at the end unless the delete step already did and nothing wrote
+    // it again.
+    if t.runs(Probe::Conditional) || !t.runs(Probe::Delete) {
+        r.delete += 1.0;
+    }
+    r
+}
+
+/// Destination and source HEADs for one replication canary whose copy appears after `lag`.
+pub fn replication_heads(lag: Duration) -> (u32, u32) {
+    let mut t = crate::replication::MIN_GAP;
+    let mut heads = 1;
+    while t < lag {
+        t += crate::replication::next_gap(t);
+        heads += 1;
+    }
+    (heads, heads / crate::replication::STATUS_EVERY)
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub what: String,
+    pub per_month: Requests,
+}
+
+/// Monthly requests of every target and replication pair (probes, sweeps, canaries), assuming
+/// replication copies appear after `lag`.
+pub fn monthly(cfg: &Config, lag: Duration) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for t in &cfg.targets {
+        let cycles = MONTH / t.interval.as_secs_f64();
+        let mut r = requests_per_cycle(t).scaled(cycles);
+        let sweeps = MONTH / (t.orphan_ttl / 2).max(t.interval).as_secs_f64();
+        r.list += sweeps;
+        lines.push(Line {
+            what: format!("target {}", t.name),
+            per_month: r,
+        });
+    }
+    for rep in &cfg.replications {
+        let canaries = MONTH / rep.interval.as_secs_f64();
+        let (dst_heads, src_heads) = replication_heads(lag.min(rep.timeout));
+        let sweeps = MONTH
+            / (rep.interval * 10)
+                .max(Duration::from_secs(300))
+                .as_secs_f64();
+        lines.push(Line {
+            what: format!("replication {}", rep.name),
+            per_month: Requests {
+                put: canaries,
+                list: 2.0 * sweeps,
+                get: 0.0,
+                head: canaries * f64::from(dst_heads + src_heads),
+                delete: 2.0 * canaries,
+            },
+        });
+    }
+    lines
+}
+
+/// CloudWatch custom metrics the mirror publishes: SuccessRate and Latency per target and
+/// probe, Replication_Lag and Replication_Pending per pair.
+pub fn cloudwatch_metrics(cfg: &Config) -> usize {
+    cfg.targets
+        .iter()
+        .map(|t| 2 * t.probes.len())
+        .sum::<usize>()
+        + 2 * cfg.replications.len()
+}
+
+fn fmt_n(n: f64) -> String {
+    let s = format!("{:.0}", n);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `plan` report.
+pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
+    let mut out = String::new();
+    let lines = monthly(cfg, lag);
+    let _ = writeln!(
+        out,
+        "{:<32} {:>12} {:>12} {:>12} {:>12} {:>12} {:>14}",
+        "WHAT", "PUT", "LIST", "GET", "HEAD", "DELETE", "USD/MONTH"
+    );
+    let mut total = Requests::default();
+    for l in &lines {
+        let r = l.per_month;
+        let _ = writeln!(
+            out,
+            "{:<32} {:>12} {:>12} {:>12} {:>12} {:>12} {:>14.2}",
+            l.what,
+            fmt_n(r.put),
+            fmt_n(r.list),
+            fmt_n(r.get),
+            fmt_n(r.head),
+            fmt_n(r.delete),
+            r.cost(prices)
+        );
+        total.add(r);
+    }
+    let _ = writeln!(
+        out,
+        "{:<32} {:>12} {:>12} {:>12} {:>12} {:>12} {:>14.2}",
+        "total S3",
+        fmt_n(total.put),
+        fmt_n(total.list),
+        fmt_n(total.get),
+        fmt_n(total.head),
+        fmt_n(total.delete),
+        total.cost(prices)
+    );
+    let _ = writeln!(
+        out,
+        "\nS3 requests per month: {} (30-day month; healthy cycles; re-reads during violations add a few GET/LIST).",
+        fmt_n(total.total())
+    );
+    let _ = writeln!(
+        out,
+        "Prices: ${}/1k PUT+LIST, ${}/1k GET+HEAD, DELETE free (S3 Standard, us-east-1; override with --put-price and --get-price).",
+        prices.put_per_1k, prices.get_per_1k
+    );
+    if !cfg.replications.is_empty() {
+        let (d, s) = replication_heads(lag);
+        let _ = writeln!(
+            out,
+            "Replication assumes copies appear after {} ({d} destination + {s} source HEADs per canary; --replication-lag to change).",
+            humantime::format_duration(lag)
+        );
+    }
+    let cw = cloudwatch_metrics(cfg);
+    if cfg.cloudwatch.enabled {
+        let calls =
+            MONTH / cfg.cloudwatch.interval.as_secs_f64() * (cw as f64 / 1000.0).ceil().max(1.0);
+        let cost = cw as f64 * prices.cw_metric_month + calls / 1000.0 * prices.cw_requests_per_1k;
+        let _ = writeln!(
+            out,
+            "CloudWatch mirror: {cw} custom metrics (${}/metric-month) and {} PutMetricData calls: ${cost:.2}/month.",
+            prices.cw_metric_month,
+            fmt_n(calls)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "CloudWatch mirror: off (it would publish {cw} custom metrics, ${:.2}/month).",
+            cw as f64 * prices.cw_metric_month
+        );
+    }
+    let mut prefixes: Vec<(String, String)> = cfg
+        .targets
+        .iter()
+        .map(|t| (t.bucket.clone(), t.prefix.clone()))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let _ = writeln!(
+        out,
+        "\nSafety net: a lifecycle rule per bucket that expires what the daemon could leave behind:"
+    );
+    for (bucket, prefix) in prefixes {
+        let rule = json!({"Rules": [{
+            "ID": "s3canary-safety-net",
+            "Status": "Enabled",
+            "Filter": {"Prefix": prefix},
+            "Expiration": {"Days": 1},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}
+        }]});
+        let _ = writeln!(
+            out,
+            "  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} --lifecycle-configuration '{rule}'"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  (this replaces the bucket's lifecycle configuration: merge the rule into an existing one)"
+    );
+    out
+}
+
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The least-privilege IAM policy for `cfg`: object access under each target's prefix, listing
+/// limited to that prefix, and only what SSE-KMS, assumed roles and the CloudWatch mirror need.
+pub fn iam_policy(cfg: &Config) -> Value {
+    let mut objects = Vec::new();
+    let mut lists: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    let mut kms = Vec::new();
+    let mut roles = Vec::new();
+    for t in &cfg.targets {
+        let part = partition(&t.region);
+        objects.push(format!("arn:{part}:s3:::{}/{}*", t.bucket, t.prefix));
+        let e = lists
+            .entry(t.bucket.clone())
+            .or_insert_with(|| (format!("arn:{part}:s3:::{}", t.bucket), Vec::new()));
+        e.1.push(format!("{}*", t.prefix));
+        if let Some(Sse::Kms { key_id }) = &t.sse {
+            kms.push(match key_id {
+                Some(k) if k.starts_with("arn:") => k.clone(),
+                _ => format!("arn:{part}:kms:{}:*:key/*", t.region),
+            });
+        }
+        if let Some(r) = &t.role_arn {
+            roles.push(r.clone());
+        }
+    }
+    for v in [&mut objects, &mut kms, &mut roles] {
+        v.sort();
+        v.dedup();
+    }
+    let mut statements = vec![json!({
+        "Sid": "S3canaryObjects",
+        "Effect": "Allow",
+        "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+        "Resource": objects,
+    })];
+    for (bucket, (arn, mut prefixes)) in lists {
+        prefixes.sort();
+        prefixes.dedup();
+        let sid: String = bucket.chars().filter(char::is_ascii_alphanumeric).collect();
+        statements.push(json!({
+            "Sid": format!("S3canaryList{sid}"),
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": arn,
+            "Condition": {"StringLike": {"s3:prefix": prefixes}},
+        }));
+    }
+    if !kms.is_empty() {
+        statements.push(json!({
+            "Sid": "S3canaryKms",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": kms,
+        }));
+    }
+    if !roles.is_empty() {
+        statements.push(json!({
+            "Sid": "S3canaryAssumeRole",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": roles,
+        }));
+    }
+    if cfg.cloudwatch.enabled {
+        statements.push(json!({
+            "Sid": "S3canaryCloudWatch",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": cfg.cloudwatch.namespace}},
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        crate::config::parse(
+            &format!("[[target]]\nname = \"a\"\nbucket = \"b-1\"\nregion = \"us-east-1\"\n{extra}"),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_full_cycle_is_thirteen_requests() {
+        let r = requests_per_cycle(&cfg("").targets[0]);
+        assert_eq!(
+            r,
+            Requests {
+                put: 6.0,
+                list: 2.0,
+                get: 2.0,
+                head: 1.0,
+                delete: 2.0
+            }
+        );
+        let r = requests_per_cycle(&cfg("probes = [\"put\", \"get\"]").targets[0]);
+        assert_eq!(
+            r,
+            Requests {
+                put: 1.0,
+                get: 1.0,
+                delete: 1.0,
+                ..Default::default()
+            }
+        );
+        let r = requests_per_cycle(&cfg("probes = [\"put\", \"delete\"]").targets[0]);
+        assert_eq!(
+            r,
+            Requests {
+                put: 1.0,
+                delete: 1.0,
+                head: 1.0,
+                list: 1.0,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn default_target_costs_about_3_56_a_month() {
+        let lines = monthly(&cfg(""), Duration::from_secs(10));
+        let probes = requests_per_cycle(&cfg("").targets[0]).scaled(86_400.0);
+        assert!((probes.cost(&Prices::default()) - 3.5597).abs() < 0.001);
+        // Plus one sweep LIST every 30 minutes.
+        assert_eq!(lines[0].per_month.list, 2.0 * 86_400.0 + 1440.0);
+    }
+}

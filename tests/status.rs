@@ -1,0 +1,141 @@
+//! The JSON status API and the Prometheus metrics come from the same cycle reports: after a
+//! daemon has run under faults, both say the same.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::sample;
+use s3canary::app::Daemon;
+use s3canary::embedded::{EmbeddedS3, FaultConfig, InjectedError, Lag, Rule};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_matches_the_metrics_for_the_same_moment() {
+    let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
+    s3.faults.set_bucket(
+        "beta",
+        FaultConfig {
+            error: Some(InjectedError {
+                code: "InternalError".into(),
+                rate: 0.3,
+                ops: vec![],
+            }),
+            ..Default::default()
+        },
+    );
+    s3.replication.set_rule(Rule::new(
+        "alpha",
+        "beta",
+        "s3canary/replication/",
+        Lag::Fixed(Duration::from_millis(300)),
+    ));
+    let text = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+         [[target]]\nname = \"alpha\"\nbucket = \"alpha\"\nregion = \"us-east-1\"\nendpoint = \"{e}\"\npath_style = true\n\
+         [[target]]\nname = \"beta\"\nbucket = \"beta\"\nregion = \"eu-west-1\"\nendpoint = \"{e}\"\npath_style = true\n\
+         [[replication]]\nname = \"a-to-b\"\nsource = \"alpha\"\ndestination = \"beta\"\ninterval = \"1s\"\ntimeout = \"10s\"\n",
+        e = s3.endpoint
+    );
+    let cfg = s3canary::config::parse(&text, Path::new("t.toml")).unwrap();
+    let daemon = Daemon::new(cfg, None, common::factory());
+    daemon.start().await;
+    // Run until both targets have several cycles and beta has failures.
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let snap = s3canary::status::snapshot(&daemon);
+        let runs = |t: usize| snap.targets[t].probes[0].runs_total;
+        let beta_failures: u64 = snap.targets[1]
+            .probes
+            .iter()
+            .map(|p| p.failures_total)
+            .sum();
+        if runs(0) >= 4
+            && runs(1) >= 4
+            && beta_failures >= 1
+            && snap.replications[0].canaries_total >= 2
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "not enough cycles ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(daemon.shutdown(Duration::from_secs(15)).await);
+
+    // Stopped: nothing moves any more, so both views describe the same moment.
+    let snap = s3canary::status::snapshot(&daemon);
+    let json: serde_json::Value = serde_json::to_value(&snap).unwrap();
+    daemon.refresh_gauges();
+    let metrics = daemon.metrics.render();
+    let mut compared = 0;
+    for t in json["targets"].as_array().unwrap() {
+        let target = format!("target=\"{}\"", t["name"].as_str().unwrap());
+        for p in t["probes"].as_array().unwrap() {
+            let probe = format!("probe=\"{}\"", p["probe"].as_str().unwrap());
+            let runs = sample(&metrics, "s3canary_probe_runs_total", &[&target, &probe]).unwrap();
+            assert_eq!(p["runs_total"].as_f64().unwrap(), runs, "{target} {probe}");
+            let failures: f64 = metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("s3canary_probe_failures_total{")
+                        && l.contains(&target)
+                        && l.contains(&probe)
+                })
+                .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+                .sum();
+            assert_eq!(
+                p["failures_total"].as_f64().unwrap(),
+                failures,
+                "{target} {probe}"
+            );
+            let success = sample(&metrics, "s3canary_probe_success", &[&target, &probe]);
+            match p["last_result"].as_str() {
+                Some("success") => assert_eq!(success, Some(1.0)),
+                Some("failure") => assert_eq!(success, Some(0.0)),
+                _ => assert_eq!(success, None),
+            }
+            if let Some(ts) = p["last_success_at"].as_f64() {
+                let m = sample(
+                    &metrics,
+                    "s3canary_last_success_timestamp_seconds",
+                    &[&target, &probe],
+                )
+                .unwrap();
+                assert!((m - ts).abs() < 1e-3, "{target} {probe}: {m} vs {ts}");
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 12);
+    let r = &json["replications"][0];
+    assert_eq!(r["name"], "a-to-b");
+    assert_eq!(
+        r["canaries_total"].as_f64(),
+        sample(
+            &metrics,
+            "s3canary_replication_canaries_total",
+            &["replication=\"a-to-b\""]
+        )
+    );
+    assert_eq!(
+        r["pending"].as_array().unwrap().len() as f64,
+        sample(&metrics, "s3canary_replication_pending", &[]).unwrap()
+    );
+    // Failures carry the request IDs of the failed requests.
+    let f = &json["targets"][1]["recent_failures"][0];
+    assert_eq!(f["reason"], "server_error");
+    assert!(
+        f["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{f}"
+    );
+    assert!(
+        f["extended_request_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{f}"
+    );
+
+    let html = s3canary::status::render_html(&snap);
+    assert!(html.contains("FAILING") || html.contains("OK"));
+    assert!(html.contains(f["request_id"].as_str().unwrap()));
+}
