@@ -56,6 +56,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 Some(c.config.clone()),
                 ClientFactory::default(),
                 None,
+                None,
             ))
         }
         Command::Once { config: c, format } => {
@@ -186,12 +187,14 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
          \n  embedded S3   {} (access key {}, path-style)\
          \n\n  try: curl -s http://{listen}/metrics | grep -E '^s3canary_(probe_success|consistency)'\
          \n  other faults: --faults {}\
+         \n  switch at run time: curl -X POST http://{listen}/-/demo/faults/stale\
          \n  stop with Ctrl-C\n",
         s3.endpoint,
         crate::embedded::ACCESS_KEY,
         FaultConfig::PROFILES.join("|"),
     );
-    serve(cfg, None, factory, Some(banner)).await
+    let extra = crate::http::demo_router(s3.faults.clone());
+    serve(cfg, None, factory, Some(banner), Some(extra)).await
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads.
@@ -200,6 +203,7 @@ async fn serve(
     path: Option<std::path::PathBuf>,
     factory: ClientFactory,
     banner: Option<String>,
+    extra_routes: Option<axum::Router>,
 ) -> ExitCode {
     let listen = cfg.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -211,8 +215,12 @@ async fn serve(
     };
     let daemon = Daemon::new(cfg, path, factory);
     let token = daemon.token().clone();
+    let mut router = crate::http::router(daemon.clone());
+    if let Some(extra) = extra_routes {
+        router = router.merge(extra);
+    }
     let server = tokio::spawn(
-        axum::serve(listener, crate::http::router(daemon.clone()))
+        axum::serve(listener, router)
             .with_graceful_shutdown(token.clone().cancelled_owned())
             .into_future(),
     );

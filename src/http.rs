@@ -23,6 +23,35 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .with_state(daemon)
 }
 
+/// The demo's extra route: `POST /-/demo/faults/{profile}` switches the embedded server's
+/// fault profile at run time (used by the end-to-end alert test, handy when demonstrating).
+pub fn demo_router(faults: Arc<crate::embedded::Faults>) -> Router {
+    Router::new().route(
+        "/-/demo/faults/{profile}",
+        post(
+            move |axum::extract::Path(profile): axum::extract::Path<String>| {
+                let faults = faults.clone();
+                async move {
+                    match crate::embedded::FaultConfig::profile(&profile) {
+                        Some(f) => {
+                            faults.set_all(f);
+                            tracing::info!(%profile, "demo fault profile switched");
+                            (StatusCode::OK, format!("fault profile {profile}\n"))
+                        }
+                        None => (
+                            StatusCode::BAD_REQUEST,
+                            format!(
+                                "unknown profile {profile:?} (known: {})\n",
+                                crate::embedded::FaultConfig::PROFILES.join(", ")
+                            ),
+                        ),
+                    }
+                }
+            },
+        ),
+    )
+}
+
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     d.refresh_gauges();
     (

@@ -92,6 +92,9 @@ pub struct Metrics {
     pub replication_oldest_pending: GaugeVec,
     pub replication_timeouts: IntCounterVec,
     pub replication_failures: IntCounterVec,
+    pub cloudwatch_publish: IntCounterVec,
+    pub cloudwatch_dropped: prometheus::IntCounter,
+    pub target_interval: GaugeVec,
     pub build_info: IntGaugeVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
@@ -259,6 +262,27 @@ impl Metrics {
                 &[REPLICATION_LABELS, &["reason"]].concat(),
             )
             .unwrap(),
+            cloudwatch_publish: IntCounterVec::new(
+                opts(
+                    "s3canary_cloudwatch_publish_total",
+                    "PutMetricData calls of the CloudWatch mirror, by result.",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            cloudwatch_dropped: prometheus::IntCounter::with_opts(opts(
+                "s3canary_cloudwatch_datums_dropped_total",
+                "CloudWatch datums dropped because the queue was full.",
+            ))
+            .unwrap(),
+            target_interval: GaugeVec::new(
+                opts(
+                    "s3canary_target_interval_seconds",
+                    "Configured probe interval of the target (for staleness alerts).",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
             build_info: IntGaugeVec::new(
                 opts("s3canary_build_info", "Always 1; the version label says which build."),
                 &["version"],
@@ -298,6 +322,9 @@ impl Metrics {
             .unwrap();
         r.register(Box::new(m.replication_failures.clone()))
             .unwrap();
+        r.register(Box::new(m.cloudwatch_publish.clone())).unwrap();
+        r.register(Box::new(m.cloudwatch_dropped.clone())).unwrap();
+        r.register(Box::new(m.target_interval.clone())).unwrap();
         r.register(Box::new(m.build_info.clone())).unwrap();
         r.register(Box::new(m.reload_successful.clone())).unwrap();
         r.register(Box::new(m.reload_success_timestamp.clone()))
@@ -310,6 +337,10 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Present from the first scrape, so "mirror failing" alerts and panels have a series.
+        for result in ["success", "failure"] {
+            m.cloudwatch_publish.with_label_values(&[result]);
+        }
         m
     }
 
@@ -327,6 +358,9 @@ impl Metrics {
             }
         }
         self.cycles_skipped.with_label_values(&tl.with(&[]));
+        self.target_interval
+            .with_label_values(&tl.with(&[]))
+            .set(t.interval.as_secs_f64());
     }
 
     /// Deletes every series of a target (after a reload removed or changed it). The client
@@ -370,6 +404,7 @@ impl Metrics {
         }
         let _ = self.cycles_skipped.remove_label_values(&tl.with(&[]));
         let _ = self.orphans_deleted.remove_label_values(&tl.with(&[]));
+        let _ = self.target_interval.remove_label_values(&tl.with(&[]));
     }
 
     /// Records one finished cycle: runs, failures, success gauges, durations, violations.
