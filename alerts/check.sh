@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 promtool check rules alerts/s3canary.rules.yml
 (cd alerts/tests && promtool test rules s3canary.rules.test.yml)
 status=0
-for a in $(grep -E '^\s+- alert: ' alerts/s3canary.rules.yml | awk '{print $3}'); do
+while read -r a; do
     if ! grep -q "alertname: $a\$" alerts/tests/s3canary.rules.test.yml; then
         echo "alert $a has no unit test"; status=1
     fi
@@ -17,6 +17,6 @@ for a in $(grep -E '^\s+- alert: ' alerts/s3canary.rules.yml | awk '{print $3}')
     if ! grep -qi "^## $a\$" docs/runbook.md; then
         echo "docs/runbook.md has no section for $a"; status=1
     fi
-done
+done < <(grep -E '^\s+- alert: ' alerts/s3canary.rules.yml | awk '{print $3}')
 [ $status -eq 0 ] && echo "every alert has a unit test and a runbook section"
 exit $status
