@@ -539,3 +539,254 @@ async fn once_also_measures_one_replication_canary() {
     assert!(s3.keys("src").is_empty() && s3.keys("dst").is_empty());
     drop(dir);
 }
+
+/// Starts `s3canary run` on `cfg`; returns the child and its HTTP address once ready.
+async fn start_daemon(cfg: &Path, addr: &str, log: Stdio) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+    with_embedded_creds(cmd.as_std_mut());
+    let child = cmd.spawn().unwrap();
+    let ready = wait_until(Duration::from_secs(20), || async {
+        matches!(http_get(addr, "/-/ready").await, Ok((200, _)))
+    })
+    .await;
+    assert!(ready, "daemon never ready");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_is() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (dir, cfg) = write_config(
+        &s3,
+        &addr,
+        "interval = \"1s\"\ntimeout = \"500ms\"\norphan_ttl = \"1s\"",
+        &[("alpha", "alpha")],
+    );
+    // Foreign objects, also under the prefix: never touched.
+    let client = common::factory()
+        .bucket(
+            &common::target("alpha", "alpha", &s3.endpoint, ""),
+            std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default())),
+        )
+        .await
+        .client;
+    let foreign = [
+        "s3canary/alpha/keep.txt",
+        "s3canary/alpha/0000000000001-notacanary",
+        "app/data.json",
+    ];
+    for k in foreign {
+        client
+            .put_object()
+            .bucket("alpha")
+            .key(k)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Deletes hang, so canaries pile up; then the daemon is killed without a chance to clean.
+    s3.faults.set_all(FaultConfig {
+        hang: vec![Op::DeleteObject],
+        ..Default::default()
+    });
+    let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
+    let piled = wait_until(Duration::from_secs(20), || async {
+        s3.keys("alpha").len() >= foreign.len() + 2
+    })
+    .await;
+    assert!(piled);
+    child.kill().await.unwrap();
+    let orphans: Vec<String> = s3
+        .keys("alpha")
+        .into_iter()
+        .filter(|k| !foreign.contains(&k.as_str()))
+        .collect();
+    assert!(orphans.len() >= 2, "{orphans:?}");
+
+    s3.faults.clear();
+    let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
+    let swept = wait_until(Duration::from_secs(20), || async {
+        let keys = s3.keys("alpha");
+        orphans.iter().all(|o| !keys.contains(o))
+    })
+    .await;
+    assert!(swept, "orphans not swept: {:?}", s3.keys("alpha"));
+    let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+    assert!(
+        sample(
+            &text,
+            "s3canary_orphans_deleted_total",
+            &["target=\"alpha\""]
+        )
+        .unwrap_or(0.0)
+            >= orphans.len() as f64
+    );
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    let mut left = s3.keys("alpha");
+    left.sort();
+    let mut want: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(left, want);
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_file_keeps_the_running_config() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (dir, cfg) = write_config(
+        &s3,
+        &addr,
+        "interval = \"1s\"\ntimeout = \"500ms\"",
+        &[("alpha", "alpha")],
+    );
+    let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
+    std::fs::write(&cfg, "[defaults]\ninterval = \"soon\"\n").unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let refused = wait_until(Duration::from_secs(10), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(&text, "s3canary_config_last_reload_successful", &[]) == Some(0.0)
+    })
+    .await;
+    assert!(refused);
+    let (_, status) = http_get(&addr, "/api/v1/status").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        v["config"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("defaults.interval")
+    );
+    assert_eq!(
+        v["targets"][0]["name"], "alpha",
+        "the running config was kept"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (dir, cfg) = write_config(
+        &s3,
+        &addr,
+        "interval = \"1s\"\ntimeout = \"500ms\"",
+        &[("alpha", "alpha")],
+    );
+    let secret = s3canary::embedded::SECRET_KEY;
+    let token = "SESSIONTOKEN-do-not-log-0123456789";
+    let wrong = "WRONGSECRET-do-not-log-9876543210";
+    let log_path = dir.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args([
+        "--log-level",
+        "trace",
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(log)
+    .kill_on_drop(true);
+    with_embedded_creds(cmd.as_std_mut());
+    let mut child = cmd.spawn().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            matches!(http_get(&addr, "/-/ready").await, Ok((200, _)))
+        })
+        .await
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+            sample(&text, "s3canary_probe_runs_total", &["probe=\"put\""]).unwrap_or(0.0) >= 2.0
+        })
+        .await
+    );
+    let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
+    let (_, status) = http_get(&addr, "/api/v1/status").await.unwrap();
+    let (_, page) = http_get(&addr, "/").await.unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+
+    let mut once_cmd = tokio::process::Command::new(BIN);
+    once_cmd.args([
+        "--log-level",
+        "trace",
+        "once",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    with_embedded_creds(once_cmd.as_std_mut());
+    // A wrong secret (and a session token) covers the error path: signatures do not match.
+    once_cmd
+        .env("AWS_SESSION_TOKEN", token)
+        .env("AWS_SECRET_ACCESS_KEY", wrong);
+    let once_out = once_cmd.output().await.unwrap();
+    assert_eq!(once_out.status.code(), Some(1), "a wrong secret must fail");
+    assert!(String::from_utf8_lossy(&once_out.stdout).contains("access_denied"));
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.len() > 10_000, "trace logging produced little output");
+    for (what, text) in [
+        ("daemon log", logs.as_str()),
+        ("metrics", metrics.as_str()),
+        ("status JSON", status.as_str()),
+        ("status page", page.as_str()),
+        ("once stdout", &String::from_utf8_lossy(&once_out.stdout)),
+        ("once stderr", &String::from_utf8_lossy(&once_out.stderr)),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the secret key appears in the {what}"
+        );
+        assert!(
+            !text.contains(token),
+            "the session token appears in the {what}"
+        );
+        assert!(
+            !text.contains(wrong),
+            "the wrong secret appears in the {what}"
+        );
+    }
+}

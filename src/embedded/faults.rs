@@ -30,6 +30,20 @@ pub struct InjectedError {
     pub ops: Vec<Op>,
 }
 
+/// A fault below the S3 protocol: what a broken network, proxy or store does to the HTTP
+/// exchange itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFault {
+    /// The connection is closed without an answer.
+    Reset,
+    /// The body ends before the Content-Length it announced.
+    Truncate,
+    /// A 200 answer whose body is not XML.
+    GarbageXml,
+    /// An answer with a 1 MiB header.
+    HugeHeader,
+}
+
 /// What one bucket (or every bucket) does wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultConfig {
@@ -48,13 +62,20 @@ pub struct FaultConfig {
     pub read_after_delete: Duration,
     /// Conditional headers (If-None-Match, If-Match) on PutObject are ignored.
     pub ignore_conditional: bool,
+    /// Refused conditional writes are answered with this status instead of 412 (409 or 304,
+    /// as some S3-compatible stores do).
+    pub conditional_status: Option<u16>,
     /// Requests of these operations never answer.
     pub hang: Vec<Op>,
+    /// An HTTP-level fault for these operations (empty: all), at `http_rate`.
+    pub http: Option<(HttpFault, Vec<Op>)>,
+    /// Share of matching requests that get the HTTP fault (0 means 1: every one).
+    pub http_rate: f64,
 }
 
 impl FaultConfig {
     /// A named profile, as `demo --faults` accepts: none, slow, flaky, stale, throttled, outage,
-    /// hang, unconditional.
+    /// hang, unconditional, reset.
     pub fn profile(name: &str) -> Option<FaultConfig> {
         let ms = Duration::from_millis;
         let f = match name {
@@ -102,6 +123,11 @@ impl FaultConfig {
                 ignore_conditional: true,
                 ..Default::default()
             },
+            "reset" => FaultConfig {
+                http: Some((HttpFault::Reset, vec![])),
+                http_rate: 0.3,
+                ..Default::default()
+            },
             _ => return None,
         };
         Some(f)
@@ -117,6 +143,7 @@ impl FaultConfig {
         "outage",
         "hang",
         "unconditional",
+        "reset",
     ];
 
     pub(crate) fn delay(&self) -> Duration {
@@ -125,6 +152,19 @@ impl FaultConfig {
         }
         let extra = rand::rng().random_range(0..=self.latency_jitter.as_micros() as u64);
         self.latency + Duration::from_micros(extra)
+    }
+
+    pub(crate) fn http_fault_for(&self, op: Op) -> Option<HttpFault> {
+        let (fault, ops) = self.http.as_ref()?;
+        if !ops.is_empty() && !ops.contains(&op) {
+            return None;
+        }
+        let rate = if self.http_rate > 0.0 {
+            self.http_rate
+        } else {
+            1.0
+        };
+        (rand::rng().random::<f64>() < rate).then_some(*fault)
     }
 
     pub(crate) fn error_for(&self, op: Op) -> Option<&str> {

@@ -20,7 +20,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{FaultConfig, Faults, InjectedError, Op};
+pub use faults::{FaultConfig, Faults, HttpFault, InjectedError, Op};
 pub use replication::{Lag, Replicator, Rule};
 pub use store::{Access, AccessLog};
 
@@ -78,6 +78,7 @@ impl EmbeddedS3 {
             b.build()
         };
 
+        let faults_for_http = faults.clone();
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -99,23 +100,66 @@ impl EmbeddedS3 {
                 };
                 let service = service.clone();
                 let seq = seq.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let service = service.clone();
-                    let n = seq.fetch_add(1, Ordering::Relaxed);
-                    async move {
-                        let mut resp = hyper::service::Service::call(&service, req).await?;
-                        // S3 answers every request with these two IDs; AWS support asks for them.
-                        let h = resp.headers_mut();
-                        h.insert("x-amz-request-id", format!("{n:016X}").parse().unwrap());
-                        h.insert(
-                            "x-amz-id-2",
-                            format!("s3canary-embedded/{n:x}/{:08x}", rand::random::<u32>())
-                                .parse()
-                                .unwrap(),
-                        );
-                        Ok::<_, s3s::HttpError>(resp)
-                    }
-                });
+                let faults = faults_for_http.clone();
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let service = service.clone();
+                        let n = seq.fetch_add(1, Ordering::Relaxed);
+                        let (bucket, op) = classify(&req);
+                        let fault = faults.for_bucket(&bucket).http_fault_for(op);
+                        async move {
+                            if fault == Some(HttpFault::Reset) {
+                                // An error from the service makes hyper drop the connection unanswered.
+                                return Err(s3s::HttpError::new(
+                                    "connection reset by the fault layer".into(),
+                                ));
+                            }
+                            let mut resp = hyper::service::Service::call(&service, req).await?;
+                            match fault {
+                                Some(HttpFault::GarbageXml) => {
+                                    *resp.status_mut() = http::StatusCode::OK;
+                                    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                                    *resp.body_mut() =
+                                        s3s::Body::from("<<this is not XML>> \u{0}".to_string());
+                                }
+                                Some(HttpFault::HugeHeader) => {
+                                    let v = "x".repeat(1 << 20);
+                                    resp.headers_mut()
+                                        .insert("x-amz-meta-huge", v.parse().unwrap());
+                                }
+                                Some(HttpFault::Truncate) => {
+                                    // Half the body, then the stream fails: hyper aborts the
+                                    // connection mid-body, as a dying proxy does.
+                                    let body = std::mem::take(resp.body_mut());
+                                    let bytes = http_body_util::BodyExt::collect(body)
+                                        .await
+                                        .map(|c| c.to_bytes())
+                                        .unwrap_or_default();
+                                    let half = bytes.slice(..bytes.len() / 2);
+                                    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                                    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+                                        Ok(half),
+                                        Err(std::io::Error::other("truncated by the fault layer")),
+                                    ];
+                                    *resp.body_mut() =
+                                        s3s::Body::from(s3s::dto::StreamingBlob::wrap(
+                                            futures::stream::iter(chunks),
+                                        ));
+                                }
+                                _ => {}
+                            }
+                            // S3 answers every request with these two IDs; AWS support asks for them.
+                            let h = resp.headers_mut();
+                            h.insert("x-amz-request-id", format!("{n:016X}").parse().unwrap());
+                            h.insert(
+                                "x-amz-id-2",
+                                format!("s3canary-embedded/{n:x}/{:08x}", rand::random::<u32>())
+                                    .parse()
+                                    .unwrap(),
+                            );
+                            Ok::<_, s3s::HttpError>(resp)
+                        }
+                    });
                 let conn = server.serve_connection(TokioIo::new(socket), svc);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
@@ -183,6 +227,22 @@ impl EmbeddedS3 {
     pub fn stop(&self) {
         self.shutdown.cancel();
     }
+}
+
+/// The bucket and operation of a path-style request, as the fault layer selects them.
+fn classify<B>(req: &http::Request<B>) -> (String, Op) {
+    let path = req.uri().path().trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let query = req.uri().query().unwrap_or("");
+    let op = match *req.method() {
+        http::Method::PUT if !key.is_empty() => Op::PutObject,
+        http::Method::GET if key.is_empty() && query.contains("list-type=2") => Op::ListObjectsV2,
+        http::Method::GET if !key.is_empty() => Op::GetObject,
+        http::Method::HEAD if !key.is_empty() => Op::HeadObject,
+        http::Method::DELETE if !key.is_empty() => Op::DeleteObject,
+        _ => Op::Other,
+    };
+    (bucket.to_string(), op)
 }
 
 impl Drop for EmbeddedS3 {

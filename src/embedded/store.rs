@@ -226,7 +226,31 @@ impl S3 for Store {
         let body = collect(req.input.body.take()).await?;
         req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
         let _guard = self.lock_for(&bucket, &key).lock().await;
-        let out = self.fs.put_object(req).await?;
+        let out = match self.fs.put_object(req).await {
+            Ok(out) => out,
+            Err(e) if *e.code() == S3ErrorCode::PreconditionFailed => {
+                let mut e = e;
+                match f.conditional_status {
+                    Some(409) => {
+                        e = S3Error::with_message(
+                            S3ErrorCode::Custom("ConditionalRequestConflict".into()),
+                            "conditional request conflict",
+                        );
+                        e.set_status_code(http::StatusCode::CONFLICT);
+                    }
+                    Some(304) => {
+                        e = S3Error::with_message(
+                            S3ErrorCode::Custom("NotModified".into()),
+                            "not modified",
+                        );
+                        e.set_status_code(http::StatusCode::NOT_MODIFIED);
+                    }
+                    _ => {}
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         self.replication.on_write(&self.root, &bucket, &key);
         let now = Instant::now();
         let mut hist = self.history.lock().unwrap();

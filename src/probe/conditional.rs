@@ -11,7 +11,7 @@ use super::{Check, Cycle, Failure, Reason, Version, md5_hex};
 use crate::s3::{Condition, S3Failure};
 
 fn refused(e: &S3Failure) -> bool {
-    matches!(e.status, Some(412) | Some(409))
+    matches!(e.status, Some(412) | Some(409) | Some(304))
         || matches!(
             e.code.as_deref(),
             Some("PreconditionFailed") | Some("ConditionalRequestConflict")
