@@ -58,6 +58,8 @@ pub struct Daemon {
     pub history: crate::status::History,
     /// The last reload error, if the last reload failed.
     pub reload_error: Mutex<Option<String>>,
+    /// The CloudWatch mirror, when `[cloudwatch] enabled`.
+    pub mirror: Mutex<Option<Arc<crate::cloudwatch::Mirror>>>,
 }
 
 impl Daemon {
@@ -78,6 +80,7 @@ impl Daemon {
             ready: AtomicBool::new(false),
             history: Default::default(),
             reload_error: Mutex::new(None),
+            mirror: Mutex::new(None),
         })
     }
 
@@ -99,6 +102,9 @@ impl Daemon {
     /// Starts the loops of every configured target.
     pub async fn start(self: &Arc<Self>) {
         let cfg = self.config();
+        if cfg.cloudwatch.enabled {
+            self.start_mirror(&cfg).await;
+        }
         self.apply(&cfg).await;
         self.ready.store(true, Ordering::Relaxed);
     }
@@ -175,6 +181,9 @@ impl Daemon {
                 (dst, running[&dst.name].bucket.clone()),
                 self.metrics.clone(),
             );
+            if let Some(m) = self.mirror.lock().unwrap().as_ref() {
+                monitor.set_mirror(m.clone());
+            }
             let token = self.token.child_token();
             self.tracker
                 .spawn(monitor.clone().run(self.tracker.clone(), token.clone()));
@@ -213,6 +222,43 @@ impl Daemon {
         }
     }
 
+    /// Starts the CloudWatch mirror: a flush every `[cloudwatch] interval` and a sender. On
+    /// shutdown the flusher closes the last interval, then the sender gets 5 s to send it.
+    async fn start_mirror(self: &Arc<Self>, cfg: &Config) {
+        let mirror = crate::cloudwatch::Mirror::new(cfg.cloudwatch.clone(), self.metrics.clone());
+        let client =
+            crate::cloudwatch::client(&cfg.cloudwatch, self.factory.credentials.clone()).await;
+        *self.mirror.lock().unwrap() = Some(mirror.clone());
+        let sender_token = CancellationToken::new();
+        self.tracker.spawn(mirror.clone().run_sender(
+            client,
+            sender_token.clone(),
+            Duration::from_secs(5),
+        ));
+        let (daemon, every) = (self.clone(), cfg.cloudwatch.interval);
+        self.tracker.spawn(async move {
+            let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+            loop {
+                let stop = tokio::select! {
+                    _ = daemon.token.cancelled() => true,
+                    _ = ticker.tick() => false,
+                };
+                let pending: Vec<(String, String, usize)> = daemon
+                    .replication_status()
+                    .into_iter()
+                    .map(|r| (r.source_bucket, r.destination_bucket, r.pending.len()))
+                    .collect();
+                mirror.flush(SystemTime::now(), &pending);
+                if stop {
+                    sender_token.cancel();
+                    break;
+                }
+            }
+        });
+        tracing::info!(namespace = %cfg.cloudwatch.namespace, region = %cfg.cloudwatch.region,
+            interval = %humantime::format_duration(every), "CloudWatch mirror on");
+    }
+
     fn spawn_target(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
         let schedule = Schedule::spread(&t.name, t.interval, t.timeout);
         let labels = TargetLabels::of(&t);
@@ -238,14 +284,17 @@ impl Daemon {
                     if loop_token.is_cancelled() && !daemon.token.is_cancelled() {
                         return;
                     }
-                    daemon.record(&labels, report);
+                    daemon.record(&t, &labels, report);
                 }
             },
         ));
     }
 
-    fn record(&self, labels: &TargetLabels, report: CycleReport) {
+    fn record(&self, t: &Target, labels: &TargetLabels, report: CycleReport) {
         self.metrics.record_cycle(labels, &report);
+        if let Some(m) = self.mirror.lock().unwrap().as_ref() {
+            m.record_cycle(t, &report);
+        }
         for r in &report.results {
             if let Some(probe::Outcome::Failure(f)) = &r.outcome {
                 tracing::warn!(target = %report.target, probe = r.probe.as_str(),

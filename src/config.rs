@@ -272,6 +272,9 @@ pub struct CloudWatchSection {
     #[serde(default = "default_cw_interval", deserialize_with = "de_duration")]
     pub interval: Duration,
     pub endpoint: Option<String>,
+    /// Publish with 1-second storage resolution (high-resolution custom metrics).
+    #[serde(default)]
+    pub high_resolution: bool,
 }
 
 impl Default for CloudWatchSection {
@@ -282,6 +285,7 @@ impl Default for CloudWatchSection {
             namespace: default_cw_namespace(),
             interval: default_cw_interval(),
             endpoint: None,
+            high_resolution: false,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cloudwatch;
 pub mod commands;
 pub mod config;
 pub mod embedded;

@@ -103,6 +103,8 @@ pub struct Monitor {
     pending: Mutex<HashMap<String, Instant>>,
     /// The last measured lag and when it was measured.
     last_lag: Mutex<Option<(SystemTime, Duration)>>,
+    /// The CloudWatch mirror, when it is on.
+    mirror: Mutex<Option<Arc<crate::cloudwatch::Mirror>>>,
 }
 
 /// A canary waiting for its copy, for the status page.
@@ -160,7 +162,13 @@ impl Monitor {
             metrics,
             pending: Mutex::new(HashMap::new()),
             last_lag: Mutex::new(None),
+            mirror: Mutex::new(None),
         })
+    }
+
+    /// Sends measured lags to the CloudWatch mirror as well.
+    pub fn set_mirror(&self, m: Arc<crate::cloudwatch::Mirror>) {
+        *self.mirror.lock().unwrap() = Some(m);
     }
 
     /// The pair's state for the status page.
@@ -299,6 +307,9 @@ impl Monitor {
         match &outcome {
             CanaryOutcome::Replicated { lag, .. } => {
                 *self.last_lag.lock().unwrap() = Some((SystemTime::now(), *lag));
+                if let Some(m) = self.mirror.lock().unwrap().as_ref() {
+                    m.record_lag(&self.labels.0[1], &self.labels.0[3], *lag);
+                }
                 self.metrics
                     .replication_lag
                     .with_label_values(&l)

@@ -1,0 +1,441 @@
+//! The CloudWatch mirror: the same figures as `/metrics`, published with the names of the
+//! boto3 S3ConsistencyMonitor so existing CloudWatch alarms keep working.
+//!
+//! Three parts, none on the probe path:
+//! - an aggregator fed by the same cycle reports and replication outcomes as the Prometheus
+//!   metrics: per publish interval, per bucket and check, successes, totals and every latency;
+//! - a flush that turns one interval into datums (SuccessRate in Percent, Latency in
+//!   Milliseconds as Values/Counts so CloudWatch percentiles work, Replication_Lag in Seconds,
+//!   Replication_Pending as a Count) and puts them on a bounded queue;
+//! - a sender that takes batches within the PutMetricData limits off the queue and retries with
+//!   backoff and jitter. When CloudWatch is unreachable the queue fills and the oldest datums
+//!   are dropped and counted; probes never wait for CloudWatch.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CloudWatchSection, Probe, Target};
+use crate::metrics::Metrics;
+use crate::probe::{CycleReport, Outcome};
+
+/// Most datums in one PutMetricData call (the API limit).
+pub const MAX_DATUMS_PER_CALL: usize = 1000;
+/// Most bytes of datums in one call: the API takes 1 MB; the estimate keeps a margin.
+pub const MAX_BYTES_PER_CALL: usize = 800 * 1024;
+/// Most distinct values in one datum (the API limit).
+pub const MAX_VALUES_PER_DATUM: usize = 150;
+/// Datums kept while CloudWatch is unreachable; beyond this the oldest are dropped.
+pub const QUEUE_CAPACITY: usize = 20_000;
+
+/// The check name of a probe in the metric names (the Python monitor's names where it had
+/// them).
+pub fn check_name(p: Probe) -> &'static str {
+    match p {
+        Probe::Get => "Read_After_Write",
+        Probe::List => "List_After_Write",
+        Probe::Overwrite => "Update_Consistency",
+        Probe::Put => "Put",
+        Probe::Delete => "Delete_Consistency",
+        Probe::Conditional => "Conditional_Write",
+    }
+}
+
+#[derive(Debug, Default)]
+struct CheckAgg {
+    total: u64,
+    ok: u64,
+    /// Latency in tenths of a millisecond -> count.
+    latency: BTreeMap<u64, u32>,
+}
+
+#[derive(Debug, Default)]
+struct Agg {
+    /// (bucket, region, check)
+    checks: BTreeMap<(String, String, &'static str), CheckAgg>,
+    /// (source bucket, destination bucket) -> lag in tenths of a second -> count
+    lags: BTreeMap<(String, String), BTreeMap<u64, u32>>,
+}
+
+/// The mirror's state, shared by the daemon (which feeds it) and the sender task.
+pub struct Mirror {
+    pub cfg: CloudWatchSection,
+    /// Storage resolution of every datum: 1 (high resolution) or 60.
+    pub storage_resolution: i32,
+    agg: Mutex<Agg>,
+    queue: Mutex<VecDeque<MetricDatum>>,
+    queued: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("namespace", &self.cfg.namespace)
+            .finish()
+    }
+}
+
+fn dim(name: &str, value: &str) -> Dimension {
+    Dimension::builder().name(name).value(value).build()
+}
+
+/// Splits a value histogram into datums of at most [`MAX_VALUES_PER_DATUM`] values each.
+fn values_datums(
+    name: &str,
+    dims: &[Dimension],
+    unit: StandardUnit,
+    values: &BTreeMap<u64, u32>,
+    scale: f64,
+    at: DateTime,
+    resolution: i32,
+) -> Vec<MetricDatum> {
+    let all: Vec<(f64, f64)> = values
+        .iter()
+        .map(|(v, c)| (*v as f64 / scale, f64::from(*c)))
+        .collect();
+    all.chunks(MAX_VALUES_PER_DATUM)
+        .map(|chunk| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .set_dimensions(Some(dims.to_vec()))
+                .unit(unit.clone())
+                .timestamp(at)
+                .storage_resolution(resolution)
+                .set_values(Some(chunk.iter().map(|(v, _)| *v).collect()))
+                .set_counts(Some(chunk.iter().map(|(_, c)| *c).collect()))
+                .build()
+        })
+        .collect()
+}
+
+/// A rough size of a datum in a request, for batching under the payload limit.
+fn estimated_size(d: &MetricDatum) -> usize {
+    let dims: usize = d
+        .dimensions()
+        .iter()
+        .map(|x| x.name().map_or(0, str::len) + x.value().map_or(0, str::len) + 16)
+        .sum();
+    64 + d.metric_name().map_or(0, str::len) + dims + 18 * d.values().len() + 18 * d.counts().len()
+}
+
+/// Takes the next batch off the front of `queue`: at most [`MAX_DATUMS_PER_CALL`] datums and
+/// [`MAX_BYTES_PER_CALL`] estimated bytes.
+pub fn next_batch(queue: &mut VecDeque<MetricDatum>) -> Vec<MetricDatum> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while let Some(d) = queue.front() {
+        let size = estimated_size(d);
+        if batch.len() == MAX_DATUMS_PER_CALL
+            || (!batch.is_empty() && bytes + size > MAX_BYTES_PER_CALL)
+        {
+            break;
+        }
+        bytes += size;
+        batch.push(queue.pop_front().expect("front exists"));
+    }
+    batch
+}
+
+impl Mirror {
+    /// A mirror for `cfg`, reporting its own health in `metrics`.
+    pub fn new(cfg: CloudWatchSection, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Mirror {
+            storage_resolution: if cfg.high_resolution { 1 } else { 60 },
+            cfg,
+            agg: Mutex::new(Agg::default()),
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+            metrics,
+        })
+    }
+
+    /// Adds a finished cycle of `t`.
+    pub fn record_cycle(&self, t: &Target, report: &CycleReport) {
+        let mut agg = self.agg.lock().unwrap();
+        for r in &report.results {
+            let Some(outcome) = &r.outcome else { continue };
+            let key = (t.bucket.clone(), t.region.clone(), check_name(r.probe));
+            let c = agg.checks.entry(key).or_default();
+            c.total += 1;
+            if matches!(outcome, Outcome::Success) {
+                c.ok += 1;
+                let tenths = (r.duration.as_secs_f64() * 10_000.0).round() as u64;
+                *c.latency.entry(tenths).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds a measured replication lag.
+    pub fn record_lag(&self, source_bucket: &str, destination_bucket: &str, lag: Duration) {
+        let mut agg = self.agg.lock().unwrap();
+        let l = agg
+            .lags
+            .entry((source_bucket.to_string(), destination_bucket.to_string()))
+            .or_default();
+        *l.entry((lag.as_secs_f64() * 10.0).round() as u64)
+            .or_default() += 1;
+    }
+
+    /// Closes the current interval: turns it into datums stamped `at` (with the replication
+    /// pending counts given) and queues them. Returns how many datums were queued.
+    pub fn flush(&self, at: SystemTime, pending: &[(String, String, usize)]) -> usize {
+        let agg = std::mem::take(&mut *self.agg.lock().unwrap());
+        let at = DateTime::from(at);
+        let res = self.storage_resolution;
+        let mut datums = Vec::new();
+        for ((bucket, region, check), c) in &agg.checks {
+            let dims = [dim("BucketName", bucket), dim("Region", region)];
+            datums.push(
+                MetricDatum::builder()
+                    .metric_name(format!("S3Consistency_{check}_SuccessRate"))
+                    .set_dimensions(Some(dims.to_vec()))
+                    .unit(StandardUnit::Percent)
+                    .value(100.0 * c.ok as f64 / c.total.max(1) as f64)
+                    .timestamp(at)
+                    .storage_resolution(res)
+                    .build(),
+            );
+            datums.extend(values_datums(
+                &format!("S3Consistency_{check}_Latency"),
+                &dims,
+                StandardUnit::Milliseconds,
+                &c.latency,
+                10.0,
+                at,
+                res,
+            ));
+        }
+        for ((src, dst), lags) in &agg.lags {
+            let dims = [dim("SourceBucket", src), dim("DestinationBucket", dst)];
+            datums.extend(values_datums(
+                "S3Consistency_Replication_Lag",
+                &dims,
+                StandardUnit::Seconds,
+                lags,
+                10.0,
+                at,
+                res,
+            ));
+        }
+        for (src, dst, n) in pending {
+            datums.push(
+                MetricDatum::builder()
+                    .metric_name("S3Consistency_Replication_Pending")
+                    .set_dimensions(Some(vec![
+                        dim("SourceBucket", src),
+                        dim("DestinationBucket", dst),
+                    ]))
+                    .unit(StandardUnit::Count)
+                    .value(*n as f64)
+                    .timestamp(at)
+                    .storage_resolution(res)
+                    .build(),
+            );
+        }
+        let n = datums.len();
+        self.enqueue(datums);
+        n
+    }
+
+    fn enqueue(&self, datums: Vec<MetricDatum>) {
+        let mut q = self.queue.lock().unwrap();
+        q.extend(datums);
+        let over = q.len().saturating_sub(QUEUE_CAPACITY);
+        if over > 0 {
+            q.drain(..over);
+            self.metrics.cloudwatch_dropped.inc_by(over as u64);
+        }
+        drop(q);
+        self.queued.notify_one();
+    }
+
+    /// Datums waiting to be sent.
+    pub fn queue_len(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+
+    /// Sends queued datums until `token` is cancelled; then makes a last attempt to send what
+    /// is left within `final_budget`.
+    pub async fn run_sender(
+        self: Arc<Self>,
+        client: aws_sdk_cloudwatch::Client,
+        token: CancellationToken,
+        final_budget: Duration,
+    ) {
+        let mut failing = false;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if token.is_cancelled() {
+                break;
+            }
+            let batch = next_batch(&mut self.queue.lock().unwrap());
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = self.queued.notified() => continue,
+                }
+            }
+            match self.send(&client, batch).await {
+                Ok(()) => {
+                    if failing {
+                        tracing::info!(namespace = %self.cfg.namespace, "CloudWatch publishing recovered");
+                        failing = false;
+                    }
+                    backoff = Duration::from_secs(1);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(namespace = %self.cfg.namespace, error = %e,
+                            "CloudWatch publishing failed; datums are kept (bounded) and retried");
+                        failing = true;
+                    }
+                    // Full jitter: wait a random part of the backoff, at most a minute.
+                    let wait = backoff.mul_f64(rand::random::<f64>());
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+        // Final flush: whatever is queued gets one try each, within the budget.
+        let end = tokio::time::Instant::now() + final_budget;
+        while tokio::time::Instant::now() < end {
+            let batch = next_batch(&mut self.queue.lock().unwrap());
+            if batch.is_empty() {
+                return;
+            }
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.send(&client, batch)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        let lost = self.queue_len();
+        if lost > 0 {
+            self.metrics.cloudwatch_dropped.inc_by(lost as u64);
+            tracing::warn!(datums = lost, "CloudWatch datums not sent before shutdown");
+        }
+    }
+
+    /// One PutMetricData call; on failure the batch goes back to the front of the queue.
+    async fn send(
+        &self,
+        client: &aws_sdk_cloudwatch::Client,
+        batch: Vec<MetricDatum>,
+    ) -> Result<(), String> {
+        let r = client
+            .put_metric_data()
+            .namespace(&self.cfg.namespace)
+            .set_metric_data(Some(batch.clone()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => {
+                self.metrics
+                    .cloudwatch_publish
+                    .with_label_values(&["success"])
+                    .inc();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics
+                    .cloudwatch_publish
+                    .with_label_values(&["failure"])
+                    .inc();
+                let mut q = self.queue.lock().unwrap();
+                for d in batch.into_iter().rev() {
+                    q.push_front(d);
+                }
+                let over = q.len().saturating_sub(QUEUE_CAPACITY);
+                if over > 0 {
+                    q.drain(..over);
+                    self.metrics.cloudwatch_dropped.inc_by(over as u64);
+                }
+                Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+            }
+        }
+    }
+}
+
+/// A CloudWatch client for the mirror: its own region and endpoint, one attempt per call (the
+/// sender retries with backoff), short timeouts.
+pub async fn client(
+    cfg: &CloudWatchSection,
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+) -> aws_sdk_cloudwatch::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(cfg.region.clone()));
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
+    }
+    let base = loader.load().await;
+    let mut b = aws_sdk_cloudwatch::config::Builder::from(&base)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        );
+    if let Some(e) = &cfg.endpoint {
+        b = b.endpoint_url(e);
+    }
+    aws_sdk_cloudwatch::Client::from_conf(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_stay_within_the_api_limits() {
+        let mut q: VecDeque<MetricDatum> = (0..2500)
+            .map(|i| {
+                MetricDatum::builder()
+                    .metric_name(format!("S3Consistency_Put_Latency{i}"))
+                    .set_values(Some((0..150).map(f64::from).collect()))
+                    .set_counts(Some(vec![1.0; 150]))
+                    .build()
+            })
+            .collect();
+        let mut sizes = Vec::new();
+        while !q.is_empty() {
+            let b = next_batch(&mut q);
+            assert!(b.len() <= MAX_DATUMS_PER_CALL);
+            assert!(b.iter().map(estimated_size).sum::<usize>() <= MAX_BYTES_PER_CALL);
+            sizes.push(b.len());
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 2500);
+        assert!(
+            sizes.len() > 3,
+            "large datums must split by size: {sizes:?}"
+        );
+    }
+
+    #[test]
+    fn long_value_lists_split_at_150_values() {
+        let values: BTreeMap<u64, u32> = (0..400).map(|v| (v, 1)).collect();
+        let d = values_datums(
+            "x",
+            &[],
+            StandardUnit::Milliseconds,
+            &values,
+            10.0,
+            DateTime::from_secs(0),
+            60,
+        );
+        assert_eq!(
+            d.iter().map(|d| d.values().len()).collect::<Vec<_>>(),
+            vec![150, 150, 100]
+        );
+        assert_eq!(d[0].values()[1], 0.1);
+    }
+}
