@@ -617,7 +617,22 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
     })
     .await;
     assert!(swept, "orphans not swept: {:?}", s3.keys("alpha"));
-    let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+    // The sweep counts its deletions when it finishes: wait for the count, too.
+    let counted = wait_until(Duration::from_secs(10), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(
+            &text,
+            "s3canary_orphans_deleted_total",
+            &["target=\"alpha\""],
+        )
+        .unwrap_or(0.0)
+            >= orphans.len() as f64
+    })
+    .await;
+    assert!(
+        counted,
+        "s3canary_orphans_deleted_total does not count the swept canaries"
+    );
     assert!(
         sample(
             &text,

@@ -85,19 +85,15 @@ impl Replicator {
 
     /// Stalls or releases every rule whose source is `source`.
     pub fn set_stalled(&self, source: &str, stalled: bool) {
-        for r in self
-            .rules
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .filter(|r| r.source == source)
-        {
-            r.stalled = stalled;
-        }
+        self.update(source, |r| r.stalled = stalled);
     }
 
     /// Makes every rule whose source is `source` fail (or succeed again).
     pub fn set_failing(&self, source: &str, failing: bool) {
+        self.update(source, |r| r.failing = failing);
+    }
+
+    fn update(&self, source: &str, f: impl Fn(&mut Rule)) {
         for r in self
             .rules
             .lock()
@@ -105,7 +101,7 @@ impl Replicator {
             .iter_mut()
             .filter(|r| r.source == source)
         {
-            r.failing = failing;
+            f(r);
         }
     }
 

@@ -1,0 +1,253 @@
+//! Measurements for `scripts/bench`, each printed as one JSON object on stdout.
+//!
+//!   bench overhead SAMPLES          reported minus injected latency, at 0 and 20 ms injected
+//!   bench schedule TARGETS SECONDS  start-time lateness of TARGETS loops with 1 s intervals
+//!   bench scrape TARGETS            /metrics render time and size with TARGETS targets
+//!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
+//!   bench server BUCKETS            an embedded S3 server with BUCKETS buckets (b0000...),
+//!                                   prints its endpoint, runs until stdin closes
+//!
+//! Everything runs on 127.0.0.1 and stops by itself.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::SharedCredentialsProvider;
+use s3canary::config::{self, Target};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
+use s3canary::metrics::{Metrics, TargetLabels};
+use s3canary::probe::run_cycle;
+use s3canary::s3::ClientFactory;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn factory() -> ClientFactory {
+    ClientFactory {
+        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
+    }
+}
+
+fn target(name: &str, bucket: &str, endpoint: &str, extra: &str) -> Target {
+    let text = format!(
+        "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}\n"
+    );
+    config::parse(&text, std::path::Path::new("bench.toml"))
+        .unwrap()
+        .targets
+        .remove(0)
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Reported GET-step duration minus the latency injected on GetObject.
+async fn overhead(samples: usize) -> serde_json::Value {
+    let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let t = target(
+        "bench",
+        "bench",
+        &s3.endpoint,
+        "probes = [\"put\", \"get\"]",
+    );
+    let b = factory().bucket(&t, metrics).await;
+    let mut out = serde_json::Map::new();
+    for injected_ms in [0u64, 20] {
+        // Every request is delayed; the get step (one GetObject and the body check) is what
+        // s3canary reports for a read.
+        s3.faults.set_all(FaultConfig {
+            latency: Duration::from_millis(injected_ms),
+            ..Default::default()
+        });
+        let mut over = Vec::with_capacity(samples);
+        for i in 0..samples + 20 {
+            let r = run_cycle(
+                &b,
+                &t,
+                Instant::now() + t.timeout,
+                &CancellationToken::new(),
+            )
+            .await;
+            let get = r
+                .results
+                .iter()
+                .find(|x| x.probe.as_str() == "get")
+                .unwrap();
+            // The first 20 cycles warm connections and caches up.
+            if i >= 20 {
+                over.push(get.duration.as_secs_f64() * 1000.0 - injected_ms as f64);
+            }
+        }
+        over.sort_by(f64::total_cmp);
+        out.insert(
+            format!("injected_{injected_ms}ms"),
+            json!({"samples": over.len(), "p50_ms": pct(&over, 0.5), "p99_ms": pct(&over, 0.99), "max_ms": over.last()}),
+        );
+    }
+    json!({"overhead": out})
+}
+
+/// Lateness of cycle starts: the scheduler's own loops, no-op cycles, real time.
+async fn schedule(targets: usize, seconds: u64) -> serde_json::Value {
+    let token = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let late: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let t0 = Instant::now();
+    for i in 0..targets {
+        let sched = s3canary::scheduler::Schedule::spread(
+            &format!("target-{i}"),
+            Duration::from_secs(1),
+            Duration::from_millis(900),
+        );
+        let late = late.clone();
+        let start = t0 + sched.offset;
+        let n = Arc::new(Mutex::new(0u32));
+        tokio::spawn(s3canary::scheduler::run(
+            sched,
+            token.clone(),
+            tracker.clone(),
+            || {},
+            move |_deadline, _t| {
+                let mut k = n.lock().unwrap();
+                let due = start + Duration::from_secs(u64::from(*k));
+                *k += 1;
+                late.lock()
+                    .unwrap()
+                    .push(due.elapsed().as_secs_f64() * 1000.0);
+                async {}
+            },
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    token.cancel();
+    let mut v = late.lock().unwrap().clone();
+    v.sort_by(f64::total_cmp);
+    json!({"schedule": {"targets": targets, "interval_s": 1, "starts": v.len(),
+        "lateness_p50_ms": pct(&v, 0.5), "lateness_p99_ms": pct(&v, 0.99), "lateness_max_ms": v.last()}})
+}
+
+/// /metrics after one recorded cycle per target.
+async fn scrape(targets: usize) -> serde_json::Value {
+    let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let t = target("t", "bench", &s3.endpoint, "");
+    let b = factory().bucket(&t, metrics.clone()).await;
+    let report = run_cycle(
+        &b,
+        &t,
+        Instant::now() + t.timeout,
+        &CancellationToken::new(),
+    )
+    .await;
+    for i in 0..targets {
+        let mut ti = t.clone();
+        ti.name = format!("target-{i:04}");
+        ti.bucket = format!("bucket-{i:04}");
+        metrics.init_target(&ti);
+        metrics.record_cycle(&TargetLabels::of(&ti), &report);
+    }
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..20 {
+        let s = std::time::Instant::now();
+        size = metrics.render().len();
+        times.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    json!({"scrape": {"targets": targets, "render_p50_ms": pct(&times, 0.5), "render_max_ms": times.last(), "bytes": size}})
+}
+
+/// Measured vs simulated lag, one canary per lag, all at once.
+async fn replication(lags: Vec<f64>) -> serde_json::Value {
+    let names: Vec<String> = (0..lags.len())
+        .flat_map(|i| [format!("src{i}"), format!("dst{i}")])
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let s3 = EmbeddedS3::start(&refs).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let mut runs = Vec::new();
+    for (i, lag) in lags.iter().enumerate() {
+        let (src, dst) = (format!("src{i}"), format!("dst{i}"));
+        s3.replication.set_rule(Rule::new(
+            &src,
+            &dst,
+            "s3canary/replication/",
+            Lag::Fixed(Duration::from_secs_f64(*lag)),
+        ));
+        let st = target(&src, &src, &s3.endpoint, "");
+        let dt = target(&dst, &dst, &s3.endpoint, "");
+        let cfg = config::Replication {
+            name: format!("r{i}"),
+            source: src.clone(),
+            destination: dst.clone(),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(900),
+        };
+        let m = s3canary::replication::Monitor::new(
+            cfg,
+            (&st, factory().bucket(&st, metrics.clone()).await),
+            (&dt, factory().bucket(&dt, metrics.clone()).await),
+            metrics.clone(),
+        );
+        let lag = *lag;
+        runs.push(tokio::spawn(async move {
+            (lag, m.run_canary(&CancellationToken::new()).await)
+        }));
+    }
+    let mut out = Vec::new();
+    for r in runs {
+        let (lag, o) = r.await.unwrap();
+        if let s3canary::replication::CanaryOutcome::Replicated {
+            lag: measured,
+            heads,
+        } = o
+        {
+            let err = measured.as_secs_f64() - lag;
+            out.push(json!({"simulated_s": lag, "measured_s": measured.as_secs_f64(), "error_ms": err * 1000.0,
+                "allowed_ms": (0.1f64).max(0.05 * lag) * 1000.0, "destination_heads": heads,
+                "source_heads": heads / s3canary::replication::STATUS_EVERY}));
+        } else {
+            out.push(json!({"simulated_s": lag, "outcome": format!("{o:?}")}));
+        }
+    }
+    json!({"replication": out})
+}
+
+async fn server(buckets: usize) {
+    let names: Vec<String> = (0..buckets).map(|i| format!("b{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let s3 = EmbeddedS3::start(&refs).await.unwrap();
+    println!("{}", s3.endpoint);
+    // Runs until the parent closes stdin.
+    let mut buf = String::new();
+    let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut buf)).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n = |i: usize, d: u64| args.get(i).and_then(|x| x.parse().ok()).unwrap_or(d);
+    let out = match args.first().map(String::as_str) {
+        Some("overhead") => overhead(n(1, 200) as usize).await,
+        Some("schedule") => schedule(n(1, 1000) as usize, n(2, 10)).await,
+        Some("scrape") => scrape(n(1, 1000) as usize).await,
+        Some("replication") => {
+            replication(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
+        }
+        Some("server") => {
+            server(n(1, 1) as usize).await;
+            return;
+        }
+        _ => {
+            eprintln!("usage: bench overhead|schedule|scrape|replication|server ...");
+            std::process::exit(2);
+        }
+    };
+    println!("{out}");
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Runs every benchmark of scripts/bench on 127.0.0.1 and writes a markdown report and JSON.
+
+usage: run.py [--quick] MARKDOWN_OUT JSON_OUT
+Needs target/release/s3canary and target/release/examples/bench (scripts/bench builds them)
+and boto3 for the baseline (.venv).
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+quick = "--quick" in sys.argv
+args = [a for a in sys.argv[1:] if a != "--quick"]
+md_out, json_out = pathlib.Path(args[0]), pathlib.Path(args[1])
+root = pathlib.Path(__file__).resolve().parents[2]
+daemon_bin = root / "target/release/s3canary"
+bench_bin = root / "target/release/examples/bench"
+py = root / ".venv/bin/python"
+work = pathlib.Path(os.environ.get("BENCH_WORK", "/tmp/s3canary-bench"))
+work.mkdir(parents=True, exist_ok=True)
+env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded", AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret",
+           AWS_EC2_METADATA_DISABLED="true")
+env.pop("AWS_PROFILE", None)
+results = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "machine": f"{os.cpu_count()} cores"}
+
+
+def bench(*a, timeout=600):
+    r = subprocess.run([str(bench_bin), *map(str, a)], capture_output=True, text=True, timeout=timeout, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"bench {a} failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def proc_stats(pid):
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(stat[11]) + int(stat[12])) / ticks
+    hwm = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM"))
+    return cpu, hwm
+
+
+def footprint(targets, seconds, interval):
+    """s3canary and the boto3 baseline, each against its own embedded S3 server process."""
+    out = {}
+    for who in ["s3canary", "boto3"]:
+        server = subprocess.Popen([str(bench_bin), "server", str(targets)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        endpoint = server.stdout.readline().strip()
+        try:
+            if who == "s3canary":
+                port = free_port()
+                cfg = work / f"footprint-{targets}.toml"
+                lines = [f'[server]\nlisten = "127.0.0.1:{port}"\n[defaults]\ninterval = "{interval}s"\n'
+                         f'timeout = "{min(interval * 0.9, 10)}s"\n']
+                for i in range(targets):
+                    lines.append(f'[[target]]\nname = "t{i}"\nbucket = "b{i:04d}"\nregion = "us-east-1"\n'
+                                 f'endpoint = "{endpoint}"\npath_style = true\n')
+                cfg.write_text("".join(lines))
+                d = subprocess.Popen([str(daemon_bin), "run", "--config", str(cfg)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(seconds)
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+                cycles = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                             if l.startswith("s3canary_probe_runs_total{") and 'probe="put"' in l)
+                cpu, hwm = proc_stats(d.pid)
+                d.send_signal(signal.SIGTERM)
+                d.wait(timeout=30)
+                out[who] = {"cycles": cycles, "cpu_seconds": cpu, "peak_rss_kib": hwm}
+            else:
+                r = subprocess.run([str(py), str(root / "tests/bench/boto3_baseline.py"), endpoint,
+                                    str(targets), str(seconds), str(interval)],
+                                   capture_output=True, text=True, timeout=seconds + 300, env=env)
+                b = json.loads(r.stdout.strip().splitlines()[-1])
+                out[who] = {"cycles": b["cycles"], "cpu_seconds": b["cpu_seconds"], "peak_rss_kib": b["max_rss_kib"]}
+        finally:
+            server.stdin.close()
+            server.wait(timeout=30)
+        o = out[who]
+        o["cpu_seconds_per_1000_cycles"] = 1000 * o["cpu_seconds"] / max(o["cycles"], 1)
+    out["cpu_ratio"] = out["s3canary"]["cpu_seconds_per_1000_cycles"] / max(out["boto3"]["cpu_seconds_per_1000_cycles"], 1e-9)
+    return out
+
+
+print("overhead ...", flush=True)
+results.update(bench("overhead", 50 if quick else 500))
+print("schedule ...", flush=True)
+results.update(bench("schedule", 1000, 5 if quick else 20))
+print("scrape ...", flush=True)
+results.update(bench("scrape", 1000))
+print("replication ...", flush=True)
+results.update(bench("replication", *([1] if quick else [1, 10, 60])))
+results["footprint"] = {}
+plan = [(1, 10, 1), (100, 10, 1)] if quick else [(1, 60, 1), (100, 30, 1), (1000, 60, 10)]
+for targets, seconds, interval in plan:
+    print(f"footprint {targets} targets ...", flush=True)
+    results["footprint"][str(targets)] = footprint(targets, seconds, interval)
+
+json_out.write_text(json.dumps(results, indent=2) + "\n")
+
+o = results["overhead"]
+s = results["schedule"]
+sc = results["scrape"]
+lines = [
+    f"Measured {results['date']} on {results['machine']}{' (quick run)' if quick else ''}; "
+    "everything on 127.0.0.1 against the embedded S3 server. Regenerate with `scripts/bench`.",
+    "",
+    "| figure | measured | goal |",
+    "|---|---|---|",
+    f"| measurement overhead, 0 ms injected (get step minus injected delay) | p50 {o['injected_0ms']['p50_ms']:.3f} ms, p99 {o['injected_0ms']['p99_ms']:.3f} ms | p99 < 0.5 ms |",
+    f"| measurement overhead, 20 ms injected | p50 {o['injected_20ms']['p50_ms']:.3f} ms, p99 {o['injected_20ms']['p99_ms']:.3f} ms | p99 < 0.5 ms |",
+    f"| scheduling lateness, {s['targets']} targets, 1 s interval ({s['starts']} starts) | p50 {s['lateness_p50_ms']:.3f} ms, p99 {s['lateness_p99_ms']:.3f} ms | p99 < 5 ms |",
+    f"| /metrics at {sc['targets']} targets | render {sc['render_p50_ms']:.1f} ms (p50), {sc['bytes'] / 1024:.0f} KiB | — |",
+]
+for t, f in results["footprint"].items():
+    a, b = f["s3canary"], f["boto3"]
+    lines.append(
+        f"| footprint, {t} target(s): CPU per 1000 cycles | s3canary {a['cpu_seconds_per_1000_cycles']:.2f} s vs boto3 {b['cpu_seconds_per_1000_cycles']:.2f} s (ratio {f['cpu_ratio']:.3f}) | < 0.1 of the baseline |")
+    lines.append(
+        f"| footprint, {t} target(s): peak RSS | s3canary {a['peak_rss_kib'] / 1024:.1f} MiB vs boto3 {b['peak_rss_kib'] / 1024:.1f} MiB | < 50 MiB at 1000 targets |")
+for r in results["replication"]:
+    if "measured_s" in r:
+        lines.append(
+            f"| replication lag {r['simulated_s']:g} s simulated | measured {r['measured_s']:.3f} s, error {r['error_ms']:.0f} ms (allowed {r['allowed_ms']:.0f}), {r['destination_heads']} + {r['source_heads']} HEADs | error within max(100 ms, 5%) |")
+md_out.write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
