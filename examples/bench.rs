@@ -23,9 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 fn factory() -> ClientFactory {
-    ClientFactory {
-        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
-    }
+    ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()))
 }
 
 fn target(name: &str, bucket: &str, endpoint: &str, extra: &str) -> Target {

@@ -175,9 +175,8 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         t.path_style = true;
     }
     cfg.listen = listen;
-    let factory = ClientFactory {
-        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
-    };
+    let factory =
+        ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()));
     let banner = format!(
         "\ns3canary demo: the daemon is probing an embedded S3 server (fault profile: {faults}),\n\
          two buckets, \"source\" and \"replica\", with simulated replication lag of 1-4 s\n\

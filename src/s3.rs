@@ -368,25 +368,47 @@ impl Bucket {
 pub struct ClientFactory {
     /// Replaces the standard credential chain (the embedded server in `demo` and tests).
     pub credentials: Option<SharedCredentialsProvider>,
+    /// The configuration loaded once from the standard chain and shared by every client: one
+    /// HTTP client (and TLS setup and connection pool) and one credentials cache for all
+    /// targets, instead of one per target.
+    base: Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
 }
 
 impl ClientFactory {
+    /// A factory whose clients use `credentials` instead of the standard chain.
+    pub fn with_credentials(credentials: SharedCredentialsProvider) -> Self {
+        ClientFactory {
+            credentials: Some(credentials),
+            ..Default::default()
+        }
+    }
+
     /// A client for `t`: its region, endpoint and path style, optional assumed role, timeouts
     /// derived from the target's cycle timeout, at most [`MAX_ATTEMPTS`] attempts, and the
     /// attempt recorder feeding `metrics`.
     pub async fn bucket(&self, t: &Target, metrics: Arc<Metrics>) -> Bucket {
         let region = Region::new(t.region.clone());
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
-        if let Some(c) = &self.credentials {
-            loader = loader.credentials_provider(c.clone());
-        }
-        let base = loader.load().await;
-        let mut b = aws_sdk_s3::config::Builder::from(&base);
+        let base = self
+            .base
+            .get_or_init(|| async {
+                // The region is set per client below; this one only serves the credential
+                // chain's own calls (STS, SSO) when nothing else names one.
+                let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(
+                    aws_config::meta::region::RegionProviderChain::default_provider()
+                        .or_else("us-east-1"),
+                );
+                if let Some(c) = &self.credentials {
+                    loader = loader.credentials_provider(c.clone());
+                }
+                loader.load().await
+            })
+            .await;
+        let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());
         if let Some(arn) = &t.role_arn {
             let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
                 .session_name("s3canary")
                 .region(region.clone())
-                .configure(&base)
+                .configure(base)
                 .build()
                 .await;
             b = b.credentials_provider(provider);

@@ -15,9 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client factory that uses the embedded server's credentials.
 pub fn factory() -> ClientFactory {
-    ClientFactory {
-        credentials: Some(SharedCredentialsProvider::new(EmbeddedS3::credentials())),
-    }
+    ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()))
 }
 
 /// A checked target named `name` on `bucket` at `endpoint`, with `extra` TOML lines appended.
