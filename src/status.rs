@@ -171,6 +171,8 @@ pub struct ProbeStatus {
     pub last_success_at: Option<SystemTime>,
     pub runs_total: u64,
     pub failures_total: u64,
+    /// Runs within the window.
+    pub window_runs: usize,
     /// Over the window; null without runs in it.
     pub success_ratio: Option<f64>,
     pub latency_p50_seconds: Option<f64>,
@@ -228,6 +230,7 @@ pub fn snapshot(d: &Daemon) -> Snapshot {
                         last_success_at: ph.and_then(|x| x.last_success),
                         runs_total: ph.map_or(0, |x| x.runs),
                         failures_total: ph.map_or(0, |x| x.failures),
+                        window_runs: window.len(),
                         success_ratio: (!window.is_empty())
                             .then(|| ok as f64 / window.len() as f64),
                         latency_p50_seconds: percentile(&lat, 0.5),
@@ -314,7 +317,7 @@ pub fn render_html(s: &Snapshot) -> String {
                 p.probe.as_str(),
                 esc(&result),
                 p.failing_since.map_or("–".into(), |t| when(Some(t))),
-                p.success_ratio.map_or("–".into(), |r| format!("{:.1}% of {}", r * 100.0, p.runs_total.min(WINDOW_SAMPLES as u64))),
+                p.success_ratio.map_or("–".into(), |r| format!("{:.1}% of {}", r * 100.0, p.window_runs)),
                 ms(p.latency_p50_seconds),
                 ms(p.latency_p99_seconds),
                 when(p.last_success_at),
