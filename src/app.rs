@@ -24,9 +24,6 @@ use crate::scheduler::{self, Schedule};
 /// How long shutdown waits for in-flight cycles to finish or clean up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
-/// Pages of 1000 keys the orphan sweep reads at most per target and sweep.
-const SWEEP_MAX_PAGES: usize = 20;
-
 /// A target's loop, as started.
 struct Running {
     target: Target,
@@ -388,23 +385,11 @@ pub async fn sweep_orphans(
     t: &Target,
     now: SystemTime,
 ) -> Result<usize, crate::s3::S3Failure> {
-    let prefix = t.canary_prefix();
     let mut deleted = 0;
-    let mut start_after: Option<String> = None;
-    for _ in 0..SWEEP_MAX_PAGES {
-        let (keys, truncated, _) = bucket.list(&prefix, start_after.as_deref()).await?;
-        for k in &keys {
-            let Some(written) = probe::parse_key(&prefix, k) else {
-                continue;
-            };
-            if now.duration_since(written).unwrap_or_default() > t.orphan_ttl {
-                bucket.delete(k).await?;
-                deleted += 1;
-            }
-        }
-        match keys.last() {
-            Some(last) if truncated => start_after = Some(last.clone()),
-            _ => break,
+    for (k, written) in probe::list_canaries(bucket, &t.canary_prefix()).await? {
+        if now.duration_since(written).unwrap_or_default() > t.orphan_ttl {
+            bucket.delete(&k).await?;
+            deleted += 1;
         }
     }
     Ok(deleted)

@@ -388,7 +388,7 @@ impl Monitor {
         token: &CancellationToken,
     ) -> Result<(usize, usize), crate::s3::S3Failure> {
         let now = SystemTime::now();
-        let source_keys = list_canaries(&self.source, &self.prefix).await?;
+        let source_keys = probe::list_canaries(&self.source, &self.prefix).await?;
         let (mut resumed, mut deleted) = (0, 0);
         for (key, written) in &source_keys {
             if self.pending.lock().unwrap().contains_key(key) {
@@ -409,7 +409,7 @@ impl Monitor {
                 resumed += 1;
             }
         }
-        for (key, _) in list_canaries(&self.destination, &self.prefix).await? {
+        for (key, _) in probe::list_canaries(&self.destination, &self.prefix).await? {
             let on_source = source_keys.iter().any(|(k, _)| *k == key);
             let in_flight = self.pending.lock().unwrap().contains_key(&key);
             if !on_source && !in_flight && self.destination.delete(&key).await.is_ok() {
@@ -449,27 +449,6 @@ impl Monitor {
             });
         }
     }
-}
-
-/// Canary keys under `prefix` with their write times (at most 20 pages of 1000).
-async fn list_canaries(
-    b: &Bucket,
-    prefix: &str,
-) -> Result<Vec<(String, SystemTime)>, crate::s3::S3Failure> {
-    let mut out = Vec::new();
-    let mut start_after: Option<String> = None;
-    for _ in 0..20 {
-        let (keys, truncated, _) = b.list(prefix, start_after.as_deref()).await?;
-        out.extend(
-            keys.iter()
-                .filter_map(|k| probe::parse_key(prefix, k).map(|t| (k.clone(), t))),
-        );
-        match keys.last() {
-            Some(last) if truncated => start_after = Some(last.clone()),
-            _ => break,
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

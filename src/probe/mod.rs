@@ -361,6 +361,31 @@ pub fn parse_key(canary_prefix: &str, key: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?))
 }
 
+/// Pages of 1000 keys a canary listing reads at most.
+pub const MAX_LIST_PAGES: usize = 20;
+
+/// Keys under `prefix` that have the exact canary format, with their write times (at most
+/// [`MAX_LIST_PAGES`] pages). Any other key, even under the prefix, is left out.
+pub async fn list_canaries(
+    b: &Bucket,
+    prefix: &str,
+) -> Result<Vec<(String, SystemTime)>, S3Failure> {
+    let mut out = Vec::new();
+    let mut start_after: Option<String> = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let (keys, truncated, _) = b.list(prefix, start_after.as_deref()).await?;
+        out.extend(
+            keys.iter()
+                .filter_map(|k| parse_key(prefix, k).map(|t| (k.clone(), t))),
+        );
+        match keys.last() {
+            Some(last) if truncated => start_after = Some(last.clone()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 /// Runs one cycle of `target`'s enabled probes against `bucket` and always cleans up.
 ///
 /// Steps stop at `deadline`; when `token` is cancelled the step in flight finishes (bounded by
