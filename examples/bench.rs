@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use s3canary::config::{self, Target};
-use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Op, Rule};
 use s3canary::metrics::{Metrics, TargetLabels};
 use s3canary::probe::run_cycle;
 use s3canary::s3::ClientFactory;
@@ -64,7 +64,10 @@ async fn overhead(samples: usize) -> serde_json::Value {
             ..Default::default()
         });
         let mut over = Vec::with_capacity(samples);
+        let mut client = Vec::with_capacity(samples);
+        let mut server = Vec::with_capacity(samples);
         for i in 0..samples + 20 {
+            s3.timings.take();
             let r = run_cycle(
                 &b,
                 &t,
@@ -77,15 +80,35 @@ async fn overhead(samples: usize) -> serde_json::Value {
                 .iter()
                 .find(|x| x.probe.as_str() == "get")
                 .unwrap();
+            // The server's own time for the GetObject, injected latency included.
+            let served = s3
+                .timings
+                .take()
+                .into_iter()
+                .find(|(op, _)| *op == Op::GetObject)
+                .map(|(_, d)| d.as_secs_f64() * 1000.0)
+                .expect("the get step sent one GetObject");
             // The first 20 cycles warm connections and caches up.
             if i >= 20 {
-                over.push(get.duration.as_secs_f64() * 1000.0 - injected_ms as f64);
+                let reported = get.duration.as_secs_f64() * 1000.0;
+                over.push(reported - injected_ms as f64);
+                client.push(reported - served);
+                server.push(served - injected_ms as f64);
             }
         }
-        over.sort_by(f64::total_cmp);
+        for v in [&mut over, &mut client, &mut server] {
+            v.sort_by(f64::total_cmp);
+        }
         out.insert(
             format!("injected_{injected_ms}ms"),
-            json!({"samples": over.len(), "p50_ms": pct(&over, 0.5), "p99_ms": pct(&over, 0.99), "max_ms": over.last()}),
+            json!({
+                "samples": over.len(),
+                "p50_ms": pct(&over, 0.5), "p99_ms": pct(&over, 0.99), "max_ms": over.last(),
+                // What s3canary and loopback add: reported minus the server's own time.
+                "client_p50_ms": pct(&client, 0.5), "client_p99_ms": pct(&client, 0.99),
+                // The embedded server's own work (SigV4 check, file read), injection excluded.
+                "server_p50_ms": pct(&server, 0.5), "server_p99_ms": pct(&server, 0.99),
+            }),
         );
     }
     json!({"overhead": out})

@@ -302,17 +302,24 @@ impl Daemon {
         self.history.record(&report);
     }
 
-    /// Deletes canaries of earlier runs at start and then every half `orphan_ttl` (at least
+    /// Deletes canaries of earlier runs at the target's first slot (its spread offset, so a
+    /// thousand targets do not all list at once) and then every half `orphan_ttl` (at least
     /// every interval).
     fn spawn_sweeper(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
         let metrics = self.metrics.clone();
         let every = (t.orphan_ttl / 2).max(t.interval);
+        let first = Schedule::spread(&t.name, t.interval, t.timeout).offset;
         self.tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(first) => {}
+            }
             loop {
                 let budget = t.timeout;
-                match tokio::time::timeout(budget, sweep_orphans(&bucket, &t, SystemTime::now()))
-                    .await
-                {
+                // Boxed: the sweep's state (SDK futures) is allocated while it runs, not held
+                // by the idle loop of every target.
+                let sweep = Box::pin(sweep_orphans(&bucket, &t, SystemTime::now()));
+                match tokio::time::timeout(budget, sweep).await {
                     Ok(Ok(n)) if n > 0 => {
                         metrics
                             .orphans_deleted

@@ -52,14 +52,20 @@ pub fn demo_router(faults: Arc<crate::embedded::Faults>) -> Router {
     )
 }
 
+/// The Prometheus text, streamed in chunks: each is rendered when the connection is ready for
+/// it, so a scrape at 1000 targets never holds the whole 16 MiB text.
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     d.refresh_gauges();
+    let chunks = d
+        .metrics
+        .render_chunks()
+        .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        d.metrics.render(),
+        axum::body::Body::from_stream(futures::stream::iter(chunks)),
     )
         .into_response()
 }

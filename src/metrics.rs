@@ -6,8 +6,10 @@
 //! `s3.rs`, because only it sees every retry attempt.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -74,7 +76,10 @@ impl TargetLabels {
 
 /// Every metric of the contract (probe, request and meta series).
 pub struct Metrics {
-    pub registry: Registry,
+    /// Registration checks names and label sets for duplicates; rendering goes through
+    /// `collectors`, one family at a time.
+    registry: Registry,
+    collectors: Vec<Box<dyn Collector>>,
     pub probe_runs: IntCounterVec,
     pub probe_failures: IntCounterVec,
     pub probe_success: IntGaugeVec,
@@ -124,7 +129,7 @@ impl Metrics {
             v
         };
 
-        let m = Metrics {
+        let mut m = Metrics {
             probe_runs: IntCounterVec::new(
                 opts("s3canary_probe_runs_total", "Probe steps run."),
                 &l(&["probe"]),
@@ -299,41 +304,38 @@ impl Metrics {
             ))
             .unwrap(),
             registry,
+            collectors: Vec::new(),
         };
-        let r = &m.registry;
-        r.register(Box::new(m.probe_runs.clone())).unwrap();
-        r.register(Box::new(m.probe_failures.clone())).unwrap();
-        r.register(Box::new(m.probe_success.clone())).unwrap();
-        r.register(Box::new(m.probe_duration.clone())).unwrap();
-        r.register(Box::new(m.last_success.clone())).unwrap();
-        r.register(Box::new(m.request_duration.clone())).unwrap();
-        r.register(Box::new(m.request_errors.clone())).unwrap();
-        r.register(Box::new(m.violations.clone())).unwrap();
-        r.register(Box::new(m.staleness.clone())).unwrap();
-        r.register(Box::new(m.cycles_skipped.clone())).unwrap();
-        r.register(Box::new(m.orphans_deleted.clone())).unwrap();
-        r.register(Box::new(m.replication_canaries.clone()))
-            .unwrap();
-        r.register(Box::new(m.replication_lag.clone())).unwrap();
-        r.register(Box::new(m.replication_pending.clone())).unwrap();
-        r.register(Box::new(m.replication_oldest_pending.clone()))
-            .unwrap();
-        r.register(Box::new(m.replication_timeouts.clone()))
-            .unwrap();
-        r.register(Box::new(m.replication_failures.clone()))
-            .unwrap();
-        r.register(Box::new(m.cloudwatch_publish.clone())).unwrap();
-        r.register(Box::new(m.cloudwatch_dropped.clone())).unwrap();
-        r.register(Box::new(m.target_interval.clone())).unwrap();
-        r.register(Box::new(m.build_info.clone())).unwrap();
-        r.register(Box::new(m.reload_successful.clone())).unwrap();
-        r.register(Box::new(m.reload_success_timestamp.clone()))
-            .unwrap();
+        m.add(m.probe_runs.clone());
+        m.add(m.probe_failures.clone());
+        m.add(m.probe_success.clone());
+        m.add(m.probe_duration.clone());
+        m.add(m.last_success.clone());
+        m.add(m.request_duration.clone());
+        m.add(m.request_errors.clone());
+        m.add(m.violations.clone());
+        m.add(m.staleness.clone());
+        m.add(m.cycles_skipped.clone());
+        m.add(m.orphans_deleted.clone());
+        m.add(m.replication_canaries.clone());
+        m.add(m.replication_lag.clone());
+        m.add(m.replication_pending.clone());
+        m.add(m.replication_oldest_pending.clone());
+        m.add(m.replication_timeouts.clone());
+        m.add(m.replication_failures.clone());
+        m.add(m.cloudwatch_publish.clone());
+        m.add(m.cloudwatch_dropped.clone());
+        m.add(m.target_interval.clone());
+        m.add(m.build_info.clone());
+        m.add(m.reload_successful.clone());
+        m.add(m.reload_success_timestamp.clone());
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
+        m.collectors.push(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .unwrap();
+        ));
+        // Families come out sorted by name, as a Registry would write them.
+        m.collectors
+            .sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -459,13 +461,117 @@ impl Metrics {
         }
     }
 
-    /// Renders the registry in the Prometheus text format.
+    /// Registers `c` (names and labels checked once, here) and keeps it for rendering.
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C) {
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("metric names and label sets are unique");
+        self.collectors.push(Box::new(c));
+    }
+
+    /// Renders every series in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut out = Vec::new();
+        for chunk in Render::new(self) {
+            out.extend_from_slice(&chunk);
+        }
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// The Prometheus text in chunks of at most [`RENDER_CHUNK`] series, each rendered when
+    /// the iterator is advanced.
+    ///
+    /// At 1000 targets the whole text is about 16 MiB. `Registry::gather` followed by one
+    /// `encode` would copy every series of every family into protobuf structures and then
+    /// grow the text by doubling, about 80 MiB at the peak of a scrape. Streamed in chunks
+    /// (see `http.rs`), a scrape holds the structures of one family (about 3 MiB for the
+    /// largest) and a chunk or two of text.
+    pub fn render_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+        Render::new(self.clone())
+    }
+}
+
+/// Most series per chunk of the `/metrics` text (about 0.5 MiB for histograms).
+pub const RENDER_CHUNK: usize = 256;
+
+/// The state of one `/metrics` rendering: the families of the collector being written and how
+/// many series of the first one are written.
+struct Render<M> {
+    metrics: M,
+    next_collector: usize,
+    families: std::collections::VecDeque<prometheus::proto::MetricFamily>,
+    done_in_family: usize,
+}
+
+impl<M: std::ops::Deref<Target = Metrics>> Render<M> {
+    fn new(metrics: M) -> Self {
+        Render {
+            metrics,
+            next_collector: 0,
+            families: std::collections::VecDeque::new(),
+            done_in_family: 0,
+        }
+    }
+}
+
+impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        while self.families.is_empty() {
+            let c = self.metrics.collectors.get(self.next_collector)?;
+            self.next_collector += 1;
+            for mut f in c.collect() {
+                if f.get_metric().is_empty() {
+                    continue;
+                }
+                // Stable order by label values, as `Registry::gather` sorts them.
+                f.mut_metric().sort_by_cached_key(|m| {
+                    m.get_label()
+                        .iter()
+                        .map(|l| l.value().to_owned())
+                        .collect::<Vec<_>>()
+                });
+                self.families.push_back(f);
+            }
+            self.done_in_family = 0;
+        }
+        let family = self.families.front_mut().expect("not empty");
+        let total = family.get_metric().len();
+        let end = (self.done_in_family + RENDER_CHUNK).min(total);
+        // A family of only this chunk's series; the rest stay in place for the next chunks.
+        let mut part = prometheus::proto::MetricFamily::default();
+        part.set_name(family.name().to_owned());
+        part.set_help(family.help().to_owned());
+        part.set_field_type(family.get_field_type());
+        part.set_metric(
+            family.mut_metric()[self.done_in_family..end]
+                .iter_mut()
+                .map(std::mem::take)
+                .collect(),
+        );
+        let mut buf = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(&[part], &mut buf)
             .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        if self.done_in_family > 0 {
+            // The encoder starts every family with its `# HELP` and `# TYPE` lines; a family
+            // split over chunks must have them once. Neither line can hold a raw newline (the
+            // encoder escapes them in help texts).
+            let header = buf
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(1)
+                .map_or(0, |(i, _)| i + 1);
+            buf.drain(..header);
+        }
+        self.done_in_family = end;
+        if end == total {
+            self.families.pop_front();
+            self.done_in_family = 0;
+        }
+        Some(buf)
     }
 }
 
@@ -484,4 +590,44 @@ pub fn all_reasons() -> Vec<&'static str> {
 /// Probes whose success is a consistency check, for docs.
 pub fn checks_of(p: Probe) -> Vec<&'static str> {
     Check::of_probe(p).iter().map(|c| c.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_render_is_the_registry_text() {
+        let labels = BTreeMap::from([("env".to_string(), "test".to_string())]);
+        let m = Arc::new(Metrics::new(&labels));
+        // Enough series that the largest families span several chunks.
+        for i in 0..(RENDER_CHUNK * 2 + 7) {
+            let t = format!("t{i}");
+            m.probe_duration
+                .with_label_values(&[&t, "b", "r", "put"])
+                .observe(0.01 * i as f64);
+            m.probe_runs.with_label_values(&[&t, "b", "r", "put"]).inc();
+        }
+        let mut want = Vec::new();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut want)
+            .unwrap();
+        let want = String::from_utf8(want).unwrap();
+        let got = m.render();
+        // Process figures change between two renders; every s3canary line must be the same,
+        // in the same order (families by name, series by label values).
+        let ours = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.contains("s3canary_"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert!(ours(&want).len() > RENDER_CHUNK * 2 * 18);
+        assert_eq!(ours(&got), ours(&want));
+        assert_eq!(
+            got.matches("# TYPE s3canary_probe_duration_seconds histogram")
+                .count(),
+            1
+        );
+    }
 }

@@ -1,10 +1,12 @@
-//! S3 access for probes: one client per target, the few operations probes need, and the mapping
-//! of SDK errors onto a bounded set of reasons and codes.
+//! S3 access for probes: clients shared by targets with the same region, endpoint and
+//! settings, the few operations probes need, and the mapping of SDK errors onto a bounded set of
+//! reasons and codes.
 //!
 //! Clients come from aws-config's standard credential chain with explicit timeouts and at most
 //! three attempts per request. An interceptor records every attempt's latency and error code, so
 //! a retried request shows up as the slow or failed attempts it really was.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,15 +220,39 @@ pub struct Head {
     pub ids: Ids,
 }
 
-/// One bucket through one client: the operations probes use, errors already classified.
+/// One bucket of one target: the operations probes use, errors already classified.
+///
+/// The client is shared with every target that has the same region, endpoint, addressing
+/// style, role and timeout; each request is attributed to this target's series through
+/// [`RECORDING`].
 #[derive(Clone, Debug)]
 pub struct Bucket {
     pub client: aws_sdk_s3::Client,
     pub name: String,
     pub sse: Option<Sse>,
+    recording: Arc<Recording>,
+}
+
+/// Where the attempts of a request are recorded: the daemon's metrics and the target's labels.
+#[derive(Debug)]
+struct Recording {
+    metrics: Arc<Metrics>,
+    labels: TargetLabels,
+}
+
+tokio::task_local! {
+    /// Set by [`Bucket`] around each request; read by [`AttemptRecorder`], which runs inside
+    /// the request's future (the SDK's orchestrator calls interceptors inline, not on another
+    /// task).
+    static RECORDING: Arc<Recording>;
 }
 
 impl Bucket {
+    /// Runs one request with its attempts recorded under this target's labels.
+    async fn recorded<F: std::future::Future>(&self, request: F) -> F::Output {
+        RECORDING.scope(self.recording.clone(), request).await
+    }
+
     /// PutObject of `body` at `key`, honouring the target's SSE setting and `cond`.
     pub async fn put(
         &self,
@@ -259,7 +285,7 @@ impl Bucket {
                 }
             }
         };
-        match req.send().await {
+        match self.recorded(req.send()).await {
             Ok(o) => Ok(Written {
                 etag: o.e_tag().map(str::to_string),
                 ids: Ids::of(&o),
@@ -270,14 +296,8 @@ impl Bucket {
 
     /// GetObject; `Ok(None)` when S3 answers 404.
     pub async fn get(&self, key: &str) -> Result<Option<Read>, S3Failure> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.name)
-            .key(key)
-            .send()
-            .await
-        {
+        let req = self.client.get_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
             Ok(o) => {
                 let ids = Ids::of(&o);
                 let etag = o.e_tag().map(str::to_string);
@@ -302,14 +322,8 @@ impl Bucket {
 
     /// HeadObject; `Ok(None)` when S3 answers 404.
     pub async fn head(&self, key: &str) -> Result<Option<Head>, S3Failure> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.name)
-            .key(key)
-            .send()
-            .await
-        {
+        let req = self.client.head_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
             Ok(o) => Ok(Some(Head {
                 etag: o.e_tag().map(str::to_string),
                 replication_status: o.replication_status().map(|s| s.as_str().to_string()),
@@ -334,7 +348,7 @@ impl Bucket {
         if let Some(s) = start_after {
             req = req.start_after(s);
         }
-        match req.send().await {
+        match self.recorded(req.send()).await {
             Ok(o) => {
                 let keys = o
                     .contents()
@@ -349,16 +363,32 @@ impl Bucket {
 
     /// DeleteObject (S3 answers 204 whether or not the key existed).
     pub async fn delete(&self, key: &str) -> Result<Ids, S3Failure> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.name)
-            .key(key)
-            .send()
-            .await
-        {
+        let req = self.client.delete_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
             Ok(o) => Ok(Ids::of(&o)),
             Err(e) => Err(S3Failure::from_sdk(&e)),
+        }
+    }
+}
+
+/// What makes two targets' clients different; targets with the same key share one client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClientKey {
+    region: String,
+    endpoint: Option<String>,
+    path_style: bool,
+    role_arn: Option<String>,
+    timeout: Duration,
+}
+
+impl ClientKey {
+    fn of(t: &Target) -> Self {
+        ClientKey {
+            region: t.region.clone(),
+            endpoint: t.endpoint.clone(),
+            path_style: t.path_style,
+            role_arn: t.role_arn.clone(),
+            timeout: t.timeout,
         }
     }
 }
@@ -372,6 +402,11 @@ pub struct ClientFactory {
     /// HTTP client (and TLS setup and connection pool) and one credentials cache for all
     /// targets, instead of one per target.
     base: Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
+    /// One client per distinct [`ClientKey`]. A client costs about 20 KiB (its runtime
+    /// plugins and configuration layers); a thousand targets in one region need one, not a
+    /// thousand. Entries live as long as the factory; a reload that changes regions or
+    /// endpoints adds a few.
+    clients: Arc<tokio::sync::Mutex<HashMap<ClientKey, aws_sdk_s3::Client>>>,
 }
 
 impl ClientFactory {
@@ -383,11 +418,36 @@ impl ClientFactory {
         }
     }
 
-    /// A client for `t`: its region, endpoint and path style, optional assumed role, timeouts
-    /// derived from the target's cycle timeout, at most [`MAX_ATTEMPTS`] attempts, and the
-    /// attempt recorder feeding `metrics`.
+    /// The bucket of `t`, its requests recorded in `metrics` under the target's labels.
     pub async fn bucket(&self, t: &Target, metrics: Arc<Metrics>) -> Bucket {
-        let region = Region::new(t.region.clone());
+        let key = ClientKey::of(t);
+        let client = {
+            let mut clients = self.clients.lock().await;
+            match clients.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.client(&key).await;
+                    clients.insert(key, c.clone());
+                    c
+                }
+            }
+        };
+        Bucket {
+            client,
+            name: t.bucket.clone(),
+            sse: t.sse.clone(),
+            recording: Arc::new(Recording {
+                metrics,
+                labels: TargetLabels::of(t),
+            }),
+        }
+    }
+
+    /// A client for targets with `key`: their region, endpoint and path style, optional
+    /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
+    /// attempts, and the attempt recorder.
+    async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
+        let region = Region::new(key.region.clone());
         let base = self
             .base
             .get_or_init(|| async {
@@ -400,11 +460,11 @@ impl ClientFactory {
                 if let Some(c) = &self.credentials {
                     loader = loader.credentials_provider(c.clone());
                 }
-                loader.load().await
+                loader.http_client(shared_https_client()).load().await
             })
             .await;
         let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());
-        if let Some(arn) = &t.role_arn {
+        if let Some(arn) = &key.role_arn {
             let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
                 .session_name("s3canary")
                 .region(region.clone())
@@ -413,19 +473,19 @@ impl ClientFactory {
                 .await;
             b = b.credentials_provider(provider);
         }
-        if let Some(e) = &t.endpoint {
+        if let Some(e) = &key.endpoint {
             b = b.endpoint_url(e);
         }
         // A request may use half the cycle's budget per attempt, so one slow attempt still
         // leaves room to report it; the cycle deadline is the hard bound above this.
-        let attempt = t.timeout / 2;
+        let attempt = key.timeout / 2;
         b = b
-            .force_path_style(t.path_style)
+            .force_path_style(key.path_style)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(attempt.min(Duration::from_secs(3)))
                     .operation_attempt_timeout(attempt)
-                    .operation_timeout(t.timeout)
+                    .operation_timeout(key.timeout)
                     .build(),
             )
             .retry_config(
@@ -438,24 +498,36 @@ impl ClientFactory {
             // only make S3-compatible stores disagree with each other.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .interceptor(AttemptRecorder {
-                metrics,
-                labels: TargetLabels::of(t),
-            });
-        Bucket {
-            client: aws_sdk_s3::Client::from_conf(b.build()),
-            name: t.bucket.clone(),
-            sse: t.sse.clone(),
-        }
+            .interceptor(AttemptRecorder);
+        aws_sdk_s3::Client::from_conf(b.build())
     }
 }
 
-/// Records each attempt's duration and error code.
-#[derive(Debug)]
-struct AttemptRecorder {
-    metrics: Arc<Metrics>,
-    labels: TargetLabels,
+/// One HTTPS client for every S3 client the factory builds.
+///
+/// Without it each `aws_sdk_s3::Client` builds its own default HTTP client on first use: its own
+/// rustls configuration with a copy of the root certificate store (about 0.2 MiB) and its own
+/// connection pool. At 1000 targets that was most of the daemon's memory. This client builds
+/// one connector per distinct (connect, read) timeout pair and shares it, with its pool, across
+/// targets; it is otherwise the SDK's default (rustls with aws-lc, proxy from the environment).
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, Connector, proxy::ProxyConfig};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut b = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        b.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            b.set_sleep_impl(c.sleep_impl());
+        }
+        b.set_proxy_config(Some(ProxyConfig::from_env()));
+        b.build()
+    })
 }
+
+/// Records each attempt's duration and error code under the labels of the target whose
+/// [`Bucket`] sent the request (from [`RECORDING`]).
+#[derive(Debug)]
+struct AttemptRecorder;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -551,8 +623,12 @@ impl Intercept for AttemptRecorder {
             .load::<Metadata>()
             .map(|m| m.name().to_string())
             .unwrap_or_else(|| "other".into());
-        let tl = &self.labels;
-        self.metrics
+        // Requests are only sent through `Bucket`, which always sets the recording.
+        let Ok(rec) = RECORDING.try_with(Arc::clone) else {
+            return Ok(());
+        };
+        let tl = &rec.labels;
+        rec.metrics
             .request_duration
             .with_label_values(&[&tl.target, &tl.bucket, &tl.region, &op])
             .observe(start.0.elapsed().as_secs_f64());
@@ -564,7 +640,7 @@ impl Intercept for AttemptRecorder {
                     "timeout" | "connection" => code.as_str(),
                     other => bounded_code(other),
                 };
-                self.metrics
+                rec.metrics
                     .request_errors
                     .with_label_values(&[&tl.target, &tl.bucket, &tl.region, &op, code])
                     .inc();

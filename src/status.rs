@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::RwLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -18,8 +18,9 @@ use crate::probe::{CycleReport, Failure, Outcome};
 
 /// The window of the success ratio and latency percentiles.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Most samples kept per probe in the window.
-const WINDOW_SAMPLES: usize = 1000;
+/// Most samples kept per probe in the window: 15 minutes of runs down to 3-second intervals,
+/// the last 300 runs below that (about 5 KiB per probe).
+const WINDOW_SAMPLES: usize = 300;
 /// Failures kept per target.
 const RECENT_FAILURES: usize = 10;
 
@@ -30,8 +31,39 @@ struct ProbeHistory {
     last: Option<(SystemTime, Option<Failure>)>,
     last_success: Option<SystemTime>,
     failing_since: Option<SystemTime>,
-    /// (finished at, succeeded, duration)
-    window: VecDeque<(SystemTime, bool, Duration)>,
+    window: VecDeque<Sample>,
+}
+
+/// One run in the window, 16 bytes (a `SystemTime`, `bool` and `Duration` tuple is 40): at 1000
+/// targets with short intervals the windows are most of the status page's memory.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Finish time, milliseconds since the Unix epoch.
+    at_ms: u64,
+    /// Duration in microseconds (saturating at about 71 minutes, far above any timeout).
+    micros: u32,
+    ok: bool,
+}
+
+impl Sample {
+    fn new(at: SystemTime, ok: bool, d: Duration) -> Self {
+        Sample {
+            at_ms: at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64,
+            micros: u32::try_from(d.as_micros()).unwrap_or(u32::MAX),
+            ok,
+        }
+    }
+
+    fn at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.at_ms)
+    }
+
+    fn seconds(&self) -> f64 {
+        f64::from(self.micros) / 1e6
+    }
 }
 
 /// A failure as shown on the page.
@@ -68,11 +100,11 @@ impl History {
             p.runs += 1;
             let at = r.finished_at;
             let ok = matches!(outcome, Outcome::Success);
-            p.window.push_back((at, ok, r.duration));
+            p.window.push_back(Sample::new(at, ok, r.duration));
             while p.window.len() > WINDOW_SAMPLES
                 || p.window
                     .front()
-                    .is_some_and(|(t0, ..)| at.duration_since(*t0).unwrap_or_default() > WINDOW)
+                    .is_some_and(|s| at.duration_since(s.at()).unwrap_or_default() > WINDOW)
             {
                 p.window.pop_front();
             }
@@ -206,20 +238,19 @@ pub fn snapshot(d: &Daemon) -> Snapshot {
                 .iter()
                 .map(|p| {
                     let ph = h.probes.get(p);
-                    let window: Vec<&(SystemTime, bool, Duration)> = ph
+                    let window: Vec<&Sample> = ph
                         .map(|x| {
                             x.window
                                 .iter()
-                                .filter(|(at, ..)| {
-                                    now.duration_since(*at).unwrap_or_default() <= WINDOW
+                                .filter(|s| {
+                                    now.duration_since(s.at()).unwrap_or_default() <= WINDOW
                                 })
                                 .collect()
                         })
                         .unwrap_or_default();
-                    let mut lat: Vec<f64> =
-                        window.iter().map(|(_, _, d)| d.as_secs_f64()).collect();
+                    let mut lat: Vec<f64> = window.iter().map(|s| s.seconds()).collect();
                     lat.sort_by(f64::total_cmp);
-                    let ok = window.iter().filter(|(_, ok, _)| *ok).count();
+                    let ok = window.iter().filter(|s| s.ok).count();
                     let last = ph.and_then(|x| x.last.as_ref());
                     ProbeStatus {
                         probe: *p,

@@ -465,3 +465,58 @@ async fn cancelled_cycle_skips_remaining_steps_but_deletes_its_canary() {
     assert!(report.cleaned_up);
     assert_eq!(r.s3.keys("canary"), Vec::<String>::new());
 }
+
+/// Targets on the same endpoint share one S3 client; each request must still land in the
+/// series of the target that sent it, also when their cycles run at the same time.
+#[tokio::test]
+async fn targets_sharing_a_client_keep_their_own_request_series() {
+    let s3 = s3canary::embedded::EmbeddedS3::start(&["one", "two"])
+        .await
+        .unwrap();
+    let metrics = std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default()));
+    let factory = common::factory();
+    let a = common::target("a", "one", &s3.endpoint, "");
+    let b = common::target("b", "two", &s3.endpoint, "probes = [\"put\", \"get\"]");
+    let (ba, bb) = (
+        factory.bucket(&a, metrics.clone()).await,
+        factory.bucket(&b, metrics.clone()).await,
+    );
+    let token = CancellationToken::new();
+    for _ in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (ra, rb) = tokio::join!(
+            run_cycle(&ba, &a, deadline, &token),
+            run_cycle(&bb, &b, deadline, &token)
+        );
+        assert!(ra.violations.is_empty() && rb.violations.is_empty());
+    }
+    let text = metrics.render();
+    let count = |target: &str, op: &str| {
+        let (t, o) = (
+            format!("target=\"{target}\""),
+            format!("operation=\"{op}\""),
+        );
+        sample(
+            &text,
+            "s3canary_s3_request_duration_seconds_count",
+            &[&t, &o],
+        )
+        .unwrap_or(0.0)
+    };
+    // Target a runs every probe: 13 requests a cycle; b runs put and get: 3 (with the delete).
+    assert_eq!(count("a", "PutObject"), 18.0);
+    assert_eq!(count("a", "ListObjectsV2"), 6.0);
+    assert_eq!(count("b", "PutObject"), 3.0);
+    assert_eq!(count("b", "GetObject"), 3.0);
+    assert_eq!(count("b", "DeleteObject"), 3.0);
+    assert_eq!(count("b", "ListObjectsV2"), 0.0);
+    // And the server saw exactly that many requests on each bucket.
+    let log = s3.log.entries();
+    let on = |bucket: &str, op: Op| {
+        log.iter()
+            .filter(|x| x.bucket == bucket && x.op == op)
+            .count()
+    };
+    assert_eq!(on("two", Op::PutObject), 3);
+    assert_eq!(on("one", Op::PutObject), 18);
+}

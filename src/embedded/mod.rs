@@ -37,8 +37,34 @@ pub struct EmbeddedS3 {
     pub faults: Arc<Faults>,
     pub log: Arc<AccessLog>,
     pub replication: Arc<Replicator>,
+    /// How long the server took over each request.
+    pub timings: Arc<Timings>,
     root: PathBuf,
     shutdown: CancellationToken,
+}
+
+/// The server's own time for each request: from the request's arrival to its response's
+/// headers (the injected latency included), newest last, at most [`Timings::KEPT`]. The
+/// benchmark subtracts it from what the daemon reports to isolate the client side.
+#[derive(Debug, Default)]
+pub struct Timings(std::sync::Mutex<std::collections::VecDeque<(Op, std::time::Duration)>>);
+
+impl Timings {
+    /// Most timings kept.
+    pub const KEPT: usize = 10_000;
+
+    fn push(&self, op: Op, d: std::time::Duration) {
+        let mut v = self.0.lock().unwrap();
+        if v.len() >= Self::KEPT {
+            v.pop_front();
+        }
+        v.push_back((op, d));
+    }
+
+    /// Takes every timing recorded so far.
+    pub fn take(&self) -> Vec<(Op, std::time::Duration)> {
+        self.0.lock().unwrap().drain(..).collect()
+    }
 }
 
 impl EmbeddedS3 {
@@ -79,6 +105,8 @@ impl EmbeddedS3 {
         };
 
         let faults_for_http = faults.clone();
+        let timings = Arc::new(Timings::default());
+        let timings_for_http = timings.clone();
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -106,9 +134,12 @@ impl EmbeddedS3 {
                 let service = service.clone();
                 let seq = seq.clone();
                 let faults = faults_for_http.clone();
+                let timings = timings_for_http.clone();
                 let svc =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let service = service.clone();
+                        let timings = timings.clone();
+                        let arrived = std::time::Instant::now();
                         let n = seq.fetch_add(1, Ordering::Relaxed);
                         let (bucket, op) = classify(&req);
                         let fault = faults.for_bucket(&bucket).http_fault_for(op);
@@ -153,6 +184,7 @@ impl EmbeddedS3 {
                                 }
                                 _ => {}
                             }
+                            timings.push(op, arrived.elapsed());
                             // S3 answers every request with these two IDs; AWS support asks for them.
                             let h = resp.headers_mut();
                             h.insert("x-amz-request-id", format!("{n:016X}").parse().unwrap());
@@ -181,6 +213,7 @@ impl EmbeddedS3 {
             faults,
             log,
             replication,
+            timings,
             root,
             shutdown,
         })

@@ -3,8 +3,9 @@
 Python with boto3, one thread and one client per bucket, doing the same cycle as s3canary
 (put, get, list, overwrite, delete with head and list, conditional writes, cleanup).
 
-usage: boto3_baseline.py ENDPOINT TARGETS SECONDS INTERVAL_SECONDS
-prints one JSON object: cycles, cpu_seconds, max_rss_kib
+usage: boto3_baseline.py ENDPOINT TARGETS SECONDS INTERVAL_SECONDS WARMUP_SECONDS
+prints one JSON object: cycles and cpu_seconds after the warm-up (client creation, first
+connections and imports excluded, as they are for s3canary), max_rss_kib over the whole run
 """
 import json
 import resource
@@ -17,10 +18,22 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-endpoint, targets, seconds, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+endpoint, targets, seconds, interval, warmup = (sys.argv[1], int(sys.argv[2]), float(sys.argv[3]),
+                                                 float(sys.argv[4]), float(sys.argv[5]))
 cycles = 0
 lock = threading.Lock()
-stop = time.time() + seconds
+stop = time.time() + warmup + seconds
+mark = {}
+
+
+def cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def warmed_up():
+    with lock:
+        mark["cycles"], mark["cpu"] = cycles, cpu()
 
 
 def refused(fn):
@@ -71,10 +84,13 @@ def canary(i):
             cycles += 1
 
 
+timer = threading.Timer(warmup, warmed_up)
+timer.start()
 threads = [threading.Thread(target=canary, args=(i,)) for i in range(targets)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
-ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"cycles": cycles, "cpu_seconds": ru.ru_utime + ru.ru_stime, "max_rss_kib": ru.ru_maxrss}))
+timer.join()
+print(json.dumps({"cycles": cycles - mark["cycles"], "cpu_seconds": cpu() - mark["cpu"],
+                  "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
