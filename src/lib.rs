@@ -18,4 +18,5 @@ pub mod probe;
 pub mod replication;
 pub mod s3;
 pub mod scheduler;
+pub mod series;
 pub mod status;

@@ -17,6 +17,7 @@ use prometheus::{
 
 use crate::config::{Probe, Target};
 use crate::probe::{Check, CycleReport, Outcome, Reason};
+use crate::series;
 
 /// Latency buckets for S3 requests and probe steps: 5 ms to 30 s. Same-region S3 answers a
 /// small PUT/GET in 10-100 ms; first-byte latency targets are around 100-200 ms; the top end
@@ -80,17 +81,17 @@ pub struct Metrics {
     /// `collectors`, one family at a time.
     registry: Registry,
     collectors: Vec<Box<dyn Collector>>,
-    pub probe_runs: IntCounterVec,
-    pub probe_failures: IntCounterVec,
-    pub probe_success: IntGaugeVec,
-    pub probe_duration: HistogramVec,
-    pub last_success: GaugeVec,
-    pub request_duration: HistogramVec,
-    pub request_errors: IntCounterVec,
-    pub violations: IntCounterVec,
-    pub staleness: HistogramVec,
-    pub cycles_skipped: IntCounterVec,
-    pub orphans_deleted: IntCounterVec,
+    pub probe_runs: series::CounterVec,
+    pub probe_failures: series::CounterVec,
+    pub probe_success: series::GaugeVec,
+    pub probe_duration: series::HistogramVec,
+    pub last_success: series::GaugeVec,
+    pub request_duration: series::HistogramVec,
+    pub request_errors: series::CounterVec,
+    pub violations: series::CounterVec,
+    pub staleness: series::HistogramVec,
+    pub cycles_skipped: series::CounterVec,
+    pub orphans_deleted: series::CounterVec,
     pub replication_canaries: IntCounterVec,
     pub replication_lag: HistogramVec,
     pub replication_pending: IntGaugeVec,
@@ -99,7 +100,7 @@ pub struct Metrics {
     pub replication_failures: IntCounterVec,
     pub cloudwatch_publish: IntCounterVec,
     pub cloudwatch_dropped: prometheus::IntCounter,
-    pub target_interval: GaugeVec,
+    pub target_interval: series::GaugeVec,
     pub build_info: IntGaugeVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
@@ -130,12 +131,12 @@ impl Metrics {
         };
 
         let mut m = Metrics {
-            probe_runs: IntCounterVec::new(
+            probe_runs: series::CounterVec::new(
                 opts("s3canary_probe_runs_total", "Probe steps run."),
                 &l(&["probe"]),
             )
             .unwrap(),
-            probe_failures: IntCounterVec::new(
+            probe_failures: series::CounterVec::new(
                 opts(
                     "s3canary_probe_failures_total",
                     "Probe steps that failed, by bounded reason.",
@@ -143,7 +144,7 @@ impl Metrics {
                 &l(&["probe", "reason"]),
             )
             .unwrap(),
-            probe_success: IntGaugeVec::new(
+            probe_success: series::GaugeVec::new(
                 opts(
                     "s3canary_probe_success",
                     "1 if the last run of the probe succeeded, else 0.",
@@ -151,7 +152,7 @@ impl Metrics {
                 &l(&["probe"]),
             )
             .unwrap(),
-            probe_duration: HistogramVec::new(
+            probe_duration: series::HistogramVec::new(
                 hopts(
                     "s3canary_probe_duration_seconds",
                     "Duration of a probe step, including its re-reads.",
@@ -160,7 +161,7 @@ impl Metrics {
                 &l(&["probe"]),
             )
             .unwrap(),
-            last_success: GaugeVec::new(
+            last_success: series::GaugeVec::new(
                 opts(
                     "s3canary_last_success_timestamp_seconds",
                     "Unix time of the probe's last success.",
@@ -168,7 +169,7 @@ impl Metrics {
                 &l(&["probe"]),
             )
             .unwrap(),
-            request_duration: HistogramVec::new(
+            request_duration: series::HistogramVec::new(
                 hopts(
                     "s3canary_s3_request_duration_seconds",
                     "Duration of each S3 request attempt (retries are separate observations).",
@@ -177,7 +178,7 @@ impl Metrics {
                 &l(&["operation"]),
             )
             .unwrap(),
-            request_errors: IntCounterVec::new(
+            request_errors: series::CounterVec::new(
                 opts(
                     "s3canary_s3_request_errors_total",
                     "S3 request attempts that failed, by S3 error code.",
@@ -185,7 +186,7 @@ impl Metrics {
                 &l(&["operation", "code"]),
             )
             .unwrap(),
-            violations: IntCounterVec::new(
+            violations: series::CounterVec::new(
                 opts(
                     "s3canary_consistency_violations_total",
                     "Reads or listings that did not reflect an acknowledged write or delete.",
@@ -193,7 +194,7 @@ impl Metrics {
                 &l(&["check"]),
             )
             .unwrap(),
-            staleness: HistogramVec::new(
+            staleness: series::HistogramVec::new(
                 hopts(
                     "s3canary_staleness_seconds",
                     "Per violation: time from the write acknowledgement to the first consistent read.",
@@ -202,7 +203,7 @@ impl Metrics {
                 &l(&["check"]),
             )
             .unwrap(),
-            cycles_skipped: IntCounterVec::new(
+            cycles_skipped: series::CounterVec::new(
                 opts(
                     "s3canary_cycles_skipped_total",
                     "Cycles not started because the previous cycle of the target was still running.",
@@ -210,7 +211,7 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
-            orphans_deleted: IntCounterVec::new(
+            orphans_deleted: series::CounterVec::new(
                 opts(
                     "s3canary_orphans_deleted_total",
                     "Canaries left by earlier runs and deleted by the orphan sweep.",
@@ -280,7 +281,7 @@ impl Metrics {
                 "CloudWatch datums dropped because the queue was full.",
             ))
             .unwrap(),
-            target_interval: GaugeVec::new(
+            target_interval: series::GaugeVec::new(
                 opts(
                     "s3canary_target_interval_seconds",
                     "Configured probe interval of the target (for staleness alerts).",
@@ -422,7 +423,7 @@ impl Metrics {
                 Outcome::Success => {
                     self.probe_success
                         .with_label_values(&tl.with(&[probe]))
-                        .set(1);
+                        .set(1.0);
                     self.last_success
                         .with_label_values(&tl.with(&[probe]))
                         .set(unix_seconds(r.finished_at));
@@ -430,7 +431,7 @@ impl Metrics {
                 Outcome::Failure(f) => {
                     self.probe_success
                         .with_label_values(&tl.with(&[probe]))
-                        .set(0);
+                        .set(0.0);
                     self.probe_failures
                         .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
                         .inc();

@@ -120,11 +120,15 @@ impl S3Failure {
             ),
             None => (None, None),
         };
-        let detail = aws_smithy_types::error::display::DisplayErrorContext(e).to_string();
+        // Only failures without an S3 answer need the SDK's whole error chain; refused
+        // conditional writes (every cycle) must not pay for formatting it.
+        let detail = || aws_smithy_types::error::display::DisplayErrorContext(e).to_string();
         let (reason, status, code, message) = match e {
-            SdkError::TimeoutError(_) => (Reason::Timeout, None, None, detail),
-            SdkError::DispatchFailure(d) if d.is_timeout() => (Reason::Timeout, None, None, detail),
-            SdkError::DispatchFailure(_) => (Reason::Connection, None, None, detail),
+            SdkError::TimeoutError(_) => (Reason::Timeout, None, None, detail()),
+            SdkError::DispatchFailure(d) if d.is_timeout() => {
+                (Reason::Timeout, None, None, detail())
+            }
+            SdkError::DispatchFailure(_) => (Reason::Connection, None, None, detail()),
             SdkError::ServiceError(s) => {
                 let status = s.raw().status().as_u16();
                 let code = s.err().code().map(str::to_string);
@@ -140,7 +144,7 @@ impl S3Failure {
                     message,
                 )
             }
-            _ => (Reason::Other, None, None, detail),
+            _ => (Reason::Other, None, None, detail()),
         };
         S3Failure {
             reason,

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use rand::Rng;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -280,10 +279,11 @@ impl<'a> Cycle<'a> {
     /// random bytes.
     pub fn new_body(&self) -> Bytes {
         let mut body = vec![0u8; self.size];
-        let mut rng = rand::rng();
+        rand::fill(&mut body[..]);
+        // Printable, so a canary opened by hand reads as text (a slight bias is harmless).
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         for b in body.iter_mut() {
-            *b = ALPHABET[rng.random_range(0..ALPHABET.len())];
+            *b = ALPHABET[usize::from(*b) % ALPHABET.len()];
         }
         let header = format!("s3canary {} v{}\n", self.key, self.versions.len() + 1);
         let n = header.len().min(self.size.saturating_sub(16));
