@@ -125,6 +125,11 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.state.lock().unwrap().count
     }
+
+    /// The sum of the observations so far.
+    pub fn sum(&self) -> f64 {
+        self.state.lock().unwrap().sum
+    }
 }
 
 impl Cell for Histogram {
