@@ -12,29 +12,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_s3::config::SharedCredentialsProvider;
-use s3canary::config::{self, Target};
+use s3canary::config;
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Op, Rule};
 use s3canary::metrics::{Metrics, TargetLabels};
-use s3canary::probe::run_cycle;
-use s3canary::s3::ClientFactory;
 use serde_json::json;
+
+// The same helpers as the integration tests: a factory with the embedded server's credentials,
+// a checked target on it, one cycle with the target's deadline.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{factory, one_cycle, target};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-fn factory() -> ClientFactory {
-    ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()))
-}
-
-fn target(name: &str, bucket: &str, endpoint: &str, extra: &str) -> Target {
-    let text = format!(
-        "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}\n"
-    );
-    config::parse(&text, std::path::Path::new("bench.toml"))
-        .unwrap()
-        .targets
-        .remove(0)
-}
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -87,13 +76,7 @@ async fn overhead(samples: usize) -> serde_json::Value {
         for i in 0..samples + 20 {
             s3.timings.take();
             let before = attempt.sum();
-            let r = run_cycle(
-                &b,
-                &t,
-                Instant::now() + t.timeout,
-                &CancellationToken::new(),
-            )
-            .await;
+            let r = one_cycle(&b, &t).await;
             let get = r
                 .results
                 .iter()
@@ -194,13 +177,7 @@ async fn scrape(targets: usize) -> serde_json::Value {
     let metrics = Arc::new(Metrics::new(&Default::default()));
     let t = target("t", "bench", &s3.endpoint, "");
     let b = factory().bucket(&t, metrics.clone()).await;
-    let report = run_cycle(
-        &b,
-        &t,
-        Instant::now() + t.timeout,
-        &CancellationToken::new(),
-    )
-    .await;
+    let report = one_cycle(&b, &t).await;
     for i in 0..targets {
         let mut ti = t.clone();
         ti.name = format!("target-{i:04}");

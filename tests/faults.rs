@@ -6,25 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{rig, sample};
+use common::{cycle, rig, sample};
 use s3canary::embedded::{FaultConfig, HttpFault, InjectedError, Op};
-use s3canary::metrics::TargetLabels;
-use s3canary::probe::{CycleReport, Outcome, Reason, run_cycle};
+use s3canary::probe::{CycleReport, Outcome, Reason};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-async fn cycle(r: &common::Rig) -> CycleReport {
-    let report = run_cycle(
-        &r.bucket,
-        &r.target,
-        Instant::now() + r.target.timeout,
-        &CancellationToken::new(),
-    )
-    .await;
-    r.metrics
-        .record_cycle(&TargetLabels::of(&r.target), &report);
-    report
-}
 
 /// Every non-zero sample of `name`, as "labels without target/bucket/region" -> value.
 fn nonzero(text: &str, name: &str) -> BTreeMap<String, f64> {

@@ -5,26 +5,12 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{rig, sample};
+use common::{cycle, rig, sample};
 use s3canary::embedded::{FaultConfig, InjectedError, Op};
 use s3canary::metrics::TargetLabels;
 use s3canary::probe::{Check, CycleReport, Outcome, Reason, run_cycle};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-async fn cycle(r: &common::Rig) -> CycleReport {
-    let token = CancellationToken::new();
-    let report = run_cycle(
-        &r.bucket,
-        &r.target,
-        Instant::now() + r.target.timeout,
-        &token,
-    )
-    .await;
-    r.metrics
-        .record_cycle(&TargetLabels::of(&r.target), &report);
-    report
-}
 
 fn outcome(report: &CycleReport, probe: &str) -> Option<Outcome> {
     report
@@ -371,13 +357,7 @@ async fn server_errors_and_missing_buckets_have_their_reasons() {
     let s3 = &r.s3;
     let t = common::target("t2", "no-such-bucket", &s3.endpoint, "");
     let b = common::factory().bucket(&t, r.metrics.clone()).await;
-    let report = run_cycle(
-        &b,
-        &t,
-        Instant::now() + t.timeout,
-        &CancellationToken::new(),
-    )
-    .await;
+    let report = common::one_cycle(&b, &t).await;
     assert_eq!(reason(&report, "put"), Some(Reason::NoSuchBucket));
 }
 
@@ -393,13 +373,7 @@ async fn connection_refused_is_connection() {
     let t = common::target("t1", "canary", &endpoint, "");
     let metrics = std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default()));
     let b = common::factory().bucket(&t, metrics.clone()).await;
-    let report = run_cycle(
-        &b,
-        &t,
-        Instant::now() + t.timeout,
-        &CancellationToken::new(),
-    )
-    .await;
+    let report = common::one_cycle(&b, &t).await;
     assert_eq!(reason(&report, "put"), Some(Reason::Connection));
     assert!(!report.cleaned_up);
     metrics.record_cycle(&TargetLabels::of(&t), &report);

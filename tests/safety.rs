@@ -9,9 +9,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use common::rig;
 use s3canary::app::sweep_orphans;
 use s3canary::embedded::{FaultConfig, InjectedError, Op};
-use s3canary::probe::run_cycle;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 async fn put(r: &common::Rig, key: &str) {
     r.bucket
@@ -102,14 +99,7 @@ async fn cycles_under_faults_never_touch_a_key_outside_the_prefix() {
     ];
     for f in profiles {
         r.s3.faults.set_all(f);
-        let token = CancellationToken::new();
-        run_cycle(
-            &r.bucket,
-            &r.target,
-            Instant::now() + r.target.timeout,
-            &token,
-        )
-        .await;
+        common::one_cycle(&r.bucket, &r.target).await;
     }
     r.s3.faults.clear();
     let log = r.s3.log.entries();

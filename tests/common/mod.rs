@@ -9,7 +9,8 @@ use std::time::Duration;
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use s3canary::config::{self, Target};
 use s3canary::embedded::EmbeddedS3;
-use s3canary::metrics::Metrics;
+use s3canary::metrics::{Metrics, TargetLabels};
+use s3canary::probe::{CycleReport, run_cycle};
 use s3canary::s3::{Bucket, ClientFactory};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -53,6 +54,20 @@ pub async fn rig(extra: &str) -> Rig {
         target,
         bucket,
     }
+}
+
+/// One cycle of `t` on `b` with the target's own deadline and nothing cancelling it.
+pub async fn one_cycle(b: &Bucket, t: &Target) -> CycleReport {
+    let deadline = tokio::time::Instant::now() + t.timeout;
+    run_cycle(b, t, deadline, &tokio_util::sync::CancellationToken::new()).await
+}
+
+/// One cycle of the rig's target, recorded in its metrics as the daemon records it.
+pub async fn cycle(r: &Rig) -> CycleReport {
+    let report = one_cycle(&r.bucket, &r.target).await;
+    r.metrics
+        .record_cycle(&TargetLabels::of(&r.target), &report);
+    report
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition, where `labels` is a
