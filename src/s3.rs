@@ -457,14 +457,20 @@ impl ClientFactory {
             .get_or_init(|| async {
                 // The region is set per client below; this one only serves the credential
                 // chain's own calls (STS, SSO) when nothing else names one.
-                let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(
-                    aws_config::meta::region::RegionProviderChain::default_provider()
-                        .or_else("us-east-1"),
-                );
-                if let Some(c) = &self.credentials {
-                    loader = loader.credentials_provider(c.clone());
-                }
-                loader.http_client(shared_https_client()).load().await
+                let loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(shared_https_client());
+                let loader = match &self.credentials {
+                    // Without the chain nothing needs that region: looking it up would ask
+                    // the instance metadata service, a network call `demo` must not make.
+                    Some(c) => loader
+                        .credentials_provider(c.clone())
+                        .region(Region::new("us-east-1")),
+                    None => loader.region(
+                        aws_config::meta::region::RegionProviderChain::default_provider()
+                            .or_else("us-east-1"),
+                    ),
+                };
+                loader.load().await
             })
             .await;
         let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());

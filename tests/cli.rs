@@ -796,3 +796,44 @@ async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
         );
     }
 }
+
+/// `demo` needs no AWS account and no network: it probes its embedded server and logs no
+/// warning. A region or credential lookup against the instance metadata service (which the
+/// standard chain tries when nothing else names one) would show up as a warning here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_probes_its_embedded_server_without_any_aws_lookup() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("demo.log");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["demo", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true);
+    for v in [
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let probed = wait_until(Duration::from_secs(30), || async {
+        let Ok((200, text)) = http_get(&addr, "/metrics").await else {
+            return false;
+        };
+        ["source", "replica"].iter().all(|t| {
+            let t = format!("target=\"{t}\"");
+            sample(&text, "s3canary_probe_success", &[&t, "probe=\"get\""]) == Some(1.0)
+        })
+    })
+    .await;
+    child.kill().await.unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(probed, "demo never probed both buckets:\n{log}");
+    assert!(!log.to_lowercase().contains("imds"), "{log}");
+    assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
+}
