@@ -492,6 +492,17 @@ impl Metrics {
     }
 }
 
+/// Orders a family's series by their label values, as `Registry::gather` does, so the text is
+/// stable from one scrape to the next.
+pub(crate) fn sort_by_label_values(f: &mut prometheus::proto::MetricFamily) {
+    f.mut_metric().sort_by_cached_key(|m| {
+        m.get_label()
+            .iter()
+            .map(|l| l.value().to_owned())
+            .collect::<Vec<_>>()
+    });
+}
+
 /// Most series per chunk of the `/metrics` text (about 0.5 MiB for histograms).
 pub const RENDER_CHUNK: usize = 256;
 
@@ -526,13 +537,7 @@ impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
                 if f.get_metric().is_empty() {
                     continue;
                 }
-                // Stable order by label values, as `Registry::gather` sorts them.
-                f.mut_metric().sort_by_cached_key(|m| {
-                    m.get_label()
-                        .iter()
-                        .map(|l| l.value().to_owned())
-                        .collect::<Vec<_>>()
-                });
+                sort_by_label_values(&mut f);
                 self.families.push_back(f);
             }
             self.done_in_family = 0;

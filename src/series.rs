@@ -193,15 +193,9 @@ pub type GaugeVec = Family<Gauge>;
 /// Histograms by label values.
 pub type HistogramVec = Family<Histogram>;
 
-impl Family<Counter> {
-    /// A counter family named and labelled by `opts`, with `labels` as its variable labels.
-    pub fn new(opts: Opts, labels: &[&str]) -> prometheus::Result<Self> {
-        Self::with_desc(opts.variable_labels(to_owned(labels)).describe()?, &[])
-    }
-}
-
-impl Family<Gauge> {
-    /// A gauge family named and labelled by `opts`, with `labels` as its variable labels.
+/// Counters and gauges: cells without buckets.
+impl<C: Cell + Default> Family<C> {
+    /// A family named and labelled by `opts`, with `labels` as its variable labels.
     pub fn new(opts: Opts, labels: &[&str]) -> prometheus::Result<Self> {
         Self::with_desc(opts.variable_labels(to_owned(labels)).describe()?, &[])
     }
@@ -323,14 +317,9 @@ mod tests {
 
     fn text(c: &dyn Collector) -> String {
         let mut families = c.collect();
-        for f in &mut families {
-            f.mut_metric().sort_by_cached_key(|m| {
-                m.get_label()
-                    .iter()
-                    .map(|l| l.value().to_owned())
-                    .collect::<Vec<_>>()
-            });
-        }
+        families
+            .iter_mut()
+            .for_each(crate::metrics::sort_by_label_values);
         let mut out = Vec::new();
         TextEncoder::new().encode(&families, &mut out).unwrap();
         String::from_utf8(out).unwrap()
