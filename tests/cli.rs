@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{http, http_get, sample};
-use s3canary::embedded::{EmbeddedS3, FaultConfig, InjectedError, Op};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3canary");
 
@@ -177,14 +177,7 @@ async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_o
 
     s3.faults.set_bucket(
         "beta",
-        FaultConfig {
-            error: Some(InjectedError {
-                code: "AccessDenied".into(),
-                rate: 1.0,
-                ops: vec![Op::GetObject],
-            }),
-            ..Default::default()
-        },
+        FaultConfig::error("AccessDenied", 1.0, vec![Op::GetObject]),
     );
     let out = once(&cfg, "table").await;
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{cycle, rig, sample};
-use s3canary::embedded::{FaultConfig, HttpFault, InjectedError, Op};
+use s3canary::embedded::{FaultConfig, HttpFault, Op};
 use s3canary::probe::{CycleReport, Outcome, Reason};
 use tokio::time::Instant;
 
@@ -54,14 +54,8 @@ async fn each_s3_error_code_maps_to_its_reason_and_code_and_nothing_else() {
     ];
     for (code, reason, attempts) in cases {
         let r = rig("").await;
-        r.s3.faults.set_all(FaultConfig {
-            error: Some(InjectedError {
-                code: code.into(),
-                rate: 1.0,
-                ops: vec![Op::PutObject],
-            }),
-            ..Default::default()
-        });
+        r.s3.faults
+            .set_all(FaultConfig::error(code, 1.0, vec![Op::PutObject]));
         let report = cycle(&r).await;
         assert_eq!(
             failures(&report),
@@ -202,14 +196,8 @@ async fn broken_http_exchanges_are_failures_with_a_reason_never_panics() {
 #[tokio::test]
 async fn throttling_everything_stays_within_three_attempts_per_request() {
     let r = rig("").await;
-    r.s3.faults.set_all(FaultConfig {
-        error: Some(InjectedError {
-            code: "SlowDown".into(),
-            rate: 1.0,
-            ops: vec![],
-        }),
-        ..Default::default()
-    });
+    r.s3.faults
+        .set_all(FaultConfig::error("SlowDown", 1.0, vec![]));
     for _ in 0..5 {
         let report = cycle(&r).await;
         assert_eq!(
@@ -244,14 +232,7 @@ async fn soak_with_random_faults_keeps_counters_consistent_and_leaves_no_canary(
             read_after_delete: ms(20),
             ..Default::default()
         },
-        FaultConfig {
-            error: Some(InjectedError {
-                code: "InternalError".into(),
-                rate: 0.1,
-                ops: vec![],
-            }),
-            ..Default::default()
-        },
+        FaultConfig::error("InternalError", 0.1, vec![]),
         FaultConfig {
             http: Some((HttpFault::Reset, vec![])),
             http_rate: 0.05,

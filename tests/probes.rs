@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{cycle, rig, sample};
-use s3canary::embedded::{FaultConfig, InjectedError, Op};
+use s3canary::embedded::{FaultConfig, Op};
 use s3canary::metrics::TargetLabels;
 use s3canary::probe::{Check, CycleReport, Outcome, Reason, run_cycle};
 use tokio::time::Instant;
@@ -275,22 +275,11 @@ async fn ignored_conditional_writes_are_precondition_ignored() {
     assert_eq!(r.s3.keys("canary"), Vec::<String>::new());
 }
 
-fn error_on(code: &str, ops: Vec<Op>) -> FaultConfig {
-    FaultConfig {
-        error: Some(InjectedError {
-            code: code.into(),
-            rate: 1.0,
-            ops,
-        }),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn access_denied_is_bounded_reason_and_code_and_skips_dependents() {
     let r = rig("").await;
     r.s3.faults
-        .set_all(error_on("AccessDenied", vec![Op::PutObject]));
+        .set_all(FaultConfig::error("AccessDenied", 1.0, vec![Op::PutObject]));
     let report = cycle(&r).await;
     assert_eq!(reason(&report, "put"), Some(Reason::AccessDenied));
     for p in ["get", "list", "overwrite", "delete", "conditional"] {
@@ -321,7 +310,7 @@ async fn access_denied_is_bounded_reason_and_code_and_skips_dependents() {
 async fn throttling_is_retried_at_most_three_times() {
     let r = rig("").await;
     r.s3.faults
-        .set_all(error_on("SlowDown", vec![Op::PutObject]));
+        .set_all(FaultConfig::error("SlowDown", 1.0, vec![Op::PutObject]));
     let report = cycle(&r).await;
     assert_eq!(reason(&report, "put"), Some(Reason::Throttled));
     let text = r.metrics.render();
@@ -348,8 +337,11 @@ async fn throttling_is_retried_at_most_three_times() {
 #[tokio::test]
 async fn server_errors_and_missing_buckets_have_their_reasons() {
     let r = rig("").await;
-    r.s3.faults
-        .set_all(error_on("InternalError", vec![Op::GetObject]));
+    r.s3.faults.set_all(FaultConfig::error(
+        "InternalError",
+        1.0,
+        vec![Op::GetObject],
+    ));
     let report = cycle(&r).await;
     assert_eq!(reason(&report, "get"), Some(Reason::ServerError));
     assert_eq!(r.s3.keys("canary"), Vec::<String>::new());

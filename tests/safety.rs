@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::primitives::ByteStream;
 use common::rig;
 use s3canary::app::sweep_orphans;
-use s3canary::embedded::{FaultConfig, InjectedError, Op};
+use s3canary::embedded::{FaultConfig, Op};
 
 async fn put(r: &common::Rig, key: &str) {
     r.bucket
@@ -88,14 +88,7 @@ async fn cycles_under_faults_never_touch_a_key_outside_the_prefix() {
             ignore_conditional: true,
             ..Default::default()
         },
-        FaultConfig {
-            error: Some(InjectedError {
-                code: "InternalError".into(),
-                rate: 0.3,
-                ops: vec![],
-            }),
-            ..Default::default()
-        },
+        FaultConfig::error("InternalError", 0.3, vec![]),
     ];
     for f in profiles {
         r.s3.faults.set_all(f);

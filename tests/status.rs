@@ -8,22 +8,13 @@ use std::time::Duration;
 
 use common::sample;
 use s3canary::app::Daemon;
-use s3canary::embedded::{EmbeddedS3, FaultConfig, InjectedError, Lag, Rule};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_matches_the_metrics_for_the_same_moment() {
     let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
-    s3.faults.set_bucket(
-        "beta",
-        FaultConfig {
-            error: Some(InjectedError {
-                code: "InternalError".into(),
-                rate: 0.3,
-                ops: vec![],
-            }),
-            ..Default::default()
-        },
-    );
+    s3.faults
+        .set_bucket("beta", FaultConfig::error("InternalError", 0.3, vec![]));
     s3.replication.set_rule(Rule::new(
         "alpha",
         "beta",

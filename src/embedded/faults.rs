@@ -74,6 +74,19 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
+    /// Answers `code` to a share `rate` (0..=1) of the requests of `ops` (every operation when
+    /// empty), and nothing else wrong.
+    pub fn error(code: &str, rate: f64, ops: Vec<Op>) -> FaultConfig {
+        FaultConfig {
+            error: Some(InjectedError {
+                code: code.into(),
+                rate,
+                ops,
+            }),
+            ..Default::default()
+        }
+    }
+
     /// A named profile, as `demo --faults` accepts: none, slow, flaky, stale, throttled, outage,
     /// hang, unconditional, reset.
     pub fn profile(name: &str) -> Option<FaultConfig> {
@@ -85,36 +98,15 @@ impl FaultConfig {
                 latency_jitter: ms(400),
                 ..Default::default()
             },
-            "flaky" => FaultConfig {
-                error: Some(InjectedError {
-                    code: "InternalError".into(),
-                    rate: 0.2,
-                    ops: vec![],
-                }),
-                ..Default::default()
-            },
+            "flaky" => FaultConfig::error("InternalError", 0.2, vec![]),
             "stale" => FaultConfig {
                 stale_after_overwrite: ms(1500),
                 list_lag: ms(800),
                 read_after_delete: ms(500),
                 ..Default::default()
             },
-            "throttled" => FaultConfig {
-                error: Some(InjectedError {
-                    code: "SlowDown".into(),
-                    rate: 0.5,
-                    ops: vec![Op::PutObject],
-                }),
-                ..Default::default()
-            },
-            "outage" => FaultConfig {
-                error: Some(InjectedError {
-                    code: "ServiceUnavailable".into(),
-                    rate: 1.0,
-                    ops: vec![],
-                }),
-                ..Default::default()
-            },
+            "throttled" => FaultConfig::error("SlowDown", 0.5, vec![Op::PutObject]),
+            "outage" => FaultConfig::error("ServiceUnavailable", 1.0, vec![]),
             "hang" => FaultConfig {
                 hang: vec![Op::GetObject],
                 ..Default::default()
