@@ -233,6 +233,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Sends `sig` ("TERM", "HUP", ...) to the daemon.
+fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("the daemon is running").to_string();
+    let sent = Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig} {pid} failed");
+}
+
 /// Polls `cond` every 50 ms for up to `limit` (a readiness wait, not a stand-in for one).
 async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
 where
@@ -351,14 +361,7 @@ async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted
     })
     .await;
     assert!(busy);
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("exits within the grace period")
@@ -626,14 +629,7 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
         counted,
         "s3canary_orphans_deleted_total does not count the swept canaries"
     );
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     let mut left = s3.keys("alpha");
     left.sort();
@@ -655,14 +651,7 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
     );
     let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
     std::fs::write(&cfg, "[defaults]\ninterval = \"soon\"\n").unwrap();
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "HUP");
     let refused = wait_until(Duration::from_secs(10), || async {
         let (_, text) = http_get(&addr, "/metrics").await.unwrap();
         sample(&text, "s3canary_config_last_reload_successful", &[]) == Some(0.0)
@@ -681,13 +670,7 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
         v["targets"][0]["name"], "alpha",
         "the running config was kept"
     );
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     drop(dir);
 }
@@ -736,14 +719,7 @@ async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
     let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
     let (_, status) = http_get(&addr, "/api/v1/status").await.unwrap();
     let (_, page) = http_get(&addr, "/").await.unwrap();
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&child, "TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 
     let mut once_cmd = tokio::process::Command::new(BIN);
