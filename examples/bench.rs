@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use s3canary::config;
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Op, Rule};
-use s3canary::metrics::{Metrics, TargetLabels};
+use s3canary::sinks::Sink;
+use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
 
 // The same helpers as the integration tests: a factory with the embedded server's credentials,
@@ -182,8 +183,8 @@ async fn scrape(targets: usize) -> serde_json::Value {
         let mut ti = t.clone();
         ti.name = format!("target-{i:04}");
         ti.bucket = format!("bucket-{i:04}");
-        metrics.init_target(&ti);
-        metrics.record_cycle(&TargetLabels::of(&ti), &report);
+        metrics.target_added(&ti);
+        metrics.cycle(&ti, &report);
     }
     let mut times = Vec::new();
     let mut size = 0;
@@ -215,19 +216,18 @@ async fn replication(lags: Vec<f64>) -> serde_json::Value {
         ));
         let st = target(&src, &src, &s3.endpoint, "");
         let dt = target(&dst, &dst, &s3.endpoint, "");
+        let (sb, db) = (
+            factory().bucket(&st, metrics.clone()).await,
+            factory().bucket(&dt, metrics.clone()).await,
+        );
         let cfg = config::Replication {
             name: format!("r{i}"),
-            source: src.clone(),
-            destination: dst.clone(),
+            source: st,
+            destination: dt,
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(900),
         };
-        let m = s3canary::replication::Monitor::new(
-            cfg,
-            (&st, factory().bucket(&st, metrics.clone()).await),
-            (&dt, factory().bucket(&dt, metrics.clone()).await),
-            metrics.clone(),
-        );
+        let m = s3canary::replication::Monitor::new(cfg, sb, db, metrics.clone());
         let lag = *lag;
         runs.push(tokio::spawn(async move {
             (lag, m.run_canary(&CancellationToken::new()).await)

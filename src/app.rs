@@ -1,8 +1,10 @@
-//! Builds the running daemon from a checked config and owns its life: start, reload, shutdown.
+//! Builds the running daemon from a checked config and owns its life: start, apply a config,
+//! reload, shutdown.
 //!
-//! One [`CancellationToken`] stops everything: target loops stop scheduling, in-flight cycles
-//! skip their remaining steps and delete their canaries, the HTTP server drains, and a
-//! [`TaskTracker`] lets shutdown wait for all of it within a grace period.
+//! One [`CancellationToken`] stops everything: loops stop scheduling, in-flight cycles skip
+//! their remaining steps and delete their canaries, the HTTP server drains, and a
+//! [`TaskTracker`] lets shutdown wait for all of it within a grace period. The loops themselves
+//! are the scheduler's; the outputs are the sinks'.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,21 +12,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config, Replication, Target};
-use crate::metrics::{Metrics, TargetLabels};
-use crate::probe::{self, CycleReport};
 use crate::replication::Monitor;
 use crate::s3::{Bucket, ClientFactory};
-use crate::scheduler::{self, Schedule};
+use crate::scheduler::Loops;
+use crate::sinks::cloudwatch::Mirror;
+use crate::sinks::history::History;
+use crate::sinks::log::Log;
+use crate::sinks::metrics::Metrics;
+use crate::sinks::{Sink, Sinks};
 
 /// How long shutdown waits for in-flight cycles to finish or clean up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
-/// A target's loop, as started.
+/// A target's loops, as started.
 struct Running {
     target: Target,
     bucket: Bucket,
@@ -34,29 +38,27 @@ struct Running {
 /// A replication pair's loop, as started.
 struct RunningReplication {
     cfg: Replication,
-    source: Target,
-    destination: Target,
     token: CancellationToken,
     monitor: Arc<Monitor>,
 }
 
 /// The daemon's shared state: what the HTTP handlers and signal handlers act on.
 pub struct Daemon {
+    /// The Prometheus series.
     pub metrics: Arc<Metrics>,
+    /// Recent results of each target (for the status page and API).
+    pub history: Arc<History>,
+    /// The CloudWatch mirror, when `[cloudwatch] enabled`.
+    mirror: Option<Arc<Mirror>>,
     factory: ClientFactory,
-    token: CancellationToken,
-    tracker: TaskTracker,
+    loops: Loops,
     config_path: Option<PathBuf>,
     config: RwLock<Config>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     replications: Mutex<HashMap<String, RunningReplication>>,
     ready: AtomicBool,
-    /// Recent results of each target (for the status page and API).
-    pub history: crate::status::History,
     /// The last reload error, if the last reload failed.
-    pub reload_error: Mutex<Option<String>>,
-    /// The CloudWatch mirror, when `[cloudwatch] enabled`.
-    pub mirror: Mutex<Option<Arc<crate::cloudwatch::Mirror>>>,
+    reload_error: Mutex<Option<String>>,
 }
 
 impl Daemon {
@@ -65,25 +67,37 @@ impl Daemon {
     pub fn new(config: Config, config_path: Option<PathBuf>, factory: ClientFactory) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new(&config.labels));
         metrics.config_loaded(true);
+        let history = Arc::new(History::default());
+        let mirror = config
+            .cloudwatch
+            .enabled
+            .then(|| Mirror::new(config.cloudwatch.clone(), metrics.clone()));
+        let mut sinks: Vec<Arc<dyn Sink>> = vec![metrics.clone(), history.clone(), Arc::new(Log)];
+        if let Some(m) = &mirror {
+            sinks.push(m.clone());
+        }
         Arc::new(Daemon {
             metrics,
+            history,
+            mirror,
             factory,
-            token: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            loops: Loops {
+                tracker: TaskTracker::new(),
+                sink: Arc::new(Sinks::new(sinks)),
+                shutdown: CancellationToken::new(),
+            },
             config_path,
             config: RwLock::new(config),
             running: tokio::sync::Mutex::new(HashMap::new()),
             replications: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
-            history: Default::default(),
             reload_error: Mutex::new(None),
-            mirror: Mutex::new(None),
         })
     }
 
     /// The token whose cancellation shuts everything down.
     pub fn token(&self) -> &CancellationToken {
-        &self.token
+        &self.loops.shutdown
     }
 
     /// True once the config is loaded and every target is scheduled.
@@ -96,11 +110,21 @@ impl Daemon {
         self.config.read().unwrap().clone()
     }
 
+    /// The error of the last reload, if it failed.
+    pub fn reload_error(&self) -> Option<String> {
+        self.reload_error.lock().unwrap().clone()
+    }
+
+    /// The CloudWatch mirror, when it is on.
+    pub fn mirror(&self) -> Option<&Arc<Mirror>> {
+        self.mirror.as_ref()
+    }
+
     /// Starts the loops of every configured target.
     pub async fn start(self: &Arc<Self>) {
         let cfg = self.config();
-        if cfg.cloudwatch.enabled {
-            self.start_mirror(&cfg).await;
+        if let Some(m) = &self.mirror {
+            self.start_mirror(m.clone(), &cfg).await;
         }
         self.apply(&cfg).await;
         self.ready.store(true, Ordering::Relaxed);
@@ -112,28 +136,24 @@ impl Daemon {
         let mut running = self.running.lock().await;
         let wanted: HashMap<&str, &Target> =
             cfg.targets.iter().map(|t| (t.name.as_str(), t)).collect();
-        let names: Vec<String> = running.keys().cloned().collect();
-        for name in names {
-            let keep = wanted
-                .get(name.as_str())
-                .is_some_and(|t| **t == running[&name].target);
+        running.retain(|name, r| {
+            let keep = wanted.get(name.as_str()) == Some(&&r.target);
             if !keep {
-                let r = running.remove(&name).expect("listed above");
                 r.token.cancel();
-                self.metrics.remove_target(&r.target);
-                self.history.remove(&name);
+                self.loops.sink.target_removed(&r.target);
                 tracing::info!(target = %name, "target stopped");
             }
-        }
+            keep
+        });
         for t in &cfg.targets {
             if running.contains_key(&t.name) {
                 continue;
             }
-            let token = self.token.child_token();
-            self.metrics.init_target(t);
-            let bucket = self.factory.bucket(t, self.metrics.clone()).await;
-            self.spawn_target(t.clone(), bucket.clone(), token.clone());
-            self.spawn_sweeper(t.clone(), bucket.clone(), token.clone());
+            let token = self.token().child_token();
+            self.loops.sink.target_added(t);
+            let bucket = self.factory.bucket(t, self.loops.sink.clone()).await;
+            self.loops
+                .start_target(t.clone(), bucket.clone(), token.clone());
             tracing::info!(target = %t.name, bucket = %t.bucket, region = %t.region,
                 interval = %humantime::format_duration(t.interval), "target scheduled");
             running.insert(
@@ -149,49 +169,37 @@ impl Daemon {
     }
 
     /// Starts, restarts and stops replication loops to match `cfg` (after the targets).
-    fn apply_replications(self: &Arc<Self>, cfg: &Config, running: &HashMap<String, Running>) {
+    fn apply_replications(&self, cfg: &Config, running: &HashMap<String, Running>) {
         let mut repls = self.replications.lock().unwrap();
-        let target = |name: &str| cfg.targets.iter().find(|t| t.name == name);
-        let names: Vec<String> = repls.keys().cloned().collect();
-        for name in names {
-            let r = &repls[&name];
-            let keep = cfg.replications.contains(&r.cfg)
-                && target(&r.cfg.source) == Some(&r.source)
-                && target(&r.cfg.destination) == Some(&r.destination);
+        repls.retain(|name, r| {
+            let keep = cfg.replications.contains(&r.cfg);
             if !keep {
-                let r = repls.remove(&name).expect("listed above");
                 r.token.cancel();
                 r.monitor.remove_series();
                 tracing::info!(replication = %name, "replication stopped");
             }
-        }
+            keep
+        });
         for c in &cfg.replications {
             if repls.contains_key(&c.name) {
                 continue;
             }
-            let (Some(src), Some(dst)) = (target(&c.source), target(&c.destination)) else {
-                continue; // check() guarantees both exist
-            };
+            let bucket = |t: &Target| running[&t.name].bucket.clone();
             let monitor = Monitor::new(
                 c.clone(),
-                (src, running[&src.name].bucket.clone()),
-                (dst, running[&dst.name].bucket.clone()),
-                self.metrics.clone(),
+                bucket(&c.source),
+                bucket(&c.destination),
+                self.loops.sink.clone(),
             );
-            if let Some(m) = self.mirror.lock().unwrap().as_ref() {
-                monitor.set_mirror(m.clone());
-            }
-            let token = self.token.child_token();
-            self.tracker
-                .spawn(monitor.clone().run(self.tracker.clone(), token.clone()));
-            tracing::info!(replication = %c.name, source = %src.bucket, destination = %dst.bucket,
+            let token = self.token().child_token();
+            self.loops.start_replication(monitor.clone(), token.clone());
+            tracing::info!(replication = %c.name, source = %c.source.bucket,
+                destination = %c.destination.bucket,
                 interval = %humantime::format_duration(c.interval), "replication scheduled");
             repls.insert(
                 c.name.clone(),
                 RunningReplication {
                     cfg: c.clone(),
-                    source: src.clone(),
-                    destination: dst.clone(),
                     token,
                     monitor,
                 },
@@ -212,132 +220,40 @@ impl Daemon {
         v
     }
 
-    /// Updates gauges that depend on the time of reading (replication pending ages).
+    /// Reports the figures that depend on the time of reading (replication canaries in flight
+    /// and their ages); called before every scrape and flush.
     pub fn refresh_gauges(&self) {
         for r in self.replications.lock().unwrap().values() {
-            r.monitor.refresh_gauges();
+            r.monitor.report_pending();
         }
     }
 
     /// Starts the CloudWatch mirror: a flush every `[cloudwatch] interval` and a sender. On
-    /// shutdown the flusher closes the last interval, then the sender gets 5 s to send it.
-    async fn start_mirror(self: &Arc<Self>, cfg: &Config) {
-        let mirror = crate::cloudwatch::Mirror::new(cfg.cloudwatch.clone(), self.metrics.clone());
+    /// shutdown the last interval is flushed, then the sender gets 5 s to send it.
+    async fn start_mirror(self: &Arc<Self>, mirror: Arc<Mirror>, cfg: &Config) {
         let client =
-            crate::cloudwatch::client(&cfg.cloudwatch, self.factory.credentials.clone()).await;
-        *self.mirror.lock().unwrap() = Some(mirror.clone());
+            crate::sinks::cloudwatch::client(&cfg.cloudwatch, self.factory.credentials.clone())
+                .await;
         let sender_token = CancellationToken::new();
-        self.tracker.spawn(mirror.clone().run_sender(
+        self.loops.tracker.spawn(mirror.clone().run_sender(
             client,
             sender_token.clone(),
             Duration::from_secs(5),
         ));
-        let (daemon, every) = (self.clone(), cfg.cloudwatch.interval);
-        self.tracker.spawn(async move {
-            let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-            loop {
-                let stop = tokio::select! {
-                    _ = daemon.token.cancelled() => true,
-                    _ = ticker.tick() => false,
-                };
-                let pending: Vec<(String, String, usize)> = daemon
-                    .replication_status()
-                    .into_iter()
-                    .map(|r| (r.source_bucket, r.destination_bucket, r.pending.len()))
-                    .collect();
-                mirror.flush(SystemTime::now(), &pending);
-                if stop {
-                    sender_token.cancel();
-                    break;
+        let daemon = Arc::downgrade(self);
+        let every = cfg.cloudwatch.interval;
+        self.loops.start_flush(
+            every,
+            move || {
+                if let Some(d) = daemon.upgrade() {
+                    d.refresh_gauges();
                 }
-            }
-        });
+                mirror.flush(SystemTime::now());
+            },
+            sender_token,
+        );
         tracing::info!(namespace = %cfg.cloudwatch.namespace, region = %cfg.cloudwatch.region,
             interval = %humantime::format_duration(every), "CloudWatch mirror on");
-    }
-
-    fn spawn_target(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
-        let schedule = Schedule::spread(&t.name, t.interval, t.timeout);
-        let labels = TargetLabels::of(&t);
-        let daemon = self.clone();
-        let tracker = self.tracker.clone();
-        let t = Arc::new(t);
-        let metrics = self.metrics.clone();
-        let skip_labels = labels.clone();
-        let loop_token = token.clone();
-        self.tracker.spawn(scheduler::run(
-            schedule,
-            token,
-            tracker,
-            move || metrics.cycle_skipped(&skip_labels),
-            move |deadline: Instant, cycle_token: CancellationToken| {
-                let (daemon, t, bucket, labels) =
-                    (daemon.clone(), t.clone(), bucket.clone(), labels.clone());
-                let loop_token = loop_token.clone();
-                async move {
-                    let report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
-                    // A target removed by a reload has had its series deleted: do not bring
-                    // them back. On shutdown (the daemon's token) the figures are still kept.
-                    if loop_token.is_cancelled() && !daemon.token.is_cancelled() {
-                        return;
-                    }
-                    daemon.record(&t, &labels, report);
-                }
-            },
-        ));
-    }
-
-    fn record(&self, t: &Target, labels: &TargetLabels, report: CycleReport) {
-        self.metrics.record_cycle(labels, &report);
-        if let Some(m) = self.mirror.lock().unwrap().as_ref() {
-            m.record_cycle(t, &report);
-        }
-        for r in &report.results {
-            if let Some(probe::Outcome::Failure(f)) = &r.outcome {
-                tracing::warn!(target = %report.target, probe = r.probe.as_str(),
-                    reason = f.reason.as_str(), code = ?f.code, request_id = ?f.request_id,
-                    key = %report.key, "probe failed: {}", f.message);
-            }
-        }
-        self.history.record(&report);
-    }
-
-    /// Deletes canaries of earlier runs at the target's first slot (its spread offset, so a
-    /// thousand targets do not all list at once) and then every half `orphan_ttl` (at least
-    /// every interval).
-    fn spawn_sweeper(self: &Arc<Self>, t: Target, bucket: Bucket, token: CancellationToken) {
-        let metrics = self.metrics.clone();
-        let every = (t.orphan_ttl / 2).max(t.interval);
-        let first = Schedule::spread(&t.name, t.interval, t.timeout).offset;
-        self.tracker.spawn(async move {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep(first) => {}
-            }
-            loop {
-                let budget = t.timeout;
-                // Boxed: the sweep's state (SDK futures) is allocated while it runs, not held
-                // by the idle loop of every target.
-                let sweep = Box::pin(sweep_orphans(&bucket, &t, SystemTime::now()));
-                match tokio::time::timeout(budget, sweep).await {
-                    Ok(Ok(n)) if n > 0 => {
-                        metrics
-                            .orphans_deleted
-                            .with_label_values(&[&t.name, &t.bucket, &t.region])
-                            .inc_by(n as u64);
-                        tracing::info!(target = %t.name, deleted = n, "orphan canaries swept");
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(target = %t.name, reason = e.reason.as_str(),
-                        code = ?e.code, "orphan sweep failed: {}", e.message),
-                    Err(_) => tracing::warn!(target = %t.name, "orphan sweep timed out"),
-                }
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        });
     }
 
     /// Re-reads the config file; on success applies it, on failure keeps the running config.
@@ -376,69 +292,10 @@ impl Daemon {
     /// Cancels everything and waits up to `grace` for tasks to finish; true if they all did.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.ready.store(false, Ordering::Relaxed);
-        self.token.cancel();
-        self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
+        self.loops.shutdown.cancel();
+        self.loops.tracker.close();
+        tokio::time::timeout(grace, self.loops.tracker.wait())
             .await
             .is_ok()
     }
-}
-
-/// Deletes canaries under `t`'s canary prefix whose key has the canary format and whose write
-/// time is older than `orphan_ttl` at `now`. Any other object is never touched. Returns how
-/// many were deleted.
-pub async fn sweep_orphans(
-    bucket: &Bucket,
-    t: &Target,
-    now: SystemTime,
-) -> Result<usize, crate::s3::S3Failure> {
-    let mut deleted = 0;
-    for (k, written) in probe::list_canaries(bucket, &t.canary_prefix()).await? {
-        if now.duration_since(written).unwrap_or_default() > t.orphan_ttl {
-            bucket.delete(&k).await?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
-}
-
-/// Runs one cycle of every target and one canary of every replication pair, all concurrently
-/// (for `once`).
-pub async fn run_once(
-    cfg: &Config,
-    factory: &ClientFactory,
-) -> (
-    Vec<(Target, CycleReport)>,
-    Vec<(String, crate::replication::CanaryOutcome)>,
-) {
-    let metrics = Arc::new(Metrics::new(&cfg.labels));
-    let token = CancellationToken::new();
-    let mut buckets = HashMap::new();
-    for t in &cfg.targets {
-        buckets.insert(t.name.clone(), factory.bucket(t, metrics.clone()).await);
-    }
-    let cycles = cfg.targets.iter().map(|t| {
-        let (token, bucket) = (token.clone(), buckets[&t.name].clone());
-        async move {
-            let report = probe::run_cycle(&bucket, t, Instant::now() + t.timeout, &token).await;
-            (t.clone(), report)
-        }
-    });
-    let canaries = cfg.replications.iter().map(|r| {
-        let target = |n: &str| cfg.targets.iter().find(|t| t.name == n).expect("checked");
-        let (src, dst) = (target(&r.source), target(&r.destination));
-        let monitor = Monitor::new(
-            r.clone(),
-            (src, buckets[&src.name].clone()),
-            (dst, buckets[&dst.name].clone()),
-            metrics.clone(),
-        );
-        let token = token.clone();
-        async move { (r.name.clone(), monitor.run_canary(&token).await) }
-    });
-    futures::future::join(
-        futures::future::join_all(cycles),
-        futures::future::join_all(canaries),
-    )
-    .await
 }

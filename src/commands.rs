@@ -10,7 +10,7 @@ use aws_sdk_s3::config::SharedCredentialsProvider;
 
 use crate::app::{self, Daemon};
 use crate::cli::{Cli, Command, LogFormat, OutputFormat};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Target};
 use crate::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
 use crate::s3::ClientFactory;
 
@@ -64,15 +64,13 @@ pub fn main(cli: Cli) -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(e) => return bad_config(&e),
             };
-            let (results, repls) = rt.block_on(app::run_once(&cfg, &ClientFactory::default()));
+            let found = rt.block_on(crate::once::run(&cfg, &ClientFactory::default()));
+            let (results, repls) = &found;
             match format {
-                OutputFormat::Table => print!("{}", crate::output::table(&results, &repls)),
-                OutputFormat::Json => println!("{}", crate::output::json(&results, &repls)),
+                OutputFormat::Table => print!("{}", crate::once::table(results, repls)),
+                OutputFormat::Json => println!("{}", crate::once::json(results, repls)),
             }
-            let repl_ok = repls
-                .iter()
-                .all(|(_, o)| matches!(o, crate::replication::CanaryOutcome::Replicated { .. }));
-            if repl_ok && results.iter().all(|(_, r)| r.passed()) {
+            if crate::once::passed(&found) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -81,7 +79,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Demo { listen, faults } => rt.block_on(demo(listen, &faults)),
         Command::IamPolicy(c) => match config::load(&c.config) {
             Ok(cfg) => {
-                let policy = crate::plan::iam_policy(&cfg);
+                let policy = crate::iam::policy(&cfg);
                 println!("{}", serde_json::to_string_pretty(&policy).expect("JSON"));
                 ExitCode::SUCCESS
             }
@@ -154,25 +152,21 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
     };
     s3.faults.set_all(profile);
     for r in &cfg.replications {
-        let bucket = |name: &str| {
-            let t = cfg
-                .targets
-                .iter()
-                .find(|t| t.name == name)
-                .expect("checked");
-            (t.bucket.clone(), t.prefix.clone())
-        };
-        let ((src, prefix), (dst, _)) = (bucket(&r.source), bucket(&r.destination));
         s3.replication.set_rule(Rule::new(
-            &src,
-            &dst,
-            &format!("{prefix}replication/"),
+            &r.source.bucket,
+            &r.destination.bucket,
+            &format!("{}replication/", r.source.prefix),
             Lag::Uniform(Duration::from_secs(1), Duration::from_secs(4)),
         ));
     }
-    for t in &mut cfg.targets {
+    let to_embedded = |t: &mut Target| {
         t.endpoint = Some(s3.endpoint.clone());
         t.path_style = true;
+    };
+    cfg.targets.iter_mut().for_each(&to_embedded);
+    for r in &mut cfg.replications {
+        to_embedded(&mut r.source);
+        to_embedded(&mut r.destination);
     }
     cfg.listen = listen;
     let factory =

@@ -3,20 +3,23 @@
 //! and exports what it finds as Prometheus metrics.
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls [`commands::main`].
+//! Producers ([`probe`], [`replication`], [`canary`] sweeps, the S3 attempt recorder in [`s3`])
+//! speak the vocabulary of [`report`] to the [`sinks`]; the [`scheduler`] owns every loop and
+//! [`app`] builds, reloads and stops them.
 
 pub mod app;
+pub mod canary;
 pub mod cli;
-pub mod cloudwatch;
 pub mod commands;
 pub mod config;
 pub mod embedded;
 pub mod http;
-pub mod metrics;
-pub mod output;
+pub mod iam;
+pub mod once;
 pub mod plan;
 pub mod probe;
 pub mod replication;
+pub mod report;
 pub mod s3;
 pub mod scheduler;
-pub mod series;
-pub mod status;
+pub mod sinks;

@@ -1,13 +1,15 @@
-//! What a config costs and what it needs: S3 requests and money per month (`plan`), and the
-//! least-privilege IAM policy (`iam-policy`).
+//! What a config costs: S3 requests and money per month, from the same cadence functions the
+//! scheduler runs (`plan`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::config::{Config, Probe, Sse, Target};
+use crate::config::{Config, Target};
+use crate::replication::{MIN_GAP, STATUS_EVERY, next_gap};
+use crate::report::Probe;
+use crate::scheduler::{orphan_sweep_interval, replication_sweep_interval};
 
 /// Seconds in the 30-day month that S3 and CloudWatch price by.
 const MONTH: f64 = 30.0 * 24.0 * 3600.0;
@@ -109,13 +111,13 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
 
 /// Destination and source HEADs for one replication canary whose copy appears after `lag`.
 pub fn replication_heads(lag: Duration) -> (u32, u32) {
-    let mut t = crate::replication::MIN_GAP;
+    let mut t = MIN_GAP;
     let mut heads = 1;
     while t < lag {
-        t += crate::replication::next_gap(t);
+        t += next_gap(t);
         heads += 1;
     }
-    (heads, heads / crate::replication::STATUS_EVERY)
+    (heads, heads / STATUS_EVERY)
 }
 
 /// One line of the plan.
@@ -132,7 +134,7 @@ pub fn monthly(cfg: &Config, lag: Duration) -> Vec<Line> {
     for t in &cfg.targets {
         let cycles = MONTH / t.interval.as_secs_f64();
         let mut r = requests_per_cycle(t).scaled(cycles);
-        let sweeps = MONTH / (t.orphan_ttl / 2).max(t.interval).as_secs_f64();
+        let sweeps = MONTH / orphan_sweep_interval(t).as_secs_f64();
         r.list += sweeps;
         lines.push(Line {
             what: format!("target {}", t.name),
@@ -142,10 +144,7 @@ pub fn monthly(cfg: &Config, lag: Duration) -> Vec<Line> {
     for rep in &cfg.replications {
         let canaries = MONTH / rep.interval.as_secs_f64();
         let (dst_heads, src_heads) = replication_heads(lag.min(rep.timeout));
-        let sweeps = MONTH
-            / (rep.interval * 10)
-                .max(Duration::from_secs(300))
-                .as_secs_f64();
+        let sweeps = MONTH / replication_sweep_interval(rep).as_secs_f64();
         lines.push(Line {
             what: format!("replication {}", rep.name),
             per_month: Requests {
@@ -284,90 +283,6 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
         "  (this replaces the bucket's lifecycle configuration: merge the rule into an existing one)"
     );
     out
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// The least-privilege IAM policy for `cfg`: object access under each target's prefix, listing
-/// limited to that prefix, and only what SSE-KMS, assumed roles and the CloudWatch mirror need.
-pub fn iam_policy(cfg: &Config) -> Value {
-    let mut objects = Vec::new();
-    let mut lists: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    let mut kms = Vec::new();
-    let mut roles = Vec::new();
-    for t in &cfg.targets {
-        let part = partition(&t.region);
-        objects.push(format!("arn:{part}:s3:::{}/{}*", t.bucket, t.prefix));
-        let e = lists
-            .entry(t.bucket.clone())
-            .or_insert_with(|| (format!("arn:{part}:s3:::{}", t.bucket), Vec::new()));
-        e.1.push(format!("{}*", t.prefix));
-        if let Some(Sse::Kms { key_id }) = &t.sse {
-            kms.push(match key_id {
-                Some(k) if k.starts_with("arn:") => k.clone(),
-                _ => format!("arn:{part}:kms:{}:*:key/*", t.region),
-            });
-        }
-        if let Some(r) = &t.role_arn {
-            roles.push(r.clone());
-        }
-    }
-    for v in [&mut objects, &mut kms, &mut roles] {
-        v.sort();
-        v.dedup();
-    }
-    let mut statements = vec![json!({
-        "Sid": "S3canaryObjects",
-        "Effect": "Allow",
-        "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-        "Resource": objects,
-    })];
-    for (bucket, (arn, mut prefixes)) in lists {
-        prefixes.sort();
-        prefixes.dedup();
-        let sid: String = bucket.chars().filter(char::is_ascii_alphanumeric).collect();
-        statements.push(json!({
-            "Sid": format!("S3canaryList{sid}"),
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": arn,
-            "Condition": {"StringLike": {"s3:prefix": prefixes}},
-        }));
-    }
-    if !kms.is_empty() {
-        statements.push(json!({
-            "Sid": "S3canaryKms",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": kms,
-        }));
-    }
-    if !roles.is_empty() {
-        statements.push(json!({
-            "Sid": "S3canaryAssumeRole",
-            "Effect": "Allow",
-            "Action": "sts:AssumeRole",
-            "Resource": roles,
-        }));
-    }
-    if cfg.cloudwatch.enabled {
-        statements.push(json!({
-            "Sid": "S3canaryCloudWatch",
-            "Effect": "Allow",
-            "Action": "cloudwatch:PutMetricData",
-            "Resource": "*",
-            "Condition": {"StringEquals": {"cloudwatch:namespace": cfg.cloudwatch.namespace}},
-        }));
-    }
-    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! the rest.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -20,10 +21,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Replication, Target};
-use crate::metrics::Metrics;
-use crate::probe;
+use crate::canary;
+use crate::config::Replication;
+use crate::report::{Failure, PairLabels, ReplicationEvent, ReplicationFailure, unix_seconds};
 use crate::s3::{Bucket, Condition};
+use crate::sinks::Sink;
 
 /// Shortest gap between two destination polls.
 pub const MIN_GAP: Duration = Duration::from_millis(200);
@@ -40,28 +42,6 @@ pub fn next_gap(elapsed: Duration) -> Duration {
     (elapsed / 10).clamp(MIN_GAP, MAX_GAP)
 }
 
-/// Bounded reasons of `s3canary_replication_failures_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
-    /// The source canary could not be written.
-    PutFailed,
-    /// S3 reported `x-amz-replication-status: FAILED`.
-    StatusFailed,
-    /// Too many canaries in flight: this one was not written.
-    InFlightCap,
-}
-
-impl FailReason {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailReason::PutFailed => "put_failed",
-            FailReason::StatusFailed => "status_failed",
-            FailReason::InFlightCap => "in_flight_cap",
-        }
-    }
-}
-
 /// How one canary ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CanaryOutcome {
@@ -73,21 +53,9 @@ pub enum CanaryOutcome {
     TimedOut {
         heads: u32,
     },
-    Failed(FailReason),
+    Failed(ReplicationFailure),
     /// Shutdown came first; the canary was deleted unmeasured.
     Cancelled,
-}
-
-/// The label values of one replication pair.
-#[derive(Debug, Clone)]
-pub struct ReplicationLabels(pub [String; 5]);
-
-impl ReplicationLabels {
-    fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v: Vec<&str> = self.0.iter().map(String::as_str).collect();
-        v.extend_from_slice(extra);
-        v
-    }
 }
 
 /// One `[[replication]]` pair at run time.
@@ -97,14 +65,15 @@ pub struct Monitor {
     destination: Bucket,
     /// `<source prefix>replication/<name>/`
     pub prefix: String,
-    labels: ReplicationLabels,
-    metrics: Arc<Metrics>,
+    labels: PairLabels,
+    sink: Arc<dyn Sink>,
     /// Canaries not yet seen on the destination: key -> write acknowledged at.
     pending: Mutex<HashMap<String, Instant>>,
     /// The last measured lag and when it was measured.
     last_lag: Mutex<Option<(SystemTime, Duration)>>,
-    /// The CloudWatch mirror, when it is on.
-    mirror: Mutex<Option<Arc<crate::cloudwatch::Mirror>>>,
+    /// Canaries written and canaries timed out, for the status page.
+    written: AtomicU64,
+    timed_out: AtomicU64,
 }
 
 /// A canary waiting for its copy, for the status page.
@@ -131,49 +100,39 @@ pub struct Status {
 }
 
 impl Monitor {
-    /// A monitor for `cfg` between the `source` and `destination` targets and their clients.
+    /// A monitor for `cfg`, writing through `source` and reading through `destination`
+    /// (the buckets of its two targets), reporting to `sink`.
     pub fn new(
         cfg: Replication,
-        (src_t, source): (&Target, Bucket),
-        (dst_t, destination): (&Target, Bucket),
-        metrics: Arc<Metrics>,
+        source: Bucket,
+        destination: Bucket,
+        sink: Arc<dyn Sink>,
     ) -> Arc<Self> {
-        let labels = ReplicationLabels([
+        let (src, dst) = (&cfg.source, &cfg.destination);
+        let labels = PairLabels([
             cfg.name.clone(),
-            src_t.bucket.clone(),
-            src_t.region.clone(),
-            dst_t.bucket.clone(),
-            dst_t.region.clone(),
+            src.bucket.clone(),
+            src.region.clone(),
+            dst.bucket.clone(),
+            dst.region.clone(),
         ]);
-        let l = labels.with(&[]);
-        metrics.replication_canaries.with_label_values(&l);
-        metrics.replication_timeouts.with_label_values(&l);
-        metrics.replication_pending.with_label_values(&l).set(0);
-        metrics
-            .replication_oldest_pending
-            .with_label_values(&l)
-            .set(0.0);
+        sink.pair_added(&labels);
         Arc::new(Monitor {
-            prefix: format!("{}replication/{}/", src_t.prefix, cfg.name),
+            prefix: format!("{}replication/{}/", src.prefix, cfg.name),
             cfg,
             source,
             destination,
             labels,
-            metrics,
+            sink,
             pending: Mutex::new(HashMap::new()),
             last_lag: Mutex::new(None),
-            mirror: Mutex::new(None),
+            written: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
         })
-    }
-
-    /// Sends measured lags to the CloudWatch mirror as well.
-    pub fn set_mirror(&self, m: Arc<crate::cloudwatch::Mirror>) {
-        *self.mirror.lock().unwrap() = Some(m);
     }
 
     /// The pair's state for the status page.
     pub fn status(&self) -> Status {
-        let l = self.labels.with(&[]);
         let mut pending: Vec<PendingCanary> = self
             .pending
             .lock()
@@ -194,74 +153,43 @@ impl Monitor {
             destination_bucket: db,
             destination_region: dr,
             last_lag_seconds: last.map(|(_, d)| d.as_secs_f64()),
-            last_lag_at: last.map(|(t, _)| crate::metrics::unix_seconds(t)),
-            canaries_total: self
-                .metrics
-                .replication_canaries
-                .with_label_values(&l)
-                .get(),
-            timeouts_total: self
-                .metrics
-                .replication_timeouts
-                .with_label_values(&l)
-                .get(),
+            last_lag_at: last.map(|(t, _)| unix_seconds(t)),
+            canaries_total: self.written.load(Ordering::Relaxed),
+            timeouts_total: self.timed_out.load(Ordering::Relaxed),
             pending,
         }
     }
 
-    /// Sets the pending gauges from the canaries in flight (called before every scrape).
-    pub fn refresh_gauges(&self) {
+    /// Reports the canaries in flight and the age of the oldest (before every scrape and
+    /// flush).
+    pub fn report_pending(&self) {
         let pending = self.pending.lock().unwrap();
         let oldest = pending
             .values()
             .map(|t| t.elapsed())
             .max()
             .unwrap_or_default();
-        let l = self.labels.with(&[]);
-        self.metrics
-            .replication_pending
-            .with_label_values(&l)
-            .set(pending.len() as i64);
-        self.metrics
-            .replication_oldest_pending
-            .with_label_values(&l)
-            .set(oldest.as_secs_f64());
+        self.sink
+            .replication_pending(&self.labels, pending.len(), oldest);
     }
 
-    /// Deletes this pair's series (after a reload removed or changed it).
+    /// Forgets this pair's series (after a reload removed or changed it).
     pub fn remove_series(&self) {
-        let l = self.labels.with(&[]);
-        let m = &self.metrics;
-        let _ = m.replication_canaries.remove_label_values(&l);
-        let _ = m.replication_lag.remove_label_values(&l);
-        let _ = m.replication_pending.remove_label_values(&l);
-        let _ = m.replication_oldest_pending.remove_label_values(&l);
-        let _ = m.replication_timeouts.remove_label_values(&l);
-        for r in [
-            FailReason::PutFailed,
-            FailReason::StatusFailed,
-            FailReason::InFlightCap,
-        ] {
-            let _ = m
-                .replication_failures
-                .remove_label_values(&self.labels.with(&[r.as_str()]));
-        }
+        self.sink.pair_removed(&self.labels);
     }
 
-    fn fail(&self, r: FailReason) {
-        self.metrics
-            .replication_failures
-            .with_label_values(&self.labels.with(&[r.as_str()]))
-            .inc();
+    fn fail(&self, r: ReplicationFailure) {
+        self.sink
+            .replication(&self.labels, ReplicationEvent::Failed(r));
     }
 
     /// Writes one canary and follows it to the end (measured, timed out, failed or cancelled).
     pub async fn run_canary(self: &Arc<Self>, token: &CancellationToken) -> CanaryOutcome {
         if self.pending.lock().unwrap().len() >= MAX_IN_FLIGHT {
-            self.fail(FailReason::InFlightCap);
-            return CanaryOutcome::Failed(FailReason::InFlightCap);
+            self.fail(ReplicationFailure::InFlightCap);
+            return CanaryOutcome::Failed(ReplicationFailure::InFlightCap);
         }
-        let key = probe::new_key(&self.prefix);
+        let key = canary::new_key(&self.prefix);
         let body = Bytes::from(format!("s3canary replication canary {key}\n"));
         let put = tokio::time::timeout(
             Duration::from_secs(30).min(self.cfg.timeout),
@@ -275,21 +203,20 @@ impl Monitor {
                 tracing::warn!(replication = %self.cfg.name, reason = e.reason.as_str(),
                     code = ?e.code, request_id = ?e.request_id,
                     "replication canary write failed: {}", e.message);
-                self.fail(FailReason::PutFailed);
+                self.fail(ReplicationFailure::PutFailed);
                 self.delete_both(&key).await;
-                return CanaryOutcome::Failed(FailReason::PutFailed);
+                return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
             Err(_) => {
                 tracing::warn!(replication = %self.cfg.name, "replication canary write timed out");
-                self.fail(FailReason::PutFailed);
+                self.fail(ReplicationFailure::PutFailed);
                 self.delete_both(&key).await;
-                return CanaryOutcome::Failed(FailReason::PutFailed);
+                return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
         }
-        self.metrics
-            .replication_canaries
-            .with_label_values(&self.labels.with(&[]))
-            .inc();
+        self.written.fetch_add(1, Ordering::Relaxed);
+        self.sink
+            .replication(&self.labels, ReplicationEvent::Written);
         self.follow(key, acked, token).await
     }
 
@@ -303,23 +230,16 @@ impl Monitor {
         self.pending.lock().unwrap().insert(key.clone(), acked);
         let outcome = self.poll(&key, acked, token).await;
         self.pending.lock().unwrap().remove(&key);
-        let l = self.labels.with(&[]);
         match &outcome {
             CanaryOutcome::Replicated { lag, .. } => {
                 *self.last_lag.lock().unwrap() = Some((SystemTime::now(), *lag));
-                if let Some(m) = self.mirror.lock().unwrap().as_ref() {
-                    m.record_lag(&self.labels.0[1], &self.labels.0[3], *lag);
-                }
-                self.metrics
-                    .replication_lag
-                    .with_label_values(&l)
-                    .observe(lag.as_secs_f64());
+                self.sink
+                    .replication(&self.labels, ReplicationEvent::Replicated(*lag));
             }
             CanaryOutcome::TimedOut { .. } => {
-                self.metrics
-                    .replication_timeouts
-                    .with_label_values(&l)
-                    .inc();
+                self.timed_out.fetch_add(1, Ordering::Relaxed);
+                self.sink
+                    .replication(&self.labels, ReplicationEvent::TimedOut);
                 tracing::warn!(replication = %self.cfg.name, key = %key,
                     timeout = %humantime::format_duration(self.cfg.timeout),
                     "replication canary not seen on the destination in time");
@@ -364,7 +284,7 @@ impl Monitor {
                 && let Ok(Some(h)) = self.source.head(key).await
                 && h.replication_status.as_deref() == Some("FAILED")
             {
-                return CanaryOutcome::Failed(FailReason::StatusFailed);
+                return CanaryOutcome::Failed(ReplicationFailure::StatusFailed);
             }
             next = sent + next_gap(sent - acked);
         }
@@ -386,9 +306,9 @@ impl Monitor {
         self: &Arc<Self>,
         tracker: &TaskTracker,
         token: &CancellationToken,
-    ) -> Result<(usize, usize), crate::s3::S3Failure> {
+    ) -> Result<(usize, usize), Failure> {
         let now = SystemTime::now();
-        let source_keys = probe::list_canaries(&self.source, &self.prefix).await?;
+        let source_keys = canary::list(&self.source, &self.prefix).await?;
         let (mut resumed, mut deleted) = (0, 0);
         for (key, written) in &source_keys {
             if self.pending.lock().unwrap().contains_key(key) {
@@ -409,7 +329,7 @@ impl Monitor {
                 resumed += 1;
             }
         }
-        for (key, _) in probe::list_canaries(&self.destination, &self.prefix).await? {
+        for (key, _) in canary::list(&self.destination, &self.prefix).await? {
             let on_source = source_keys.iter().any(|(k, _)| *k == key);
             let in_flight = self.pending.lock().unwrap().contains_key(&key);
             if !on_source && !in_flight && self.destination.delete(&key).await.is_ok() {
@@ -419,35 +339,27 @@ impl Monitor {
         Ok((resumed, deleted))
     }
 
-    /// Writes a canary every interval until `token` is cancelled, after recovering canaries of
-    /// an earlier run; sweeps again every ten intervals (at least every 5 minutes) for copies
-    /// that replicated after their canary was given up.
-    pub async fn run(self: Arc<Self>, tracker: TaskTracker, token: CancellationToken) {
-        let sweep_every = (self.cfg.interval * 10).max(Duration::from_secs(300));
-        let mut next_sweep = Instant::now();
-        let mut ticker = tokio::time::interval(self.cfg.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => break,
-                _ = ticker.tick() => {}
+    /// One tick of the pair's schedule: on a sweep tick, first finds canaries of an earlier
+    /// run (see [`Monitor::recover`]); then writes a canary and follows it in its own task.
+    pub async fn tick(
+        self: &Arc<Self>,
+        sweep: bool,
+        tracker: &TaskTracker,
+        token: &CancellationToken,
+    ) {
+        if sweep {
+            match self.recover(tracker, token).await {
+                Ok((r, d)) if r + d > 0 => tracing::info!(replication = %self.cfg.name,
+                    resumed = r, deleted = d, "replication canaries of an earlier run found"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(replication = %self.cfg.name,
+                    reason = e.reason.as_str(), "replication sweep failed: {}", e.message),
             }
-            if Instant::now() >= next_sweep {
-                next_sweep = Instant::now() + sweep_every;
-                match self.recover(&tracker, &token).await {
-                    Ok((r, d)) if r + d > 0 => tracing::info!(replication = %self.cfg.name,
-                        resumed = r, deleted = d, "replication canaries of an earlier run found"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(replication = %self.cfg.name,
-                        reason = e.reason.as_str(), "replication sweep failed: {}", e.message),
-                }
-            }
-            let (me, t) = (self.clone(), token.clone());
-            tracker.spawn(async move {
-                me.run_canary(&t).await;
-            });
         }
+        let (me, t) = (self.clone(), token.clone());
+        tracker.spawn(async move {
+            me.run_canary(&t).await;
+        });
     }
 }
 

@@ -1,28 +1,37 @@
-//! The scheduler owns time: when each target's cycles start, how long they may run, and what
-//! happens when one is still running at the next tick.
+//! The scheduler owns time: when each target's cycles start, how long they may run, what
+//! happens when one is still running at the next tick, and every other periodic loop of the
+//! daemon (orphan sweeps, replication canaries, CloudWatch flushes).
 //!
-//! Every target has its own loop task, so a slow or hanging target cannot delay another. Start
-//! times are spread over the interval by a per-target offset, so a thousand targets with the
-//! same interval do not fire at once. Cycles run in their own tasks (tracked by a
-//! [`TaskTracker`] so shutdown can wait for their cleanup); a tick that finds the previous cycle
-//! still running is skipped and counted, never queued.
+//! Every loop is its own task, so a slow or hanging target cannot delay another. Start times are
+//! spread over the interval by a per-name offset, so a thousand targets with the same interval do
+//! not fire at once. Cycles run in their own tasks (tracked by a [`TaskTracker`] so shutdown can
+//! wait for their cleanup); a tick that finds the previous cycle still running is skipped and
+//! counted, never queued. The cadence functions here are the ones `plan` prices.
 
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// When a target's cycles run.
+use crate::canary;
+use crate::config::{Replication, Target};
+use crate::probe;
+use crate::replication::Monitor;
+use crate::s3::Bucket;
+use crate::sinks::Sink;
+
+/// When a loop's ticks come.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Schedule {
     pub interval: Duration,
     /// The hard deadline of a cycle, from its start.
     pub timeout: Duration,
-    /// Delay of the first cycle, in `[0, interval)`.
+    /// Delay of the first tick, in `[0, interval)`.
     pub offset: Duration,
 }
 
@@ -42,7 +51,18 @@ impl Schedule {
 }
 
 /// Extra time a cycle gets past its deadline to clean up before the scheduler abandons it.
-pub const CLEANUP_GRACE: Duration = crate::probe::CLEANUP_BUDGET;
+pub const CLEANUP_GRACE: Duration = probe::CLEANUP_BUDGET;
+
+/// How often a target's orphan sweep runs: every half `orphan_ttl`, at least every interval.
+pub fn orphan_sweep_interval(t: &Target) -> Duration {
+    (t.orphan_ttl / 2).max(t.interval)
+}
+
+/// How often a replication pair looks for canaries of an earlier run: every ten intervals, at
+/// least every 5 minutes (copies that replicated after their canary was given up).
+pub fn replication_sweep_interval(r: &Replication) -> Duration {
+    (r.interval * 10).max(Duration::from_secs(300))
+}
 
 /// Runs `cycle` on `schedule` until `token` is cancelled.
 ///
@@ -83,5 +103,138 @@ pub async fn run<F, Fut>(
                 tracing::error!("cycle abandoned: it ran past its deadline and cleanup grace");
             }
         }));
+    }
+}
+
+/// Runs `job` at every tick of `schedule` (the first at its offset) until `token` is
+/// cancelled. The job runs inline: ticks that pass while it runs are skipped, never queued.
+/// `job` gets the number of the tick, 0 for the first.
+pub async fn every<F, Fut>(schedule: Schedule, token: CancellationToken, mut job: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(Instant::now() + schedule.offset, schedule.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    for n in 0.. {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        job(n).await;
+    }
+}
+
+/// What the daemon's loops share: where tasks are tracked, where reports go, and the token
+/// that shuts the whole daemon down.
+#[derive(Clone)]
+pub struct Loops {
+    pub tracker: TaskTracker,
+    pub sink: Arc<dyn Sink>,
+    pub shutdown: CancellationToken,
+}
+
+impl Loops {
+    /// Starts the cycles of `t` on `bucket` and its orphan sweeps, until `token` (a child of
+    /// the shutdown token) is cancelled.
+    pub fn start_target(&self, t: Target, bucket: Bucket, token: CancellationToken) {
+        let t = Arc::new(t);
+        self.start_sweeper(t.clone(), bucket.clone(), token.clone());
+        let schedule = Schedule::spread(&t.name, t.interval, t.timeout);
+        let (sink, labels) = (self.sink.clone(), t.labels());
+        let (me, loop_token) = (self.clone(), token.clone());
+        self.tracker.spawn(run(
+            schedule,
+            token,
+            self.tracker.clone(),
+            move || sink.cycle_skipped(&labels),
+            move |deadline: Instant, cycle_token: CancellationToken| {
+                let (me, t, bucket) = (me.clone(), t.clone(), bucket.clone());
+                let loop_token = loop_token.clone();
+                async move {
+                    let report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
+                    // A target removed by a reload has had its series deleted: do not bring
+                    // them back. On shutdown (the daemon's token) the figures are still kept.
+                    if loop_token.is_cancelled() && !me.shutdown.is_cancelled() {
+                        return;
+                    }
+                    me.sink.cycle(&t, &report);
+                }
+            },
+        ));
+    }
+
+    /// Deletes canaries of earlier runs at the target's first slot (its spread offset, so a
+    /// thousand targets do not all list at once) and then every [`orphan_sweep_interval`].
+    fn start_sweeper(&self, t: Arc<Target>, bucket: Bucket, token: CancellationToken) {
+        let first = Schedule::spread(&t.name, t.interval, t.timeout).offset;
+        let schedule = Schedule {
+            interval: orphan_sweep_interval(&t),
+            timeout: t.timeout,
+            offset: first,
+        };
+        let sink = self.sink.clone();
+        self.tracker.spawn(every(schedule, token, move |_| {
+            let (t, bucket, sink) = (t.clone(), bucket.clone(), sink.clone());
+            async move {
+                // Boxed: the sweep's state (SDK futures) is allocated while it runs, not held
+                // by the idle loop of every target.
+                let sweep = Box::pin(canary::sweep_orphans(&bucket, &t, SystemTime::now()));
+                match tokio::time::timeout(t.timeout, sweep).await {
+                    Ok(Ok(n)) if n > 0 => {
+                        sink.orphans_swept(&t.labels(), n as u64);
+                        tracing::info!(target = %t.name, deleted = n, "orphan canaries swept");
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(target = %t.name, reason = e.reason.as_str(),
+                        code = ?e.code, "orphan sweep failed: {}", e.message),
+                    Err(_) => tracing::warn!(target = %t.name, "orphan sweep timed out"),
+                }
+            }
+        }));
+    }
+
+    /// Writes a canary of `m`'s pair every interval (from the pair's spread slot) until
+    /// `token` is cancelled, first looking for canaries of an earlier run and again every
+    /// [`replication_sweep_interval`].
+    pub fn start_replication(&self, m: Arc<Monitor>, token: CancellationToken) {
+        let schedule = Schedule::spread(&m.cfg.name, m.cfg.interval, m.cfg.timeout);
+        let sweep_every = (replication_sweep_interval(&m.cfg).as_secs_f64()
+            / m.cfg.interval.as_secs_f64())
+        .ceil()
+        .max(1.0) as u64;
+        let (tracker, job_token) = (self.tracker.clone(), token.clone());
+        self.tracker.spawn(every(schedule, token, move |n| {
+            let (m, tracker, token) = (m.clone(), tracker.clone(), job_token.clone());
+            async move { m.tick(n % sweep_every == 0, &tracker, &token).await }
+        }));
+    }
+
+    /// Calls `flush` every `interval` (first after one interval) and once more on shutdown,
+    /// then cancels `after_last`.
+    pub fn start_flush(
+        &self,
+        interval: Duration,
+        flush: impl Fn() + Send + Sync + 'static,
+        after_last: CancellationToken,
+    ) {
+        let schedule = Schedule {
+            interval,
+            timeout: interval,
+            offset: interval,
+        };
+        let token = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            let flush = Arc::new(flush);
+            let f = flush.clone();
+            every(schedule, token, move |_| {
+                f();
+                std::future::ready(())
+            })
+            .await;
+            flush();
+            after_last.cancel();
+        });
     }
 }

@@ -567,7 +567,7 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
     let client = common::factory()
         .bucket(
             &common::target("alpha", "alpha", &s3.endpoint, ""),
-            std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default())),
+            std::sync::Arc::new(s3canary::sinks::metrics::Metrics::new(&Default::default())),
         )
         .await
         .client;

@@ -259,8 +259,8 @@ async fn cloudwatch_down_never_delays_probes_and_publishing_resumes() {
         runs >= (elapsed - 1.0).floor(),
         "{runs} cycles in {elapsed:.1}s with CloudWatch down"
     );
-    let queued = daemon.mirror.lock().unwrap().as_ref().unwrap().queue_len();
-    assert!(queued > 0 && queued <= s3canary::cloudwatch::QUEUE_CAPACITY);
+    let queued = daemon.mirror().unwrap().queue_len();
+    assert!(queued > 0 && queued <= s3canary::sinks::cloudwatch::QUEUE_CAPACITY);
     assert!(cw.calls.lock().unwrap().is_empty());
 
     // Back up: the queued datums go out and new intervals follow.
@@ -294,27 +294,27 @@ async fn cloudwatch_down_never_delays_probes_and_publishing_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_targets_are_published_in_calls_within_the_api_limits() {
     let cw = fake_cloudwatch().await;
-    let metrics = Arc::new(s3canary::metrics::Metrics::new(&Default::default()));
+    let metrics = Arc::new(s3canary::sinks::metrics::Metrics::new(&Default::default()));
     let cfg = s3canary::config::parse(
         &format!("[[target]]\nname = \"x\"\nbucket = \"xx-x\"\nregion = \"us-east-1\"\n[cloudwatch]\nenabled = true\nendpoint = \"{}\"\n", cw.endpoint),
         Path::new("t.toml"),
     )
     .unwrap();
-    let mirror = s3canary::cloudwatch::Mirror::new(cfg.cloudwatch.clone(), metrics.clone());
+    let mirror = s3canary::sinks::cloudwatch::Mirror::new(cfg.cloudwatch.clone(), metrics.clone());
     // 300 targets, each with a cycle whose six steps took 1..=200 distinct durations.
     for i in 0..300 {
         let mut t = cfg.targets[0].clone();
         t.bucket = format!("bucket-{i:03}");
         for j in 0..3 {
-            let report = s3canary::probe::CycleReport {
+            let report = s3canary::report::CycleReport {
                 target: t.name.clone(),
                 key: String::new(),
                 started_at: std::time::SystemTime::now(),
-                results: s3canary::config::Probe::ALL
+                results: s3canary::report::Probe::ALL
                     .iter()
-                    .map(|p| s3canary::probe::ProbeResult {
+                    .map(|p| s3canary::report::ProbeResult {
                         probe: *p,
-                        outcome: Some(s3canary::probe::Outcome::Success),
+                        outcome: Some(s3canary::report::Outcome::Success),
                         duration: Duration::from_micros(1000 + 137 * (i * 3 + j) as u64),
                         finished_at: std::time::SystemTime::now(),
                     })
@@ -326,9 +326,9 @@ async fn many_targets_are_published_in_calls_within_the_api_limits() {
             mirror.record_cycle(&t, &report);
         }
     }
-    let queued = mirror.flush(std::time::SystemTime::now(), &[]);
+    let queued = mirror.flush(std::time::SystemTime::now());
     assert_eq!(queued, 300 * 6 * 2);
-    let client = s3canary::cloudwatch::client(
+    let client = s3canary::sinks::cloudwatch::client(
         &cfg.cloudwatch,
         Some(aws_sdk_s3::config::SharedCredentialsProvider::new(
             EmbeddedS3::credentials(),

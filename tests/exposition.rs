@@ -11,9 +11,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use s3canary::config::Probe;
-use s3canary::metrics::{Metrics, TargetLabels};
-use s3canary::probe::{Check, CycleReport, Failure, Outcome, ProbeResult, Reason, Violation};
+use s3canary::report::{
+    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, Violation,
+};
+use s3canary::sinks::Sink;
+use s3canary::sinks::metrics::Metrics;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/metrics.txt");
 
@@ -34,6 +36,7 @@ fn failure(reason: Reason, operation: &'static str, code: Option<&str>) -> Outco
     Outcome::Failure(Failure {
         reason,
         operation: Some(operation),
+        status: None,
         code: code.map(str::to_string),
         message: "injected".into(),
         request_id: Some("REQ1".into()),
@@ -91,16 +94,15 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
         "http://127.0.0.1:1",
         "probes = [\"put\", \"get\", \"delete\"]\ninterval = \"15s\"",
     );
-    m.init_target(&alpha);
-    m.init_target(&beta);
-    let (la, lb) = (TargetLabels::of(&alpha), TargetLabels::of(&beta));
+    m.target_added(&alpha);
+    m.target_added(&beta);
 
-    m.record_cycle(&la, &healthy("alpha", 1_700_000_000_000, 1));
-    m.record_cycle(&la, &healthy("alpha", 1_700_000_030_000, 40));
+    m.cycle(&alpha, &healthy("alpha", 1_700_000_000_000, 1));
+    m.cycle(&alpha, &healthy("alpha", 1_700_000_030_000, 40));
     // A stale read that resolved, a list that never showed the key, a conditional write
     // ignored, a step not run.
-    m.record_cycle(
-        &la,
+    m.cycle(
+        &alpha,
         &report(
             "alpha",
             1_700_000_060_000,
@@ -151,8 +153,8 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
             ],
         ),
     );
-    m.record_cycle(
-        &lb,
+    m.cycle(
+        &beta,
         &report(
             "beta",
             1_700_000_001_000,
@@ -173,9 +175,9 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
             vec![],
         ),
     );
-    m.record_cycle(&lb, &healthy_of(&beta, 1_700_000_016_000));
-    m.cycle_skipped(&lb);
-    m.cycle_skipped(&lb);
+    m.cycle(&beta, &healthy_of(&beta, 1_700_000_016_000));
+    m.cycle_skipped(&beta.labels());
+    m.cycle_skipped(&beta.labels());
     m.orphans_deleted
         .with_label_values(&["alpha", "alpha-bucket", "us-east-1"])
         .inc_by(3);

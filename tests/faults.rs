@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{cycle, rig, sample};
 use s3canary::embedded::{FaultConfig, HttpFault, Op};
-use s3canary::probe::{CycleReport, Outcome, Reason};
+use s3canary::report::{CycleReport, Outcome, Reason};
 use tokio::time::Instant;
 
 /// Every non-zero sample of `name`, as "labels without target/bucket/region" -> value.
@@ -296,7 +296,7 @@ async fn soak_with_random_faults_keeps_counters_consistent_and_leaves_no_canary(
     );
     r.s3.faults.clear();
     let far_future = std::time::SystemTime::now() + Duration::from_secs(86_400);
-    let swept = s3canary::app::sweep_orphans(&r.bucket, &r.target, far_future)
+    let swept = s3canary::canary::sweep_orphans(&r.bucket, &r.target, far_future)
         .await
         .unwrap();
     assert_eq!(swept, left);

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use common::{cycle, rig, sample};
 use s3canary::embedded::{FaultConfig, Op};
-use s3canary::metrics::TargetLabels;
-use s3canary::probe::{Check, CycleReport, Outcome, Reason, run_cycle};
+use s3canary::probe::run_cycle;
+use s3canary::report::{Check, CycleReport, Outcome, Reason};
+use s3canary::sinks::Sink;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -363,12 +364,12 @@ async fn connection_refused_is_connection() {
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let t = common::target("t1", "canary", &endpoint, "");
-    let metrics = std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default()));
+    let metrics = std::sync::Arc::new(s3canary::sinks::metrics::Metrics::new(&Default::default()));
     let b = common::factory().bucket(&t, metrics.clone()).await;
     let report = common::one_cycle(&b, &t).await;
     assert_eq!(reason(&report, "put"), Some(Reason::Connection));
     assert!(!report.cleaned_up);
-    metrics.record_cycle(&TargetLabels::of(&t), &report);
+    metrics.cycle(&t, &report);
     let text = metrics.render();
     assert!(
         sample(
@@ -439,7 +440,7 @@ async fn targets_sharing_a_client_keep_their_own_request_series() {
     let s3 = s3canary::embedded::EmbeddedS3::start(&["one", "two"])
         .await
         .unwrap();
-    let metrics = std::sync::Arc::new(s3canary::metrics::Metrics::new(&Default::default()));
+    let metrics = std::sync::Arc::new(s3canary::sinks::metrics::Metrics::new(&Default::default()));
     let factory = common::factory();
     let a = common::target("a", "one", &s3.endpoint, "");
     let b = common::target("b", "two", &s3.endpoint, "probes = [\"put\", \"get\"]");

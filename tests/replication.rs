@@ -11,8 +11,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use common::sample;
 use s3canary::config::Replication;
 use s3canary::embedded::{EmbeddedS3, Lag, Rule};
-use s3canary::metrics::Metrics;
-use s3canary::replication::{CanaryOutcome, FailReason, Monitor};
+use s3canary::replication::{CanaryOutcome, Monitor};
+use s3canary::report::ReplicationFailure;
+use s3canary::sinks::metrics::Metrics;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,12 +32,12 @@ async fn monitor(
     let db = common::factory().bucket(&dt, metrics.clone()).await;
     let cfg = Replication {
         name: name.into(),
-        source: src.into(),
-        destination: dst.into(),
+        source: st,
+        destination: dt,
         interval,
         timeout,
     };
-    Monitor::new(cfg, (&st, sb), (&dt, db), metrics.clone())
+    Monitor::new(cfg, sb, db, metrics.clone())
 }
 
 fn metric(m: &Metrics, name: &str, labels: &[&str]) -> f64 {
@@ -140,10 +141,15 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
     )
     .await;
     let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
-    tracker.spawn(m.clone().run(tracker.clone(), token.clone()));
+    let loops = s3canary::scheduler::Loops {
+        tracker: tracker.clone(),
+        sink: metrics.clone(),
+        shutdown: token.clone(),
+    };
+    loops.start_replication(m.clone(), token.clone());
 
     let oldest = |m: &Monitor| {
-        m.refresh_gauges();
+        m.report_pending();
         metric(&metrics, "s3canary_replication_oldest_pending_seconds", &[])
     };
     // Read the gauges when canaries are pending, then again later: the oldest has aged.
@@ -194,7 +200,7 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
     token.cancel();
     tracker.close();
     tracker.wait().await;
-    m.refresh_gauges();
+    m.report_pending();
     assert_eq!(metric(&metrics, "s3canary_replication_pending", &[]), 0.0);
     assert_eq!(oldest(&m), 0.0);
     assert!(s3.keys("src").is_empty(), "{:?}", s3.keys("src"));
@@ -224,7 +230,10 @@ async fn failed_replication_status_is_reported_promptly_and_both_sides_are_clean
     .await;
     let start = Instant::now();
     let outcome = m.run_canary(&CancellationToken::new()).await;
-    assert_eq!(outcome, CanaryOutcome::Failed(FailReason::StatusFailed));
+    assert_eq!(
+        outcome,
+        CanaryOutcome::Failed(ReplicationFailure::StatusFailed)
+    );
     // Five polls at 200 ms, far from the 60 s timeout.
     assert!(
         start.elapsed() < Duration::from_secs(3),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::rig;
-use s3canary::app::sweep_orphans;
+use s3canary::canary::sweep_orphans;
 use s3canary::embedded::{FaultConfig, Op};
 
 async fn put(r: &common::Rig, key: &str) {
@@ -110,7 +110,7 @@ async fn cycles_under_faults_never_touch_a_key_outside_the_prefix() {
     }
     for k in left.iter().filter(|k| !foreign.contains(&k.as_str())) {
         assert!(
-            s3canary::probe::parse_key("s3canary/t1/", k).is_some(),
+            s3canary::canary::parse_key("s3canary/t1/", k).is_some(),
             "{k}"
         );
     }

@@ -34,7 +34,7 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
     // Run until both targets have several cycles and beta has failures.
     let end = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let snap = s3canary::status::snapshot(&daemon);
+        let snap = s3canary::http::status::snapshot(&daemon);
         let runs = |t: usize| snap.targets[t].probes[0].runs_total;
         let beta_failures: u64 = snap.targets[1]
             .probes
@@ -54,7 +54,7 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
 
     // Stopped: nothing moves any more, so both views describe the same moment.
-    let snap = s3canary::status::snapshot(&daemon);
+    let snap = s3canary::http::status::snapshot(&daemon);
     let json: serde_json::Value = serde_json::to_value(&snap).unwrap();
     daemon.refresh_gauges();
     let metrics = daemon.metrics.render();
@@ -126,7 +126,7 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
         "{f}"
     );
 
-    let html = s3canary::status::render_html(&snap);
+    let html = s3canary::http::page::render(&snap);
     assert!(html.contains("FAILING") || html.contains("OK"));
     assert!(html.contains(f["request_id"].as_str().unwrap()));
 }

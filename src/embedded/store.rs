@@ -163,7 +163,7 @@ impl Store {
 }
 
 fn etag_of(b: &[u8]) -> ETag {
-    ETag::Strong(crate::probe::md5_hex(b))
+    ETag::Strong(crate::canary::md5_hex(b))
 }
 
 fn not_found() -> S3Error {

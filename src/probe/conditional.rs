@@ -7,10 +7,13 @@
 
 use tokio::time::Instant;
 
-use super::{Check, Cycle, Failure, Reason, Version, md5_hex};
-use crate::s3::{Condition, S3Failure};
+use super::Cycle;
+use crate::canary::md5_hex;
+use crate::report::{Check, Failure, Reason};
+use crate::s3::Condition;
 
-fn refused(e: &S3Failure) -> bool {
+/// Whether S3 refused a conditional write (412, or the 409/304 some stores answer).
+fn refused(e: &Failure) -> bool {
     matches!(e.status, Some(412) | Some(409) | Some(304))
         || matches!(
             e.code.as_deref(),
@@ -21,19 +24,7 @@ fn refused(e: &S3Failure) -> bool {
 /// Runs the three conditional writes (and the re-create when the key is absent).
 pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     if !c.may_exist {
-        let body = c.new_body();
-        c.may_exist = true;
-        c.count();
-        let w = c
-            .bucket
-            .put(&c.key, body.clone(), &Condition::IfNoneMatchAny)
-            .await
-            .map_err(|e| Failure::s3("PutObject", e))?;
-        c.versions.push(Version {
-            body,
-            etag: w.etag,
-            acked_at: Instant::now(),
-        });
+        c.write(&Condition::IfNoneMatchAny).await?;
     }
     let current = c.current().and_then(|v| v.etag.clone());
     let stale = match c.versions.len() {
@@ -43,54 +34,36 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     .unwrap_or_else(|| format!("\"{}\"", md5_hex(b"s3canary: an ETag no object has")));
 
     let mut failure = None;
-    // 1. Create-only on an existing key must be refused.
-    let body = c.new_body();
-    c.count();
-    match c
-        .bucket
-        .put(&c.key, body.clone(), &Condition::IfNoneMatchAny)
-        .await
-    {
-        Err(e) if refused(&e) => {}
-        Err(e) => return Err(Failure::s3("PutObject", e)),
-        Ok(w) => {
-            c.violation(Check::ConditionalCreate, Instant::now());
-            failure.get_or_insert(Failure::wrong_answer(
-                Reason::PreconditionIgnored,
-                "PutObject",
-                &w.ids,
-                "PutObject with If-None-Match: * replaced an existing object",
-            ));
-            c.versions.push(Version {
-                body,
-                etag: w.etag,
-                acked_at: Instant::now(),
-            });
-        }
-    }
-    // 2. Replace-if-unchanged with a stale ETag must be refused.
-    let body = c.new_body();
-    c.count();
-    match c
-        .bucket
-        .put(&c.key, body.clone(), &Condition::IfMatch(stale))
-        .await
-    {
-        Err(e) if refused(&e) => {}
-        Err(e) => return Err(Failure::s3("PutObject", e)),
-        Ok(w) => {
-            c.violation(Check::ConditionalUpdate, Instant::now());
-            failure.get_or_insert(Failure::wrong_answer(
-                Reason::PreconditionIgnored,
-                "PutObject",
-                &w.ids,
-                "PutObject with If-Match and a stale ETag replaced the object",
-            ));
-            c.versions.push(Version {
-                body,
-                etag: w.etag,
-                acked_at: Instant::now(),
-            });
+    // 1. Create-only on an existing key must be refused; 2. replace-if-unchanged with a stale
+    // ETag must be refused.
+    let must_refuse = [
+        (
+            Condition::IfNoneMatchAny,
+            Check::ConditionalCreate,
+            "PutObject with If-None-Match: * replaced an existing object",
+        ),
+        (
+            Condition::IfMatch(stale),
+            Check::ConditionalUpdate,
+            "PutObject with If-Match and a stale ETag replaced the object",
+        ),
+    ];
+    for (cond, check, what) in must_refuse {
+        let body = c.new_body();
+        c.count();
+        match c.bucket.put(&c.key, body.clone(), &cond).await {
+            Err(e) if refused(&e) => {}
+            Err(e) => return Err(e),
+            Ok(w) => {
+                c.violation(check, Instant::now());
+                failure.get_or_insert(Failure::wrong_answer(
+                    Reason::PreconditionIgnored,
+                    "PutObject",
+                    &w.ids,
+                    what,
+                ));
+                c.acknowledged(body, &w);
+            }
         }
     }
     if let Some(f) = failure {
@@ -105,17 +78,6 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
             "S3 returned no ETag for the canary, so If-Match cannot be checked",
         ));
     };
-    let body = c.new_body();
-    c.count();
-    let w = c
-        .bucket
-        .put(&c.key, body.clone(), &Condition::IfMatch(current))
-        .await
-        .map_err(|e| Failure::s3("PutObject", e))?;
-    c.versions.push(Version {
-        body,
-        etag: w.etag,
-        acked_at: Instant::now(),
-    });
+    c.write(&Condition::IfMatch(current)).await?;
     Ok(())
 }

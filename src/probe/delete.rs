@@ -3,26 +3,20 @@
 
 use tokio::time::Instant;
 
-use super::{Check, Cycle, Failure, Reason, listed, relist_until};
+use super::list::{listed, relist_until};
+use super::{Cycle, Want};
+use crate::report::{Check, Failure, Reason};
 
 /// Deletes the canary and checks that neither a read nor a listing still shows it.
 pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     c.count();
-    c.bucket
-        .delete(&c.key)
-        .await
-        .map_err(|e| Failure::s3("DeleteObject", e))?;
+    c.bucket.delete(&c.key).await?;
     let since = Instant::now();
     c.may_exist = false;
 
     let mut first_failure = None;
     c.count();
-    let head = c
-        .bucket
-        .head(&c.key)
-        .await
-        .map_err(|e| Failure::s3("HeadObject", e))?;
-    if let Some(h) = head {
+    if let Some(h) = c.bucket.head(&c.key).await? {
         let failure = Failure::wrong_answer(
             Reason::StaleRead,
             "HeadObject",
@@ -31,18 +25,7 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
         );
         c.pending_failure = Some(failure.clone());
         let i = c.violation(Check::ReadAfterDelete, since);
-        let mut attempt = 0;
-        while c.pause_before_reread(attempt).await {
-            attempt += 1;
-            c.count();
-            match c.bucket.head(&c.key).await {
-                Ok(None) => {
-                    c.settle(i, since, true);
-                    break;
-                }
-                _ => c.settle(i, since, false),
-            }
-        }
+        c.reread_until(i, since, Want::Absent).await;
         first_failure = Some(failure);
     }
 

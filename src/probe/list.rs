@@ -3,7 +3,10 @@
 //! Listing with the full key as prefix costs one request and returns at most one entry,
 //! however many other objects the bucket holds.
 
-use super::{Check, Cycle, Failure, Reason, listed, relist_until};
+use tokio::time::Instant;
+
+use super::{Cycle, Want};
+use crate::report::{Check, Failure, Reason, RequestIds};
 
 /// Lists the canary; when it is missing, measures how long until it shows.
 pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
@@ -25,4 +28,17 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     let i = c.violation(Check::ListAfterWrite, since);
     relist_until(c, true, i, since).await;
     Err(failure)
+}
+
+/// Lists `c.key` as a prefix and says whether the key is there.
+pub(super) async fn listed(c: &mut Cycle<'_>) -> Result<(bool, RequestIds), Failure> {
+    c.count();
+    let (keys, _, ids) = c.bucket.list(&c.key, None).await?;
+    Ok((keys.contains(&c.key), ids))
+}
+
+/// Re-lists until the key's presence is `want` or the deadline, for violation `i` measured
+/// from `since`; a failed listing counts as a stale one.
+pub(super) async fn relist_until(c: &mut Cycle<'_>, want: bool, i: usize, since: Instant) {
+    c.reread_until(i, since, Want::Listed(want)).await;
 }

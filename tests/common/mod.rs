@@ -9,9 +9,11 @@ use std::time::Duration;
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use s3canary::config::{self, Target};
 use s3canary::embedded::EmbeddedS3;
-use s3canary::metrics::{Metrics, TargetLabels};
-use s3canary::probe::{CycleReport, run_cycle};
+use s3canary::probe::run_cycle;
+use s3canary::report::CycleReport;
 use s3canary::s3::{Bucket, ClientFactory};
+use s3canary::sinks::Sink;
+use s3canary::sinks::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client factory that uses the embedded server's credentials.
@@ -46,7 +48,7 @@ pub async fn rig(extra: &str) -> Rig {
         .expect("embedded S3 starts");
     let metrics = Arc::new(Metrics::new(&Default::default()));
     let target = target("t1", "canary", &s3.endpoint, extra);
-    metrics.init_target(&target);
+    metrics.target_added(&target);
     let bucket = factory().bucket(&target, metrics.clone()).await;
     Rig {
         s3,
@@ -65,8 +67,7 @@ pub async fn one_cycle(b: &Bucket, t: &Target) -> CycleReport {
 /// One cycle of the rig's target, recorded in its metrics as the daemon records it.
 pub async fn cycle(r: &Rig) -> CycleReport {
     let report = one_cycle(&r.bucket, &r.target).await;
-    r.metrics
-        .record_cycle(&TargetLabels::of(&r.target), &report);
+    r.metrics.cycle(&r.target, &report);
     report
 }
 

@@ -20,9 +20,10 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CloudWatchSection, Probe, Target};
-use crate::metrics::Metrics;
-use crate::probe::{CycleReport, Outcome};
+use super::Sink;
+use super::metrics::Metrics;
+use crate::config::{CloudWatchSection, Target};
+use crate::report::{CycleReport, Outcome, PairLabels, Probe, ReplicationEvent};
 
 /// Most datums in one PutMetricData call (the API limit).
 pub const MAX_DATUMS_PER_CALL: usize = 1000;
@@ -62,12 +63,16 @@ struct Agg {
     lags: BTreeMap<(String, String), BTreeMap<u64, u32>>,
 }
 
+/// (source bucket, destination bucket) -> canaries in flight, as last reported.
+type Pending = BTreeMap<(String, String), usize>;
+
 /// The mirror's state, shared by the daemon (which feeds it) and the sender task.
 pub struct Mirror {
     pub cfg: CloudWatchSection,
     /// Storage resolution of every datum: 1 (high resolution) or 60.
     pub storage_resolution: i32,
     agg: Mutex<Agg>,
+    pending: Mutex<Pending>,
     queue: Mutex<VecDeque<MetricDatum>>,
     queued: Notify,
     metrics: Arc<Metrics>,
@@ -149,6 +154,7 @@ impl Mirror {
             storage_resolution: if cfg.high_resolution { 1 } else { 60 },
             cfg,
             agg: Mutex::new(Agg::default()),
+            pending: Mutex::new(Pending::new()),
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             metrics,
@@ -183,9 +189,10 @@ impl Mirror {
     }
 
     /// Closes the current interval: turns it into datums stamped `at` (with the replication
-    /// pending counts given) and queues them. Returns how many datums were queued.
-    pub fn flush(&self, at: SystemTime, pending: &[(String, String, usize)]) -> usize {
+    /// pending counts last reported) and queues them. Returns how many datums were queued.
+    pub fn flush(&self, at: SystemTime) -> usize {
         let agg = std::mem::take(&mut *self.agg.lock().unwrap());
+        let pending = self.pending.lock().unwrap().clone();
         let at = DateTime::from(at);
         let res = self.storage_resolution;
         let mut datums = Vec::new();
@@ -223,7 +230,7 @@ impl Mirror {
                 res,
             ));
         }
-        for (src, dst, n) in pending {
+        for ((src, dst), n) in &pending {
             datums.push(
                 MetricDatum::builder()
                     .metric_name("S3Consistency_Replication_Pending")
@@ -362,6 +369,34 @@ impl Mirror {
                 Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
             }
         }
+    }
+}
+
+impl Sink for Mirror {
+    fn cycle(&self, t: &Target, report: &CycleReport) {
+        self.record_cycle(t, report);
+    }
+
+    fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
+        if let ReplicationEvent::Replicated(lag) = e {
+            self.record_lag(p.source_bucket(), p.destination_bucket(), lag);
+        }
+    }
+
+    fn replication_pending(&self, p: &PairLabels, count: usize, _oldest: Duration) {
+        let key = (
+            p.source_bucket().to_string(),
+            p.destination_bucket().to_string(),
+        );
+        self.pending.lock().unwrap().insert(key, count);
+    }
+
+    fn pair_removed(&self, p: &PairLabels) {
+        let key = (
+            p.source_bucket().to_string(),
+            p.destination_bucket().to_string(),
+        );
+        self.pending.lock().unwrap().remove(&key);
     }
 }
 

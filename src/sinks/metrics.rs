@@ -1,23 +1,24 @@
 //! Every Prometheus series the daemon exports, in one struct on an explicit [`Registry`].
 //!
-//! Probe code never touches these directly: a cycle produces a [`CycleReport`] and
-//! [`Metrics::record_cycle`] turns it into series, so the figures have one source of truth.
-//! Per-attempt S3 request series are the exception: they are recorded by the SDK interceptor in
-//! `s3.rs`, because only it sees every retry attempt.
+//! Producers never touch these directly: they report cycles, request attempts, sweeps and
+//! replication canaries to the [`Sink`] this struct implements, so the figures have one source
+//! of truth. The text exposition is in [`super::exposition`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
-use crate::config::{Probe, Target};
-use crate::probe::{Check, CycleReport, Outcome, Reason};
-use crate::series;
+use super::{Sink, series};
+use crate::config::Target;
+use crate::report::{
+    Check, CycleReport, KNOWN_CODES, OPERATIONS, Outcome, PairLabels, Probe, Reason,
+    ReplicationEvent, ReplicationFailure, TRANSPORT_CODES, TargetLabels, unix_seconds,
+};
 
 /// Latency buckets for S3 requests and probe steps: 5 ms to 30 s. Same-region S3 answers a
 /// small PUT/GET in 10-100 ms; first-byte latency targets are around 100-200 ms; the top end
@@ -45,35 +46,6 @@ pub const REPLICATION_LABELS: &[&str] = &[
 pub const REPLICATION_LAG_BUCKETS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
-
-/// The label values that identify one target on every probe series.
-#[derive(Debug, Clone)]
-pub struct TargetLabels {
-    pub target: String,
-    pub bucket: String,
-    pub region: String,
-}
-
-impl TargetLabels {
-    /// Labels of `t`.
-    pub fn of(t: &Target) -> Self {
-        TargetLabels {
-            target: t.name.clone(),
-            bucket: t.bucket.clone(),
-            region: t.region.clone(),
-        }
-    }
-
-    fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec![
-            self.target.as_str(),
-            self.bucket.as_str(),
-            self.region.as_str(),
-        ];
-        v.extend_from_slice(extra);
-        v
-    }
-}
 
 /// Every metric of the contract (probe, request and meta series).
 pub struct Metrics {
@@ -104,10 +76,6 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
-}
-
-fn labels(t: &TargetLabels, extra: &[&str]) -> Vec<String> {
-    t.with(extra).into_iter().map(str::to_string).collect()
 }
 
 impl Metrics {
@@ -347,14 +315,40 @@ impl Metrics {
         m
     }
 
-    /// Creates the series of a target at zero, so rates and absence alerts work from the first
-    /// scrape instead of from the first failure.
-    pub fn init_target(&self, t: &Target) {
-        let tl = TargetLabels::of(t);
+    /// Records the outcome of a config load or reload.
+    pub fn config_loaded(&self, ok: bool) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_timestamp
+                .set(unix_seconds(SystemTime::now()));
+        }
+    }
+
+    /// Registers `c` (names and labels checked once, here) and keeps it for rendering.
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C) {
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("metric names and label sets are unique");
+        self.collectors.push(Box::new(c));
+    }
+
+    /// The registry the families are checked on (tests compare its own text with ours).
+    #[cfg(test)]
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The collectors to render, sorted by family name.
+    pub(super) fn collectors(&self) -> &[Box<dyn Collector>] {
+        &self.collectors
+    }
+}
+
+impl Sink for Metrics {
+    fn target_added(&self, t: &Target) {
+        let tl = t.labels();
         for p in &t.probes {
-            let lv = labels(&tl, &[p.as_str()]);
-            let lv: Vec<&str> = lv.iter().map(String::as_str).collect();
-            self.probe_runs.with_label_values(&lv);
+            self.probe_runs.with_label_values(&tl.with(&[p.as_str()]));
             for check in Check::of_probe(*p) {
                 self.violations
                     .with_label_values(&tl.with(&[check.as_str()]));
@@ -366,21 +360,10 @@ impl Metrics {
             .set(t.interval.as_secs_f64());
     }
 
-    /// Deletes every series of a target (after a reload removed or changed it). The client
-    /// library has no partial-match removal, so every label combination the daemon can create
-    /// is enumerated; the sets are closed, so this is exact.
-    pub fn remove_target(&self, t: &Target) {
-        let tl = TargetLabels::of(t);
-        const OPS: &[&str] = &[
-            "PutObject",
-            "GetObject",
-            "HeadObject",
-            "ListObjectsV2",
-            "DeleteObject",
-            "other",
-        ];
-        let mut codes: Vec<&str> = crate::s3::KNOWN_CODES.to_vec();
-        codes.extend(["timeout", "connection", "other"]);
+    /// The client library has no partial-match removal, so every label combination the daemon
+    /// can create is enumerated; the sets are closed, so this is exact.
+    fn target_removed(&self, t: &Target) {
+        let tl = t.labels();
         for p in Probe::ALL {
             let lv = tl.with(&[p.as_str()]);
             let _ = self.probe_runs.remove_label_values(&lv);
@@ -397,9 +380,9 @@ impl Metrics {
                 let _ = self.staleness.remove_label_values(&tl.with(&[c.as_str()]));
             }
         }
-        for op in OPS {
+        for op in OPERATIONS {
             let _ = self.request_duration.remove_label_values(&tl.with(&[op]));
-            for code in &codes {
+            for code in KNOWN_CODES.iter().chain(TRANSPORT_CODES).chain(&["other"]) {
                 let _ = self
                     .request_errors
                     .remove_label_values(&tl.with(&[op, code]));
@@ -410,8 +393,9 @@ impl Metrics {
         let _ = self.target_interval.remove_label_values(&tl.with(&[]));
     }
 
-    /// Records one finished cycle: runs, failures, success gauges, durations, violations.
-    pub fn record_cycle(&self, tl: &TargetLabels, report: &CycleReport) {
+    /// Runs, failures, success gauges, durations, violations.
+    fn cycle(&self, t: &Target, report: &CycleReport) {
+        let tl = t.labels();
         for r in &report.results {
             let probe = r.probe.as_str();
             let Some(outcome) = &r.outcome else { continue };
@@ -448,192 +432,74 @@ impl Metrics {
         }
     }
 
-    /// Counts a cycle that was not started because the previous one still ran.
-    pub fn cycle_skipped(&self, tl: &TargetLabels) {
+    fn cycle_skipped(&self, tl: &TargetLabels) {
         self.cycles_skipped.with_label_values(&tl.with(&[])).inc();
     }
 
-    /// Records the outcome of a config load or reload.
-    pub fn config_loaded(&self, ok: bool) {
-        self.reload_successful.set(i64::from(ok));
-        if ok {
-            self.reload_success_timestamp
-                .set(unix_seconds(SystemTime::now()));
+    fn orphans_swept(&self, tl: &TargetLabels, n: u64) {
+        self.orphans_deleted
+            .with_label_values(&tl.with(&[]))
+            .inc_by(n);
+    }
+
+    fn attempt(&self, tl: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
+        self.request_duration
+            .with_label_values(&tl.with(&[operation]))
+            .observe(took.as_secs_f64());
+        if let Some(code) = error {
+            self.request_errors
+                .with_label_values(&tl.with(&[operation, code]))
+                .inc();
         }
     }
 
-    /// Registers `c` (names and labels checked once, here) and keeps it for rendering.
-    fn add<C: Collector + Clone + 'static>(&mut self, c: C) {
-        self.registry
-            .register(Box::new(c.clone()))
-            .expect("metric names and label sets are unique");
-        self.collectors.push(Box::new(c));
+    fn pair_added(&self, p: &PairLabels) {
+        let l = p.with(&[]);
+        self.replication_canaries.with_label_values(&l);
+        self.replication_timeouts.with_label_values(&l);
+        self.replication_pending.with_label_values(&l).set(0);
+        self.replication_oldest_pending
+            .with_label_values(&l)
+            .set(0.0);
     }
 
-    /// Renders every series in the Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        for chunk in Render::new(self) {
-            out.extend_from_slice(&chunk);
-        }
-        String::from_utf8(out).expect("the text format is UTF-8")
-    }
-
-    /// The Prometheus text in chunks of at most [`RENDER_CHUNK`] series, each rendered when
-    /// the iterator is advanced.
-    ///
-    /// At 1000 targets the whole text is about 16 MiB. `Registry::gather` followed by one
-    /// `encode` would copy every series of every family into protobuf structures and then
-    /// grow the text by doubling, about 80 MiB at the peak of a scrape. Streamed in chunks
-    /// (see `http.rs`), a scrape holds the structures of one family (about 3 MiB for the
-    /// largest) and a chunk or two of text.
-    pub fn render_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
-        Render::new(self.clone())
-    }
-}
-
-/// Orders a family's series by their label values, as `Registry::gather` does, so the text is
-/// stable from one scrape to the next.
-pub(crate) fn sort_by_label_values(f: &mut prometheus::proto::MetricFamily) {
-    f.mut_metric().sort_by_cached_key(|m| {
-        m.get_label()
-            .iter()
-            .map(|l| l.value().to_owned())
-            .collect::<Vec<_>>()
-    });
-}
-
-/// Most series per chunk of the `/metrics` text (about 0.5 MiB for histograms).
-pub const RENDER_CHUNK: usize = 256;
-
-/// The state of one `/metrics` rendering: the families of the collector being written and how
-/// many series of the first one are written.
-struct Render<M> {
-    metrics: M,
-    next_collector: usize,
-    families: std::collections::VecDeque<prometheus::proto::MetricFamily>,
-    done_in_family: usize,
-}
-
-impl<M: std::ops::Deref<Target = Metrics>> Render<M> {
-    fn new(metrics: M) -> Self {
-        Render {
-            metrics,
-            next_collector: 0,
-            families: std::collections::VecDeque::new(),
-            done_in_family: 0,
+    fn pair_removed(&self, p: &PairLabels) {
+        let l = p.with(&[]);
+        let _ = self.replication_canaries.remove_label_values(&l);
+        let _ = self.replication_lag.remove_label_values(&l);
+        let _ = self.replication_pending.remove_label_values(&l);
+        let _ = self.replication_oldest_pending.remove_label_values(&l);
+        let _ = self.replication_timeouts.remove_label_values(&l);
+        for r in ReplicationFailure::ALL {
+            let _ = self
+                .replication_failures
+                .remove_label_values(&p.with(&[r.as_str()]));
         }
     }
-}
 
-impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        while self.families.is_empty() {
-            let c = self.metrics.collectors.get(self.next_collector)?;
-            self.next_collector += 1;
-            for mut f in c.collect() {
-                if f.get_metric().is_empty() {
-                    continue;
-                }
-                sort_by_label_values(&mut f);
-                self.families.push_back(f);
-            }
-            self.done_in_family = 0;
+    fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
+        let l = p.with(&[]);
+        match e {
+            ReplicationEvent::Written => self.replication_canaries.with_label_values(&l).inc(),
+            ReplicationEvent::Replicated(lag) => self
+                .replication_lag
+                .with_label_values(&l)
+                .observe(lag.as_secs_f64()),
+            ReplicationEvent::TimedOut => self.replication_timeouts.with_label_values(&l).inc(),
+            ReplicationEvent::Failed(r) => self
+                .replication_failures
+                .with_label_values(&p.with(&[r.as_str()]))
+                .inc(),
         }
-        let family = self.families.front_mut().expect("not empty");
-        let total = family.get_metric().len();
-        let end = (self.done_in_family + RENDER_CHUNK).min(total);
-        // A family of only this chunk's series; the rest stay in place for the next chunks.
-        let mut part = prometheus::proto::MetricFamily::default();
-        part.set_name(family.name().to_owned());
-        part.set_help(family.help().to_owned());
-        part.set_field_type(family.get_field_type());
-        part.set_metric(
-            family.mut_metric()[self.done_in_family..end]
-                .iter_mut()
-                .map(std::mem::take)
-                .collect(),
-        );
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&[part], &mut buf)
-            .expect("text encoding into a Vec cannot fail");
-        if self.done_in_family > 0 {
-            // The encoder starts every family with its `# HELP` and `# TYPE` lines; a family
-            // split over chunks must have them once. Neither line can hold a raw newline (the
-            // encoder escapes them in help texts).
-            let header = buf
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .nth(1)
-                .map_or(0, |(i, _)| i + 1);
-            buf.drain(..header);
-        }
-        self.done_in_family = end;
-        if end == total {
-            self.families.pop_front();
-            self.done_in_family = 0;
-        }
-        Some(buf)
     }
-}
 
-/// Seconds since the Unix epoch, as Prometheus timestamps are.
-pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs_f64()
-}
-
-/// Reasons are a closed set; this lists them for docs and tests.
-pub fn all_reasons() -> Vec<&'static str> {
-    Reason::ALL.iter().map(|r| r.as_str()).collect()
-}
-
-/// Probes whose success is a consistency check, for docs.
-pub fn checks_of(p: Probe) -> Vec<&'static str> {
-    Check::of_probe(p).iter().map(|c| c.as_str()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_render_is_the_registry_text() {
-        let labels = BTreeMap::from([("env".to_string(), "test".to_string())]);
-        let m = Arc::new(Metrics::new(&labels));
-        // Enough series that the largest families span several chunks.
-        for i in 0..(RENDER_CHUNK * 2 + 7) {
-            let t = format!("t{i}");
-            m.probe_duration
-                .with_label_values(&[&t, "b", "r", "put"])
-                .observe(0.01 * i as f64);
-            m.probe_runs.with_label_values(&[&t, "b", "r", "put"]).inc();
-        }
-        let mut want = Vec::new();
-        TextEncoder::new()
-            .encode(&m.registry.gather(), &mut want)
-            .unwrap();
-        let want = String::from_utf8(want).unwrap();
-        let got = m.render();
-        // Process figures change between two renders; every s3canary line must be the same,
-        // in the same order (families by name, series by label values).
-        let ours = |s: &str| -> Vec<String> {
-            s.lines()
-                .filter(|l| l.contains("s3canary_"))
-                .map(str::to_string)
-                .collect()
-        };
-        assert!(ours(&want).len() > RENDER_CHUNK * 2 * 18);
-        assert_eq!(ours(&got), ours(&want));
-        assert_eq!(
-            got.matches("# TYPE s3canary_probe_duration_seconds histogram")
-                .count(),
-            1
-        );
+    fn replication_pending(&self, p: &PairLabels, count: usize, oldest: Duration) {
+        let l = p.with(&[]);
+        self.replication_pending
+            .with_label_values(&l)
+            .set(count as i64);
+        self.replication_oldest_pending
+            .with_label_values(&l)
+            .set(oldest.as_secs_f64());
     }
 }

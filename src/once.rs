@@ -1,10 +1,63 @@
-//! Terminal output of `once`.
+//! The `once` command: one cycle of every target and one canary of every replication pair,
+//! all concurrently, then a table or JSON of what they found.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
-use crate::config::Target;
-use crate::probe::{CycleReport, Outcome};
-use crate::replication::CanaryOutcome;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Target};
+use crate::probe;
+use crate::replication::{CanaryOutcome, Monitor};
+use crate::report::{CycleReport, Outcome};
+use crate::s3::ClientFactory;
+use crate::sinks::{Sink, Sinks};
+
+/// What one run found: each target's cycle and each pair's canary.
+pub type Found = (Vec<(Target, CycleReport)>, Vec<(String, CanaryOutcome)>);
+
+/// Runs one cycle of every target and one canary of every replication pair, all concurrently.
+/// Nothing is exported: the reports are the output.
+pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
+    let sink: Arc<dyn Sink> = Arc::new(Sinks::default());
+    let token = CancellationToken::new();
+    let mut buckets = HashMap::new();
+    for t in &cfg.targets {
+        buckets.insert(t.name.clone(), factory.bucket(t, sink.clone()).await);
+    }
+    let cycles = cfg.targets.iter().map(|t| {
+        let (token, bucket) = (token.clone(), buckets[&t.name].clone());
+        async move {
+            let report = probe::run_cycle(&bucket, t, Instant::now() + t.timeout, &token).await;
+            (t.clone(), report)
+        }
+    });
+    let canaries = cfg.replications.iter().map(|r| {
+        let monitor = Monitor::new(
+            r.clone(),
+            buckets[&r.source.name].clone(),
+            buckets[&r.destination.name].clone(),
+            sink.clone(),
+        );
+        let token = token.clone();
+        async move { (r.name.clone(), monitor.run_canary(&token).await) }
+    });
+    futures::future::join(
+        futures::future::join_all(cycles),
+        futures::future::join_all(canaries),
+    )
+    .await
+}
+
+/// Whether everything passed (the exit code of `once`).
+pub fn passed((results, repls): &Found) -> bool {
+    repls
+        .iter()
+        .all(|(_, o)| matches!(o, CanaryOutcome::Replicated { .. }))
+        && results.iter().all(|(_, r)| r.passed())
+}
 
 /// A table: one line per probe, then failure details with request IDs, then a summary.
 pub fn table(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)]) -> String {

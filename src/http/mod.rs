@@ -1,5 +1,8 @@
 //! The HTTP surface: `/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`, `/`, `/api/v1/status`.
 
+pub mod page;
+pub mod status;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,7 +12,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::Daemon;
-use crate::status;
 
 /// The router, serving `daemon`'s state.
 pub fn router(daemon: Arc<Daemon>) -> Router {
@@ -86,7 +88,7 @@ async fn reload(State(d): State<Arc<Daemon>>) -> Response {
 }
 
 async fn index(State(d): State<Arc<Daemon>>) -> Html<String> {
-    Html(status::render_html(&status::snapshot(&d)))
+    Html(page::render(&status::snapshot(&d)))
 }
 
 async fn api_status(State(d): State<Arc<Daemon>>) -> Response {

@@ -1,0 +1,414 @@
+//! The check step: every value of a parsed file validated, every problem reported with its key
+//! path, and defaults resolved into a [`Config`].
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::RawConfig;
+use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
+use crate::report::Probe;
+
+/// Label names the daemon sets itself; `[labels]` may not reuse them.
+const RESERVED_LABELS: &[&str] = &[
+    "target",
+    "bucket",
+    "region",
+    "probe",
+    "reason",
+    "operation",
+    "code",
+    "check",
+    "replication",
+    "source_bucket",
+    "source_region",
+    "destination_bucket",
+    "destination_region",
+    "result",
+    "version",
+    "job",
+    "instance",
+];
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// S3 bucket naming rules (general purpose buckets), loosely: 3-63 chars of [a-z0-9.-],
+/// starting and ending with a letter or digit.
+fn valid_bucket(s: &str) -> bool {
+    let b = s.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !s.contains("..")
+}
+
+/// AWS region shape (`us-east-1`, `eu-central-2`, `us-gov-west-1`); S3-compatible stores with
+/// a custom endpoint may use any lowercase token (`auto`, `garage`, ...).
+fn valid_region(s: &str, has_endpoint: bool) -> bool {
+    if has_endpoint {
+        return valid_name(s);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+fn check_endpoint(s: &str) -> Result<(), String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err("must start with http:// or https://".to_string()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host".to_string());
+    }
+    Ok(())
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+fn fmt_d(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Shared checks for the settings that `[defaults]` and a `[[target]]` both carry.
+struct Settings<'a> {
+    interval: Duration,
+    timeout: Duration,
+    prefix: &'a str,
+    object_size: u64,
+    probes: &'a [String],
+    orphan_ttl: Duration,
+}
+
+impl Settings<'_> {
+    /// Problems with these settings; `at` is the key path of the section ("defaults",
+    /// "target[1]"), `own` says which keys this section sets itself (others are inherited and
+    /// already reported under `defaults`).
+    fn check(&self, at: &str, own: impl Fn(&str) -> bool, problems: &mut Vec<String>) {
+        if own("interval") && self.interval < Duration::from_secs(1) {
+            problems.push(format!(
+                "{at}.interval ({}) must be at least 1s",
+                fmt_d(self.interval)
+            ));
+        }
+        if own("timeout") && self.timeout.is_zero() {
+            problems.push(format!("{at}.timeout must be greater than 0"));
+        }
+        if (own("timeout") || own("interval")) && self.timeout >= self.interval {
+            problems.push(format!(
+                "{at}.timeout ({}) must be shorter than interval ({})",
+                fmt_d(self.timeout),
+                fmt_d(self.interval)
+            ));
+        }
+        if own("prefix") {
+            if self.prefix.is_empty() {
+                problems.push(format!(
+                    "{at}.prefix must not be empty: the daemon only ever touches keys under it"
+                ));
+            } else if !self.prefix.ends_with('/') {
+                problems.push(format!(
+                    "{at}.prefix ({:?}) must end with \"/\"",
+                    self.prefix
+                ));
+            } else if self.prefix.starts_with('/') {
+                problems.push(format!(
+                    "{at}.prefix ({:?}) must not start with \"/\"",
+                    self.prefix
+                ));
+            }
+        }
+        if own("object_size") && !(MIN_OBJECT_SIZE..=MAX_OBJECT_SIZE).contains(&self.object_size) {
+            problems.push(format!(
+                "{at}.object_size ({}) must be between {MIN_OBJECT_SIZE} and {MAX_OBJECT_SIZE} bytes",
+                self.object_size
+            ));
+        }
+        if own("probes") {
+            if self.probes.is_empty() {
+                problems.push(format!("{at}.probes must name at least one probe"));
+            }
+            let mut seen = HashSet::new();
+            for p in self.probes {
+                match Probe::parse(p) {
+                    None => problems.push(format!(
+                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional)"
+                    )),
+                    Some(probe) if !seen.insert(probe) => {
+                        problems.push(format!("{at}.probes: {p:?} is listed twice"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !seen.is_empty() && !seen.contains(&Probe::Put) {
+                problems.push(format!(
+                    "{at}.probes must include \"put\": every other probe reads the canary it writes"
+                ));
+            }
+        }
+        if (own("orphan_ttl") || own("timeout")) && self.orphan_ttl <= self.timeout {
+            problems.push(format!(
+                "{at}.orphan_ttl ({}) must be longer than timeout ({}), or live canaries would be swept",
+                fmt_d(self.orphan_ttl),
+                fmt_d(self.timeout)
+            ));
+        }
+    }
+
+    fn probes(&self) -> Vec<Probe> {
+        let mut v: Vec<Probe> = self.probes.iter().filter_map(|p| Probe::parse(p)).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+impl RawConfig {
+    /// Validates every value and resolves defaults; returns all problems at once.
+    pub fn check(&self) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+
+        let listen = match self.server.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!(
+                    "server.listen ({:?}) must be an address like \"0.0.0.0:9340\"",
+                    self.server.listen
+                ));
+                None
+            }
+        };
+
+        for (k, v) in &self.labels {
+            if !valid_label_name(k) {
+                problems.push(format!("labels.{k} is not a valid Prometheus label name"));
+            } else if RESERVED_LABELS.contains(&k.as_str()) {
+                problems.push(format!(
+                    "labels.{k} is set by s3canary itself and cannot be used as a constant label"
+                ));
+            }
+            if v.is_empty() {
+                problems.push(format!("labels.{k} must not be empty"));
+            }
+        }
+
+        let d = &self.defaults;
+        let defaults = Settings {
+            interval: d.interval,
+            timeout: d.timeout,
+            prefix: &d.prefix,
+            object_size: d.object_size,
+            probes: &d.probes,
+            orphan_ttl: d.orphan_ttl,
+        };
+        defaults.check("defaults", |_| true, &mut problems);
+
+        if self.targets.is_empty() {
+            problems.push("no [[target]] is configured: add at least one bucket to probe".into());
+        }
+        let mut names = HashSet::new();
+        let mut targets = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let at = format!("target[{i}]");
+            if !valid_name(&t.name) {
+                problems.push(format!(
+                    "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
+                    t.name
+                ));
+            } else if !names.insert(t.name.as_str()) {
+                problems.push(format!(
+                    "{at}.name ({:?}) is used by another target",
+                    t.name
+                ));
+            }
+            if !valid_bucket(&t.bucket) {
+                problems.push(format!(
+                    "{at}.bucket ({:?}) is not a valid bucket name",
+                    t.bucket
+                ));
+            }
+            if !valid_region(&t.region, t.endpoint.is_some()) {
+                problems.push(format!(
+                    "{at}.region ({:?}) is not a region like \"us-east-1\"",
+                    t.region
+                ));
+            }
+            if let Some(e) = &t.endpoint
+                && let Err(why) = check_endpoint(e)
+            {
+                problems.push(format!("{at}.endpoint ({e:?}) {why}"));
+            }
+            if let Some(arn) = &t.role_arn
+                && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
+            {
+                problems.push(format!(
+                    "{at}.role_arn ({arn:?}) is not an IAM role ARN like \"arn:aws:iam::123456789012:role/name\""
+                ));
+            }
+            let sse = match (t.sse.as_deref(), &t.kms_key_id) {
+                (None, None) => None,
+                (Some("AES256"), None) => Some(Sse::Aes256),
+                (Some("aws:kms"), k) => Some(Sse::Kms { key_id: k.clone() }),
+                (Some("AES256"), Some(_)) | (None, Some(_)) => {
+                    problems.push(format!("{at}.kms_key_id needs sse = \"aws:kms\""));
+                    None
+                }
+                (Some(other), _) => {
+                    problems.push(format!(
+                        "{at}.sse ({other:?}) must be \"AES256\" or \"aws:kms\""
+                    ));
+                    None
+                }
+            };
+            let s = Settings {
+                interval: t.interval.unwrap_or(d.interval),
+                timeout: t.timeout.unwrap_or(d.timeout),
+                prefix: t.prefix.as_deref().unwrap_or(&d.prefix),
+                object_size: t.object_size.unwrap_or(d.object_size),
+                probes: t.probes.as_deref().unwrap_or(&d.probes),
+                orphan_ttl: t.orphan_ttl.unwrap_or(d.orphan_ttl),
+            };
+            s.check(
+                &at,
+                |key| match key {
+                    "interval" => t.interval.is_some(),
+                    "timeout" => t.timeout.is_some(),
+                    "prefix" => t.prefix.is_some(),
+                    "object_size" => t.object_size.is_some(),
+                    "probes" => t.probes.is_some(),
+                    "orphan_ttl" => t.orphan_ttl.is_some(),
+                    _ => false,
+                },
+                &mut problems,
+            );
+            targets.push(Target {
+                name: t.name.clone(),
+                bucket: t.bucket.clone(),
+                region: t.region.clone(),
+                endpoint: t.endpoint.clone(),
+                path_style: t.path_style,
+                role_arn: t.role_arn.clone(),
+                sse,
+                interval: s.interval,
+                timeout: s.timeout,
+                prefix: s.prefix.to_string(),
+                object_size: s.object_size,
+                probes: s.probes(),
+                orphan_ttl: s.orphan_ttl,
+            });
+        }
+
+        let mut rnames = HashSet::new();
+        for (i, r) in self.replications.iter().enumerate() {
+            let at = format!("replication[{i}]");
+            if !valid_name(&r.name) {
+                problems.push(format!("{at}.name ({:?}) must match [a-z0-9_-]+", r.name));
+            } else if !rnames.insert(r.name.as_str()) {
+                problems.push(format!(
+                    "{at}.name ({:?}) is used by another replication",
+                    r.name
+                ));
+            }
+            for (key, value) in [("source", &r.source), ("destination", &r.destination)] {
+                if !names.contains(value.as_str()) {
+                    problems.push(format!(
+                        "{at}.{key} ({value:?}) is not the name of a target"
+                    ));
+                }
+            }
+            if r.source == r.destination {
+                problems.push(format!("{at}.destination must differ from source"));
+            }
+            if r.interval < Duration::from_secs(1) {
+                problems.push(format!("{at}.interval must be at least 1s"));
+            }
+            if r.timeout.is_zero() {
+                problems.push(format!("{at}.timeout must be greater than 0"));
+            }
+        }
+
+        let cw = &self.cloudwatch;
+        if cw.enabled {
+            if !valid_region(&cw.region, cw.endpoint.is_some()) {
+                problems.push(format!(
+                    "cloudwatch.region ({:?}) is not a region like \"us-east-1\"",
+                    cw.region
+                ));
+            }
+            if cw.namespace.is_empty() || cw.namespace.len() > 255 {
+                problems.push("cloudwatch.namespace must be 1 to 255 characters".into());
+            } else if cw.namespace.starts_with("AWS/") {
+                problems.push(format!(
+                    "cloudwatch.namespace ({:?}) must not start with \"AWS/\" (reserved by AWS)",
+                    cw.namespace
+                ));
+            }
+            if cw.interval < Duration::from_secs(1) {
+                problems.push("cloudwatch.interval must be at least 1s".into());
+            }
+            if let Some(e) = &cw.endpoint
+                && let Err(why) = check_endpoint(e)
+            {
+                problems.push(format!("cloudwatch.endpoint ({e:?}) {why}"));
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let replications = self
+            .replications
+            .iter()
+            .map(|r| {
+                let target = |name: &str| {
+                    let t = targets.iter().find(|t| t.name == name);
+                    t.cloned().expect("checked above: names a target")
+                };
+                Replication {
+                    name: r.name.clone(),
+                    source: target(&r.source),
+                    destination: target(&r.destination),
+                    interval: r.interval,
+                    timeout: r.timeout,
+                }
+            })
+            .collect();
+        Ok(Config {
+            listen: listen.expect("checked above"),
+            labels: self.labels.clone(),
+            targets,
+            replications,
+            cloudwatch: cw.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions() {
+        assert!(valid_region("us-east-1", false));
+        assert!(valid_region("us-gov-west-1", false));
+        assert!(!valid_region("useast1", false));
+        assert!(!valid_region("US-EAST-1", false));
+        assert!(valid_region("auto", true));
+    }
+}

@@ -1,0 +1,244 @@
+//! Configuration: strict TOML, named defaults, and a separate check step that reports every
+//! problem at once with its key path.
+//!
+//! Parsing ([`raw`], `serde` with `deny_unknown_fields`) rejects unknown keys and wrong types
+//! with the line they are on; the check then validates meaning (timeouts shorter than
+//! intervals, names, references between sections) and turns the raw tree into a resolved
+//! [`Config`] in which every target carries its effective settings and every replication pair
+//! its two targets.
+
+mod check;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::CloudWatchSection;
+use raw::RawConfig;
+
+use crate::report::{Probe, TargetLabels};
+
+/// Default location of the config file.
+pub const DEFAULT_PATH: &str = "/etc/s3canary/s3canary.toml";
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("invalid config {path}:\n  - {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The file parsed but its values are inconsistent; every problem is listed.
+    #[error("invalid config {path}:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+impl ConfigError {
+    /// The individual problems, one line each (what tests compare against testdata).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { source, .. } => vec![source.to_string()],
+            ConfigError::Parse { message, .. } => vec![message.clone()],
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+        }
+    }
+}
+
+/// Server-side encryption requested on canary writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    Aes256,
+    Kms { key_id: Option<String> },
+}
+
+/// A checked config: every target carries its effective settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub labels: BTreeMap<String, String>,
+    pub targets: Vec<Target>,
+    pub replications: Vec<Replication>,
+    pub cloudwatch: CloudWatchSection,
+}
+
+/// One bucket to probe, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub role_arn: Option<String>,
+    pub sse: Option<Sse>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub prefix: String,
+    pub object_size: u64,
+    /// Enabled probes, in cycle order, without duplicates.
+    pub probes: Vec<Probe>,
+    pub orphan_ttl: Duration,
+}
+
+impl Target {
+    /// The key space of this target's probe canaries: `<prefix><target>/`.
+    pub fn canary_prefix(&self) -> String {
+        format!("{}{}/", self.prefix, self.name)
+    }
+
+    /// The label values of this target's series.
+    pub fn labels(&self) -> TargetLabels {
+        TargetLabels {
+            target: self.name.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+        }
+    }
+
+    /// Whether `probe` is enabled for this target.
+    pub fn runs(&self, probe: Probe) -> bool {
+        self.probes.contains(&probe)
+    }
+}
+
+/// A replication pair, resolved to its two targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replication {
+    pub name: String,
+    pub source: Target,
+    pub destination: Target,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Largest canary body accepted: probes should be cheap, and a single PUT is limited anyway.
+pub const MAX_OBJECT_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Smallest canary body: enough for a header naming the key and version plus random bytes,
+/// so two versions never have the same bytes by chance.
+pub const MIN_OBJECT_SIZE: u64 = 64;
+
+/// Reads and checks the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and checks `text`; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: describe_toml_error(text, &e),
+    })?;
+    raw.check().map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// One line naming the key path and line: "target[0].bukket (line 5): unknown field ...".
+/// (toml's own rendering spans several lines and has no key path.)
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else { return message };
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    match key_path_at(text, line) {
+        Some(path) => format!("{path} (line {line}): {message}"),
+        None => format!("line {line}: {message}"),
+    }
+}
+
+/// The dotted key path of a `key = value` line, from the table headers above it
+/// (`[[target]]` headers are counted, so the second target's keys are `target[1].key`).
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in text.lines().take(line.saturating_sub(1)) {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let n = counts.entry(name.trim().to_string()).or_insert(0);
+            section = format!("{}[{n}]", name.trim());
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            section = name.trim().to_string();
+        }
+    }
+    let (key, _) = text.lines().nth(line - 1)?.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    Some(if section.is_empty() {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("t.toml")) {
+            Ok(_) => vec![],
+            Err(e) => e.problems(),
+        }
+    }
+
+    const ONE: &str = "[[target]]\nname = \"a\"\nbucket = \"my-bucket\"\nregion = \"us-east-1\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(ONE, Path::new("t.toml")).unwrap();
+        let t = &c.targets[0];
+        assert_eq!(t.interval, Duration::from_secs(30));
+        assert_eq!(t.timeout, Duration::from_secs(10));
+        assert_eq!(t.prefix, "s3canary/");
+        assert_eq!(t.probes, Probe::ALL.to_vec());
+        assert_eq!(t.canary_prefix(), "s3canary/a/");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9340");
+    }
+
+    #[test]
+    fn target_overrides_and_inherited_errors_are_reported_once() {
+        let text = format!("[defaults]\ntimeout = \"40s\"\n{ONE}");
+        assert_eq!(
+            problems(&text),
+            vec!["defaults.timeout (40s) must be shorter than interval (30s)"]
+        );
+        let text = format!("{ONE}interval = \"5s\"\n");
+        assert_eq!(
+            problems(&text),
+            vec!["target[0].timeout (10s) must be shorter than interval (5s)"]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!("{ONE}bukket = \"x\"\n");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("target[0].bukket (line 5): unknown field `bukket`"),
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The config file as written: serde structs that reject unknown keys, and the defaults of
+//! every key as named functions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::report::Probe;
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:9340".to_string()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_prefix() -> String {
+    "s3canary/".to_string()
+}
+fn default_object_size() -> u64 {
+    1024
+}
+fn default_probes() -> Vec<String> {
+    Probe::ALL.iter().map(|p| p.as_str().to_string()).collect()
+}
+fn default_orphan_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_replication_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_replication_timeout() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_cw_region() -> String {
+    "us-east-1".to_string()
+}
+fn default_cw_namespace() -> String {
+    "S3/Consistency".to_string()
+}
+fn default_cw_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The file as parsed, before `check()`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, rename = "target")]
+    pub targets: Vec<RawTarget>,
+    #[serde(default, rename = "replication")]
+    pub replications: Vec<RawReplication>,
+    #[serde(default)]
+    pub cloudwatch: CloudWatchSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `[defaults]`: every key may be overridden per target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "default_interval", deserialize_with = "de_duration")]
+    pub interval: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_object_size")]
+    pub object_size: u64,
+    #[serde(default = "default_probes")]
+    pub probes: Vec<String>,
+    #[serde(default = "default_orphan_ttl", deserialize_with = "de_duration")]
+    pub orphan_ttl: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            prefix: default_prefix(),
+            object_size: default_object_size(),
+            probes: default_probes(),
+            orphan_ttl: default_orphan_ttl(),
+        }
+    }
+}
+
+/// `[[target]]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+    pub role_arn: Option<String>,
+    pub sse: Option<String>,
+    pub kms_key_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    pub prefix: Option<String>,
+    pub object_size: Option<u64>,
+    pub probes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub orphan_ttl: Option<Duration>,
+}
+
+/// `[[replication]]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(
+        default = "default_replication_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub interval: Duration,
+    #[serde(
+        default = "default_replication_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub timeout: Duration,
+}
+
+/// `[cloudwatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchSection {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_cw_region")]
+    pub region: String,
+    #[serde(default = "default_cw_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_cw_interval", deserialize_with = "de_duration")]
+    pub interval: Duration,
+    pub endpoint: Option<String>,
+    /// Publish with 1-second storage resolution (high-resolution custom metrics).
+    #[serde(default)]
+    pub high_resolution: bool,
+}
+
+impl Default for CloudWatchSection {
+    fn default() -> Self {
+        CloudWatchSection {
+            enabled: false,
+            region: default_cw_region(),
+            namespace: default_cw_namespace(),
+            interval: default_cw_interval(),
+            endpoint: None,
+            high_resolution: false,
+        }
+    }
+}

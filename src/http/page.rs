@@ -1,0 +1,137 @@
+//! The status page: one self-contained HTML document (no external assets, no JavaScript)
+//! rendered from a [`Snapshot`].
+
+use std::time::SystemTime;
+
+use super::status::Snapshot;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn when(t: Option<SystemTime>) -> String {
+    match t {
+        Some(t) => humantime::format_rfc3339_seconds(t).to_string(),
+        None => "never".into(),
+    }
+}
+
+fn ms(s: Option<f64>) -> String {
+    s.map_or("–".into(), |s| format!("{:.1} ms", s * 1000.0))
+}
+
+/// A self-contained HTML page (no external assets) that refreshes itself every 10 s.
+/// State is written out in words (OK / FAILING), colour only repeats it.
+pub fn render(s: &Snapshot) -> String {
+    let mut body = String::new();
+    let failing = s.targets.iter().filter(|t| !t.healthy).count();
+    body.push_str(&format!(
+        "<p class=\"summary {}\">{} of {} targets failing · window {} min · generated {}</p>\n",
+        if failing > 0 { "bad" } else { "good" },
+        failing,
+        s.targets.len(),
+        s.window_seconds / 60,
+        when(Some(s.generated_at))
+    ));
+    for t in &s.targets {
+        let state = if t.healthy { "OK" } else { "FAILING" };
+        body.push_str(&format!(
+            "<section class=\"target\" id=\"target-{name}\"><h2><span class=\"state {cls}\">{state}</span> {name} <small>s3://{bucket} · {region} · last cycle {last}</small></h2>\n",
+            name = esc(&t.name), bucket = esc(&t.bucket), region = esc(&t.region),
+            cls = if t.healthy { "good" } else { "bad" }, last = when(t.last_cycle_at)
+        ));
+        body.push_str("<div class=\"scroll\"><table><tr><th>probe</th><th>last result</th><th>failing since</th><th>success</th><th>p50</th><th>p99</th><th>last success</th></tr>\n");
+        for p in &t.probes {
+            let (cls, result) = match (p.last_result, p.last_reason) {
+                (Some("success"), _) => ("good", "✔ ok".to_string()),
+                (Some(_), Some(r)) => ("bad", format!("✘ FAIL {r}")),
+                _ => ("", "not run yet".to_string()),
+            };
+            body.push_str(&format!(
+                "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                p.probe.as_str(),
+                esc(&result),
+                p.failing_since.map_or("–".into(), |t| when(Some(t))),
+                p.success_ratio.map_or("–".into(), |r| format!("{:.1}% of {}", r * 100.0, p.window_runs)),
+                ms(p.latency_p50_seconds),
+                ms(p.latency_p99_seconds),
+                when(p.last_success_at),
+            ));
+        }
+        body.push_str("</table></div>\n");
+        if !t.recent_failures.is_empty() {
+            body.push_str("<h3>Recent failures</h3><ul class=\"failures\">\n");
+            for f in &t.recent_failures {
+                let x = &f.failure;
+                body.push_str(&format!(
+                    "<li><b>{} {}</b> {} {} {}<br>{}<br>key <code>{}</code><br>x-amz-request-id <code class=\"rid\">{}</code> · x-amz-id-2 <code>{}</code></li>\n",
+                    when(Some(f.at)), f.probe.as_str(), x.reason.as_str(),
+                    x.operation.unwrap_or(""), esc(x.code.as_deref().unwrap_or("")),
+                    esc(&x.message), esc(&f.key),
+                    esc(x.request_id.as_deref().unwrap_or("-")),
+                    esc(x.extended_request_id.as_deref().unwrap_or("-")),
+                ));
+            }
+            body.push_str("</ul>\n");
+        }
+        body.push_str("</section>\n");
+    }
+    if !s.replications.is_empty() {
+        body.push_str("<section><h2>Replication</h2><div class=\"scroll\"><table><tr><th>pair</th><th>from</th><th>to</th><th>last lag</th><th>pending</th><th>oldest pending</th><th>timeouts</th></tr>\n");
+        for r in &s.replications {
+            let oldest = r.pending.iter().map(|p| p.age_seconds).fold(0.0, f64::max);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>\n",
+                esc(&r.name), esc(&r.source_bucket), esc(&r.source_region),
+                esc(&r.destination_bucket), esc(&r.destination_region),
+                r.last_lag_seconds.map_or("–".into(), |l| format!("{l:.2} s")),
+                r.pending.len(), oldest, r.timeouts_total
+            ));
+        }
+        body.push_str("</table></div></section>\n");
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>s3canary{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:0.8em;color:#111}}
+h1{{font-size:1.4em}} h2{{font-size:1.1em;margin:1em 0 0.3em}} small{{color:#555;font-weight:normal}}
+.scroll{{overflow-x:auto}} table{{border-collapse:collapse;min-width:100%}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;font-size:14px;white-space:nowrap}}
+tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}}
+.state{{padding:1px 6px;border-radius:3px;font-size:0.9em}} .state.good{{background:#2e7d32;color:#fff}} .state.bad{{background:#c62828;color:#fff}}
+.summary.bad{{font-weight:bold;color:#c62828}} ul.failures li{{margin-bottom:0.5em;font-size:14px;word-break:break-all}}
+footer{{margin-top:2em;color:#555;font-size:13px}}
+</style></head>
+<body><h1>s3canary</h1>
+{body}
+<footer>s3canary {version} · ready: {ready} · config: {config} · CloudWatch mirror: {cw} ·
+<a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a></footer>
+</body></html>
+"#,
+        title = if failing > 0 {
+            format!(" — {failing} FAILING")
+        } else {
+            String::new()
+        },
+        version = s.version,
+        ready = if s.ready { "yes" } else { "no" },
+        config = match &s.config.last_reload_error {
+            None => "loaded".to_string(),
+            Some(e) => format!(
+                "last reload FAILED ({}), running the previous config",
+                esc(e)
+            ),
+        },
+        cw = if s.cloudwatch.enabled {
+            format!("on ({})", esc(&s.cloudwatch.namespace))
+        } else {
+            "off".into()
+        },
+    )
+}

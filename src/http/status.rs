@@ -1,0 +1,61 @@
+//! The point-in-time view behind `/` and `/api/v1/status`: the daemon's state, each target's
+//! history and each replication pair's canaries in flight.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::app::Daemon;
+use crate::sinks::history::{TargetStatus, WINDOW, ts};
+
+/// A point-in-time view of the daemon.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub ready: bool,
+    #[serde(serialize_with = "ts")]
+    pub generated_at: SystemTime,
+    pub window_seconds: u64,
+    pub config: ConfigStatus,
+    pub cloudwatch: CloudWatchStatus,
+    pub targets: Vec<TargetStatus>,
+    pub replications: Vec<crate::replication::Status>,
+}
+
+/// Config load state.
+#[derive(Debug, Serialize)]
+pub struct ConfigStatus {
+    pub last_reload_successful: bool,
+    pub last_reload_error: Option<String>,
+}
+
+/// CloudWatch mirror state.
+#[derive(Debug, Serialize)]
+pub struct CloudWatchStatus {
+    pub enabled: bool,
+    pub namespace: String,
+}
+
+/// Collects the snapshot.
+pub fn snapshot(d: &Daemon) -> Snapshot {
+    d.refresh_gauges();
+    let cfg = d.config();
+    let now = SystemTime::now();
+    let reload_error = d.reload_error();
+    Snapshot {
+        version: env!("CARGO_PKG_VERSION"),
+        ready: d.is_ready(),
+        generated_at: now,
+        window_seconds: WINDOW.as_secs(),
+        config: ConfigStatus {
+            last_reload_successful: reload_error.is_none(),
+            last_reload_error: reload_error,
+        },
+        cloudwatch: CloudWatchStatus {
+            enabled: cfg.cloudwatch.enabled,
+            namespace: cfg.cloudwatch.namespace.clone(),
+        },
+        targets: cfg.targets.iter().map(|t| d.history.view(t, now)).collect(),
+        replications: d.replication_status(),
+    }
+}

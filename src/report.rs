@@ -1,0 +1,431 @@
+//! The words every module shares: which probe ran, which consistency check it verifies, why it
+//! failed, and the report of one cycle. Producers (probes, replication, sweeps) speak them to the
+//! sinks (Prometheus, CloudWatch, the status history), which is why this file depends on nothing
+//! else in the crate.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// One step of a probe cycle, in the order the cycle runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    Put,
+    Get,
+    List,
+    Overwrite,
+    Delete,
+    Conditional,
+}
+
+impl Probe {
+    /// Every probe, in cycle order.
+    pub const ALL: [Probe; 6] = [
+        Probe::Put,
+        Probe::Get,
+        Probe::List,
+        Probe::Overwrite,
+        Probe::Delete,
+        Probe::Conditional,
+    ];
+
+    /// The name used in config and in the `probe` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::Put => "put",
+            Probe::Get => "get",
+            Probe::List => "list",
+            Probe::Overwrite => "overwrite",
+            Probe::Delete => "delete",
+            Probe::Conditional => "conditional",
+        }
+    }
+
+    /// The probe named `s`, as written in a config.
+    pub fn parse(s: &str) -> Option<Probe> {
+        Probe::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a probe step failed: a closed set, so it can be a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Timeout,
+    Connection,
+    Throttled,
+    AccessDenied,
+    NoSuchBucket,
+    ServerError,
+    ClientError,
+    StaleRead,
+    MissingFromList,
+    ContentMismatch,
+    PreconditionIgnored,
+    Other,
+}
+
+impl Reason {
+    /// Every reason, for docs and tests.
+    pub const ALL: [Reason; 12] = [
+        Reason::Timeout,
+        Reason::Connection,
+        Reason::Throttled,
+        Reason::AccessDenied,
+        Reason::NoSuchBucket,
+        Reason::ServerError,
+        Reason::ClientError,
+        Reason::StaleRead,
+        Reason::MissingFromList,
+        Reason::ContentMismatch,
+        Reason::PreconditionIgnored,
+        Reason::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connection => "connection",
+            Reason::Throttled => "throttled",
+            Reason::AccessDenied => "access_denied",
+            Reason::NoSuchBucket => "no_such_bucket",
+            Reason::ServerError => "server_error",
+            Reason::ClientError => "client_error",
+            Reason::StaleRead => "stale_read",
+            Reason::MissingFromList => "missing_from_list",
+            Reason::ContentMismatch => "content_mismatch",
+            Reason::PreconditionIgnored => "precondition_ignored",
+            Reason::Other => "other",
+        }
+    }
+}
+
+/// A consistency guarantee that a step verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    ReadAfterWrite,
+    ListAfterWrite,
+    ReadAfterOverwrite,
+    ReadAfterDelete,
+    ListAfterDelete,
+    ConditionalCreate,
+    ConditionalUpdate,
+}
+
+impl Check {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::ReadAfterWrite => "read_after_write",
+            Check::ListAfterWrite => "list_after_write",
+            Check::ReadAfterOverwrite => "read_after_overwrite",
+            Check::ReadAfterDelete => "read_after_delete",
+            Check::ListAfterDelete => "list_after_delete",
+            Check::ConditionalCreate => "conditional_create",
+            Check::ConditionalUpdate => "conditional_update",
+        }
+    }
+
+    /// The checks a probe performs.
+    pub fn of_probe(p: Probe) -> &'static [Check] {
+        match p {
+            Probe::Put => &[],
+            Probe::Get => &[Check::ReadAfterWrite],
+            Probe::List => &[Check::ListAfterWrite],
+            Probe::Overwrite => &[Check::ReadAfterOverwrite],
+            Probe::Delete => &[Check::ReadAfterDelete, Check::ListAfterDelete],
+            Probe::Conditional => &[Check::ConditionalCreate, Check::ConditionalUpdate],
+        }
+    }
+}
+
+/// S3 operations the daemon sends, as `operation` label values ("other" for anything else).
+pub const OPERATIONS: &[&str] = &[
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "ListObjectsV2",
+    "DeleteObject",
+    "other",
+];
+
+/// S3 error codes kept as label values; anything else is counted as "other".
+pub const KNOWN_CODES: &[&str] = &[
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotFound",
+    "PreconditionFailed",
+    "ConditionalRequestConflict",
+    "SlowDown",
+    "Throttling",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "KMS.DisabledException",
+    "KMS.NotFoundException",
+];
+
+/// Codes of attempts that got no S3 answer at all.
+pub const TRANSPORT_CODES: &[&str] = &["timeout", "connection"];
+
+/// Bounds a free-form code to [`KNOWN_CODES`] or "other".
+pub fn bounded_code(code: &str) -> &'static str {
+    KNOWN_CODES
+        .iter()
+        .chain(TRANSPORT_CODES)
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The request IDs of an S3 answer, which AWS support asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestIds {
+    pub request_id: Option<String>,
+    pub extended_request_id: Option<String>,
+}
+
+/// A failed step or request, with what an engineer needs to follow it up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub reason: Reason,
+    /// The S3 operation that failed or returned the wrong answer.
+    pub operation: Option<&'static str>,
+    /// The HTTP status of S3's answer, when there was one.
+    #[serde(skip)]
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub extended_request_id: Option<String>,
+}
+
+impl Failure {
+    /// A wrong answer to a request that itself succeeded.
+    pub fn wrong_answer(
+        reason: Reason,
+        operation: &'static str,
+        ids: &RequestIds,
+        message: impl Into<String>,
+    ) -> Self {
+        Failure {
+            reason,
+            operation: Some(operation),
+            status: None,
+            code: None,
+            message: message.into(),
+            request_id: ids.request_id.clone(),
+            extended_request_id: ids.extended_request_id.clone(),
+        }
+    }
+
+    /// A failure without an S3 answer to show for it.
+    pub fn local(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            operation: None,
+            status: None,
+            code: None,
+            message: message.into(),
+            request_id: None,
+            extended_request_id: None,
+        }
+    }
+
+    /// The cycle ran out of its `budget`.
+    pub fn timeout(budget: Duration) -> Self {
+        Failure::local(
+            Reason::Timeout,
+            format!(
+                "cycle deadline reached ({} budget)",
+                humantime::format_duration(budget)
+            ),
+        )
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure(Failure),
+}
+
+/// One step's result; `outcome` is `None` when the step was not run (its dependency failed,
+/// the deadline had passed, or the daemon is shutting down) and then it is not counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub probe: Probe,
+    pub outcome: Option<Outcome>,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    #[serde(skip)]
+    pub finished_at: SystemTime,
+}
+
+/// A read or listing that did not reflect an acknowledged write or delete.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub check: Check,
+    /// From the write (or delete) acknowledgement to the first consistent answer; when the view
+    /// stayed stale until the deadline, the time until the last stale answer (a lower bound).
+    #[serde(with = "secs")]
+    pub staleness: Duration,
+    /// Whether a consistent answer was seen before the deadline.
+    pub resolved: bool,
+}
+
+/// Everything one cycle found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub target: String,
+    pub key: String,
+    #[serde(with = "unix")]
+    pub started_at: SystemTime,
+    pub results: Vec<ProbeResult>,
+    pub violations: Vec<Violation>,
+    /// Requests sent by this cycle (first attempts; the SDK's retries are not included).
+    pub requests: u32,
+    /// Whether the canary is known to be gone at the end (deleted, or never written).
+    pub cleaned_up: bool,
+}
+
+impl CycleReport {
+    /// True when every step that ran succeeded.
+    pub fn passed(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| !matches!(r.outcome, Some(Outcome::Failure(_))))
+    }
+}
+
+/// The label values that identify one target on every probe series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetLabels {
+    pub target: String,
+    pub bucket: String,
+    pub region: String,
+}
+
+impl TargetLabels {
+    /// The label values followed by `extra`.
+    pub fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            self.target.as_str(),
+            self.bucket.as_str(),
+            self.region.as_str(),
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+}
+
+/// The label values of one replication pair: name, source bucket and region, destination
+/// bucket and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairLabels(pub [String; 5]);
+
+impl PairLabels {
+    /// The label values followed by `extra`.
+    pub fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    /// The source bucket.
+    pub fn source_bucket(&self) -> &str {
+        &self.0[1]
+    }
+
+    /// The destination bucket.
+    pub fn destination_bucket(&self) -> &str {
+        &self.0[3]
+    }
+}
+
+/// Bounded reasons of a failed replication canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationFailure {
+    /// The source canary could not be written.
+    PutFailed,
+    /// S3 reported `x-amz-replication-status: FAILED`.
+    StatusFailed,
+    /// Too many canaries in flight: this one was not written.
+    InFlightCap,
+}
+
+impl ReplicationFailure {
+    /// Every reason.
+    pub const ALL: [ReplicationFailure; 3] = [
+        ReplicationFailure::PutFailed,
+        ReplicationFailure::StatusFailed,
+        ReplicationFailure::InFlightCap,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicationFailure::PutFailed => "put_failed",
+            ReplicationFailure::StatusFailed => "status_failed",
+            ReplicationFailure::InFlightCap => "in_flight_cap",
+        }
+    }
+}
+
+/// What happened to a replication canary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplicationEvent {
+    /// A canary was written to the source.
+    Written,
+    /// Its copy was found on the destination after this lag.
+    Replicated(Duration),
+    /// Its copy was not found within the timeout.
+    TimedOut,
+    Failed(ReplicationFailure),
+}
+
+/// Seconds since the Unix epoch, as Prometheus timestamps are.
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+mod unix {
+    pub fn serialize<S: serde::Serializer>(
+        t: &std::time::SystemTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(super::unix_seconds(*t))
+    }
+}

@@ -1,0 +1,181 @@
+//! S3 clients: one per distinct (region, endpoint, addressing style, role, timeout), shared by
+//! every target with those settings, built on one configuration loaded from aws-config's
+//! standard chain with explicit timeouts and at most [`MAX_ATTEMPTS`] attempts per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, SharedCredentialsProvider,
+};
+
+use super::Bucket;
+use super::recorder::{AttemptRecorder, Recording};
+use crate::config::Target;
+use crate::sinks::Sink;
+
+/// Most attempts per S3 request (the first plus two retries).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// What makes two targets' clients different; targets with the same key share one client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClientKey {
+    region: String,
+    endpoint: Option<String>,
+    path_style: bool,
+    role_arn: Option<String>,
+    timeout: Duration,
+}
+
+impl ClientKey {
+    fn of(t: &Target) -> Self {
+        ClientKey {
+            region: t.region.clone(),
+            endpoint: t.endpoint.clone(),
+            path_style: t.path_style,
+            role_arn: t.role_arn.clone(),
+            timeout: t.timeout,
+        }
+    }
+}
+
+/// Builds clients; holds what every client shares.
+#[derive(Clone, Default)]
+pub struct ClientFactory {
+    /// Replaces the standard credential chain (the embedded server in `demo` and tests).
+    pub credentials: Option<SharedCredentialsProvider>,
+    /// The configuration loaded once from the standard chain and shared by every client: one
+    /// HTTP client (and TLS setup and connection pool) and one credentials cache for all
+    /// targets, instead of one per target.
+    base: Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
+    /// One client per distinct [`ClientKey`]. A client costs about 20 KiB (its runtime
+    /// plugins and configuration layers); a thousand targets in one region need one, not a
+    /// thousand. Entries live as long as the factory; a reload that changes regions or
+    /// endpoints adds a few.
+    clients: Arc<tokio::sync::Mutex<HashMap<ClientKey, aws_sdk_s3::Client>>>,
+}
+
+impl ClientFactory {
+    /// A factory whose clients use `credentials` instead of the standard chain.
+    pub fn with_credentials(credentials: SharedCredentialsProvider) -> Self {
+        ClientFactory {
+            credentials: Some(credentials),
+            ..Default::default()
+        }
+    }
+
+    /// The bucket of `t`, its request attempts reported to `sink` under the target's labels.
+    pub async fn bucket(&self, t: &Target, sink: Arc<dyn Sink>) -> Bucket {
+        let key = ClientKey::of(t);
+        let client = {
+            let mut clients = self.clients.lock().await;
+            match clients.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.client(&key).await;
+                    clients.insert(key, c.clone());
+                    c
+                }
+            }
+        };
+        Bucket {
+            client,
+            name: t.bucket.clone(),
+            sse: t.sse.clone(),
+            recording: Arc::new(Recording {
+                sink,
+                labels: t.labels(),
+            }),
+        }
+    }
+
+    /// A client for targets with `key`: their region, endpoint and path style, optional
+    /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
+    /// attempts, and the attempt recorder.
+    async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
+        let region = Region::new(key.region.clone());
+        let base = self
+            .base
+            .get_or_init(|| async {
+                // The region is set per client below; this one only serves the credential
+                // chain's own calls (STS, SSO) when nothing else names one.
+                let loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(shared_https_client());
+                let loader = match &self.credentials {
+                    // Without the chain nothing needs that region: looking it up would ask
+                    // the instance metadata service, a network call `demo` must not make.
+                    Some(c) => loader
+                        .credentials_provider(c.clone())
+                        .region(Region::new("us-east-1")),
+                    None => loader.region(
+                        aws_config::meta::region::RegionProviderChain::default_provider()
+                            .or_else("us-east-1"),
+                    ),
+                };
+                loader.load().await
+            })
+            .await;
+        let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());
+        if let Some(arn) = &key.role_arn {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                .session_name("s3canary")
+                .region(region.clone())
+                .configure(base)
+                .build()
+                .await;
+            b = b.credentials_provider(provider);
+        }
+        if let Some(e) = &key.endpoint {
+            b = b.endpoint_url(e);
+        }
+        // A request may use half the cycle's budget per attempt, so one slow attempt still
+        // leaves room to report it; the cycle deadline is the hard bound above this.
+        let attempt = key.timeout / 2;
+        b = b
+            .force_path_style(key.path_style)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(attempt.min(Duration::from_secs(3)))
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(key.timeout)
+                    .build(),
+            )
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(50))
+                    .with_max_backoff(Duration::from_secs(1)),
+            )
+            // Canary bodies are verified byte for byte by the probes; extra checksum headers
+            // only make S3-compatible stores disagree with each other.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .interceptor(AttemptRecorder);
+        aws_sdk_s3::Client::from_conf(b.build())
+    }
+}
+
+/// One HTTPS client for every S3 client the factory builds.
+///
+/// Without it each `aws_sdk_s3::Client` builds its own default HTTP client on first use: its own
+/// rustls configuration with a copy of the root certificate store (about 0.2 MiB) and its own
+/// connection pool. At 1000 targets that was most of the daemon's memory. This client builds
+/// one connector per distinct (connect, read) timeout pair and shares it, with its pool, across
+/// targets; it is otherwise the SDK's default (rustls with aws-lc, proxy from the environment).
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, Connector, proxy::ProxyConfig};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut b = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        b.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            b.set_sleep_impl(c.sleep_impl());
+        }
+        b.set_proxy_config(Some(ProxyConfig::from_env()));
+        b.build()
+    })
+}

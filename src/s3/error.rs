@@ -1,0 +1,139 @@
+//! S3's answers as failures: error codes and statuses mapped onto the bounded reasons, request
+//! IDs kept, and the codes of failed attempts bounded for labels.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::report::{Failure, Reason};
+
+/// Maps an S3 error code and HTTP status to a probe failure reason.
+pub fn reason_for(code: Option<&str>, status: u16) -> Reason {
+    match code.unwrap_or("") {
+        "AccessDenied"
+        | "AllAccessDisabled"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidToken" => return Reason::AccessDenied,
+        "NoSuchBucket" => return Reason::NoSuchBucket,
+        "SlowDown"
+        | "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequests" => return Reason::Throttled,
+        _ => {}
+    }
+    match status {
+        403 => Reason::AccessDenied,
+        429 => Reason::Throttled,
+        500..=599 => Reason::ServerError,
+        400..=499 => Reason::ClientError,
+        _ => Reason::Other,
+    }
+}
+
+/// The failure of `operation` that the SDK reports as `e`, classified, with the request IDs of
+/// S3's answer when there was one.
+pub(super) fn failure<E>(operation: &'static str, e: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (request_id, extended_request_id) = match e.raw_response() {
+        Some(r) => (
+            r.headers().get("x-amz-request-id").map(str::to_string),
+            r.headers().get("x-amz-id-2").map(str::to_string),
+        ),
+        None => (None, None),
+    };
+    // Only failures without an S3 answer need the SDK's whole error chain; refused
+    // conditional writes (every cycle) must not pay for formatting it.
+    let detail = || aws_smithy_types::error::display::DisplayErrorContext(e).to_string();
+    let (reason, status, code, message) = match e {
+        SdkError::TimeoutError(_) => (Reason::Timeout, None, None, detail()),
+        SdkError::DispatchFailure(d) if d.is_timeout() => (Reason::Timeout, None, None, detail()),
+        SdkError::DispatchFailure(_) => (Reason::Connection, None, None, detail()),
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = s.err().code().map(str::to_string);
+            let message = s
+                .err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            (
+                reason_for(code.as_deref(), status),
+                Some(status),
+                code,
+                message,
+            )
+        }
+        _ => (Reason::Other, None, None, detail()),
+    };
+    Failure {
+        reason,
+        operation: Some(operation),
+        status,
+        code,
+        message,
+        request_id,
+        extended_request_id,
+    }
+}
+
+/// Whether `e` is S3's 404.
+pub(super) fn is_not_found<E>(e: &SdkError<E, HttpResponse>) -> bool {
+    // Over real TCP a missing key surfaces with different SDK variants per operation
+    // (NoSuchKey, NotFound, unhandled); the 404 status is the one reliable signal.
+    matches!(e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404)
+}
+
+/// Answers that are part of a probe's expected flow, not errors: a 404 after a delete and a
+/// refused conditional write. They are judged by the probes, not counted as request errors.
+pub(super) fn expected_answer(code: &str) -> bool {
+    matches!(
+        code,
+        "NotFound" | "NoSuchKey" | "PreconditionFailed" | "ConditionalRequestConflict"
+    )
+}
+
+pub(super) fn attempt_error_code(
+    op: &str,
+    e: &aws_smithy_runtime_api::client::orchestrator::OrchestratorError<
+        aws_smithy_runtime_api::client::interceptors::context::Error,
+    >,
+    status: Option<u16>,
+) -> String {
+    if e.is_timeout_error() {
+        return "timeout".into();
+    }
+    if e.is_connector_error() {
+        return "connection".into();
+    }
+    let code = e.as_operation_error().and_then(|err| {
+        use aws_sdk_s3::operation::*;
+        let c = match op {
+            "PutObject" => err
+                .downcast_ref::<put_object::PutObjectError>()
+                .and_then(|x| x.code()),
+            "GetObject" => err
+                .downcast_ref::<get_object::GetObjectError>()
+                .and_then(|x| x.code()),
+            "HeadObject" => err
+                .downcast_ref::<head_object::HeadObjectError>()
+                .and_then(|x| x.code()),
+            "ListObjectsV2" => err
+                .downcast_ref::<list_objects_v2::ListObjectsV2Error>()
+                .and_then(|x| x.code()),
+            "DeleteObject" => err
+                .downcast_ref::<delete_object::DeleteObjectError>()
+                .and_then(|x| x.code()),
+            _ => None,
+        };
+        c.map(str::to_string)
+    });
+    match (code, status) {
+        (Some(c), _) => c,
+        (None, Some(404)) => "NotFound".into(),
+        _ => "other".into(),
+    }
+}

@@ -1,0 +1,196 @@
+//! S3 access for probes: the few operations they need on one bucket, each returning either
+//! the answer or a classified [`Failure`] that names the operation.
+//!
+//! Clients come from [`client::ClientFactory`]; an interceptor ([`recorder`]) reports every
+//! attempt's latency and error code, so a retried request shows up as the slow or failed
+//! attempts it really was; [`error`] maps SDK errors onto the bounded reasons.
+
+pub mod client;
+pub mod error;
+mod recorder;
+
+use std::sync::Arc;
+
+use aws_sdk_s3::operation::{RequestId, RequestIdExt};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+pub use client::{ClientFactory, MAX_ATTEMPTS};
+use recorder::{RECORDING, Recording};
+
+use crate::config::Sse;
+use crate::report::{Failure, Reason, RequestIds};
+
+/// The request IDs of a successful answer (kept so a wrong answer can be reported to AWS).
+fn ids_of<T: RequestId + RequestIdExt>(o: &T) -> RequestIds {
+    RequestIds {
+        request_id: o.request_id().map(str::to_string),
+        extended_request_id: o.extended_request_id().map(str::to_string),
+    }
+}
+
+/// A write condition for PutObject.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    None,
+    /// `If-None-Match: *`: create only.
+    IfNoneMatchAny,
+    /// `If-Match: <etag>`: replace only this version.
+    IfMatch(String),
+}
+
+/// An acknowledged write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub etag: Option<String>,
+    pub ids: RequestIds,
+}
+
+/// An object read back.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub body: Bytes,
+    pub etag: Option<String>,
+    pub ids: RequestIds,
+}
+
+/// HeadObject's answer.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub etag: Option<String>,
+    pub replication_status: Option<String>,
+    pub ids: RequestIds,
+}
+
+/// One bucket of one target: the operations probes use, errors already classified.
+///
+/// The client is shared with every target that has the same region, endpoint, addressing
+/// style, role and timeout; each request is attributed to this target's series through
+/// the recorder's task-local recording.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub client: aws_sdk_s3::Client,
+    pub name: String,
+    pub sse: Option<Sse>,
+    pub(crate) recording: Arc<Recording>,
+}
+
+impl Bucket {
+    /// Runs one request with its attempts recorded under this target's labels.
+    async fn recorded<F: std::future::Future>(&self, request: F) -> F::Output {
+        RECORDING.scope(self.recording.clone(), request).await
+    }
+
+    /// PutObject of `body` at `key`, honouring the target's SSE setting and `cond`.
+    pub async fn put(&self, key: &str, body: Bytes, cond: &Condition) -> Result<Written, Failure> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .content_type("application/octet-stream")
+            .body(ByteStream::from(body));
+        req = match cond {
+            Condition::None => req,
+            Condition::IfNoneMatchAny => req.if_none_match("*"),
+            Condition::IfMatch(etag) => req.if_match(etag),
+        };
+        req = match &self.sse {
+            None => req,
+            Some(Sse::Aes256) => {
+                req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            }
+            Some(Sse::Kms { key_id }) => {
+                let r = req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms);
+                match key_id {
+                    Some(k) => r.ssekms_key_id(k),
+                    None => r,
+                }
+            }
+        };
+        match self.recorded(req.send()).await {
+            Ok(o) => Ok(Written {
+                etag: o.e_tag().map(str::to_string),
+                ids: ids_of(&o),
+            }),
+            Err(e) => Err(error::failure("PutObject", &e)),
+        }
+    }
+
+    /// GetObject; `Ok(None)` when S3 answers 404.
+    pub async fn get(&self, key: &str) -> Result<Option<Read>, Failure> {
+        let req = self.client.get_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
+            Ok(o) => {
+                let ids = ids_of(&o);
+                let etag = o.e_tag().map(str::to_string);
+                let body = o.body.collect().await.map_err(|e| Failure {
+                    reason: Reason::Connection,
+                    operation: Some("GetObject"),
+                    status: None,
+                    code: None,
+                    message: format!("reading the body failed: {e}"),
+                    request_id: ids.request_id.clone(),
+                    extended_request_id: ids.extended_request_id.clone(),
+                })?;
+                Ok(Some(Read {
+                    body: body.into_bytes(),
+                    etag,
+                    ids,
+                }))
+            }
+            Err(e) if error::is_not_found(&e) => Ok(None),
+            Err(e) => Err(error::failure("GetObject", &e)),
+        }
+    }
+
+    /// HeadObject; `Ok(None)` when S3 answers 404.
+    pub async fn head(&self, key: &str) -> Result<Option<Head>, Failure> {
+        let req = self.client.head_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
+            Ok(o) => Ok(Some(Head {
+                etag: o.e_tag().map(str::to_string),
+                replication_status: o.replication_status().map(|s| s.as_str().to_string()),
+                ids: ids_of(&o),
+            })),
+            Err(e) if error::is_not_found(&e) => Ok(None),
+            Err(e) => Err(error::failure("HeadObject", &e)),
+        }
+    }
+
+    /// ListObjectsV2 of one page under `prefix`; returns the keys and the request IDs.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<(Vec<String>, bool, RequestIds), Failure> {
+        let mut req = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(prefix);
+        if let Some(s) = start_after {
+            req = req.start_after(s);
+        }
+        match self.recorded(req.send()).await {
+            Ok(o) => {
+                let keys = o
+                    .contents()
+                    .iter()
+                    .filter_map(|c| c.key().map(str::to_string))
+                    .collect();
+                Ok((keys, o.is_truncated().unwrap_or(false), ids_of(&o)))
+            }
+            Err(e) => Err(error::failure("ListObjectsV2", &e)),
+        }
+    }
+
+    /// DeleteObject (S3 answers 204 whether or not the key existed).
+    pub async fn delete(&self, key: &str) -> Result<RequestIds, Failure> {
+        let req = self.client.delete_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
+            Ok(o) => Ok(ids_of(&o)),
+            Err(e) => Err(error::failure("DeleteObject", &e)),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Per-attempt request figures: an SDK interceptor times every attempt (retries included) and
+//! reports its duration and error code to the [`Sink`] of the target whose [`super::Bucket`]
+//! sent the request.
+//!
+//! One client serves many targets, so the target is not known to the client: each request runs
+//! inside the task-local [`RECORDING`] that its bucket sets.
+
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use tokio::time::Instant;
+
+use super::error::{attempt_error_code, expected_answer};
+use crate::report::{TargetLabels, bounded_code};
+use crate::sinks::Sink;
+
+/// Where the attempts of a request are reported: the sink and the target's labels.
+pub(crate) struct Recording {
+    pub sink: Arc<dyn Sink>,
+    pub labels: TargetLabels,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("target", &self.labels.target)
+            .finish()
+    }
+}
+
+tokio::task_local! {
+    /// Set by the bucket around each request; read by [`AttemptRecorder`], which runs inside
+    /// the request's future (the SDK's orchestrator calls interceptors inline, not on another
+    /// task).
+    pub(crate) static RECORDING: Arc<Recording>;
+}
+
+/// Times each attempt and reports it with its error code (from [`RECORDING`]).
+#[derive(Debug)]
+pub(super) struct AttemptRecorder;
+
+#[derive(Debug, Clone)]
+struct AttemptStart(Instant);
+
+impl Storable for AttemptStart {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for AttemptRecorder {
+    fn name(&self) -> &'static str {
+        "s3canary::AttemptRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(AttemptStart(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // An attempt that failed before transmitting (signing, credentials) has no start.
+        let Some(start) = cfg.load::<AttemptStart>().cloned() else {
+            return Ok(());
+        };
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "other".into());
+        // Requests are only sent through a bucket, which always sets the recording.
+        let Ok(rec) = RECORDING.try_with(Arc::clone) else {
+            return Ok(());
+        };
+        let error = match ctx.output_or_error() {
+            Some(Err(e)) => {
+                let status = ctx.response().map(|r| r.status().as_u16());
+                let code = attempt_error_code(&op, e, status);
+                (!expected_answer(&code)).then(|| bounded_code(&code))
+            }
+            _ => None,
+        };
+        rec.sink.attempt(&rec.labels, &op, start.0.elapsed(), error);
+        // The next attempt of a retried request stores its own start.
+        cfg.interceptor_state().unset::<AttemptStart>();
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Recent results per target and probe, for the status page (`/`) and `/api/v1/status`: the
+//! last result, since when it fails, success ratio and latency over a recent window, and the
+//! last failures with what AWS support asks for.
+//!
+//! The [`History`] is a [`Sink`] fed by the same cycle reports as the Prometheus metrics, so the
+//! page and `/metrics` never disagree.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::Sink;
+use crate::config::Target;
+use crate::report::{CycleReport, Failure, Outcome, Probe, unix_seconds};
+
+/// The window of the success ratio and latency percentiles.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Most samples kept per probe in the window: 15 minutes of runs down to 3-second intervals,
+/// the last 300 runs below that (about 5 KiB per probe).
+const WINDOW_SAMPLES: usize = 300;
+/// Failures kept per target.
+const RECENT_FAILURES: usize = 10;
+
+#[derive(Debug, Default)]
+struct ProbeHistory {
+    runs: u64,
+    failures: u64,
+    last: Option<(SystemTime, Option<Failure>)>,
+    last_success: Option<SystemTime>,
+    failing_since: Option<SystemTime>,
+    window: VecDeque<Sample>,
+}
+
+/// One run in the window, 16 bytes (a `SystemTime`, `bool` and `Duration` tuple is 40): at 1000
+/// targets with short intervals the windows are most of the status page's memory.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Finish time, milliseconds since the Unix epoch.
+    at_ms: u64,
+    /// Duration in microseconds (saturating at about 71 minutes, far above any timeout).
+    micros: u32,
+    ok: bool,
+}
+
+impl Sample {
+    fn new(at: SystemTime, ok: bool, d: Duration) -> Self {
+        Sample {
+            at_ms: at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64,
+            micros: u32::try_from(d.as_micros()).unwrap_or(u32::MAX),
+            ok,
+        }
+    }
+
+    fn at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.at_ms)
+    }
+
+    fn seconds(&self) -> f64 {
+        f64::from(self.micros) / 1e6
+    }
+}
+
+/// A failure as shown on the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    #[serde(serialize_with = "ts")]
+    pub at: SystemTime,
+    pub probe: Probe,
+    pub key: String,
+    #[serde(flatten)]
+    pub failure: Failure,
+}
+
+#[derive(Debug, Default)]
+struct TargetHistory {
+    probes: BTreeMap<Probe, ProbeHistory>,
+    failures: VecDeque<FailureRecord>,
+    last_cycle: Option<SystemTime>,
+}
+
+/// Recent results of every target.
+#[derive(Debug, Default)]
+pub struct History(RwLock<HashMap<String, TargetHistory>>);
+
+impl History {
+    /// Adds a finished cycle.
+    pub fn record(&self, report: &CycleReport) {
+        let mut all = self.0.write().unwrap();
+        let t = all.entry(report.target.clone()).or_default();
+        t.last_cycle = Some(report.started_at);
+        for r in &report.results {
+            let Some(outcome) = &r.outcome else { continue };
+            let p = t.probes.entry(r.probe).or_default();
+            p.runs += 1;
+            let at = r.finished_at;
+            let ok = matches!(outcome, Outcome::Success);
+            p.window.push_back(Sample::new(at, ok, r.duration));
+            while p.window.len() > WINDOW_SAMPLES
+                || p.window
+                    .front()
+                    .is_some_and(|s| at.duration_since(s.at()).unwrap_or_default() > WINDOW)
+            {
+                p.window.pop_front();
+            }
+            match outcome {
+                Outcome::Success => {
+                    p.last = Some((at, None));
+                    p.last_success = Some(at);
+                    p.failing_since = None;
+                }
+                Outcome::Failure(f) => {
+                    p.failures += 1;
+                    p.last = Some((at, Some(f.clone())));
+                    p.failing_since.get_or_insert(at);
+                    t.failures.push_front(FailureRecord {
+                        at,
+                        probe: r.probe,
+                        key: report.key.clone(),
+                        failure: f.clone(),
+                    });
+                    t.failures.truncate(RECENT_FAILURES);
+                }
+            }
+        }
+    }
+
+    /// Forgets a target (removed by a reload).
+    pub fn remove(&self, target: &str) {
+        self.0.write().unwrap().remove(target);
+    }
+}
+
+impl History {
+    /// What the history knows of target `t` at `now`, for the status page.
+    pub fn view(&self, t: &Target, now: SystemTime) -> TargetStatus {
+        let all = self.0.read().unwrap();
+        let empty = TargetHistory::default();
+        let h = all.get(&t.name).unwrap_or(&empty);
+        let probes: Vec<ProbeStatus> = t
+            .probes
+            .iter()
+            .map(|p| {
+                let ph = h.probes.get(p);
+                let window: Vec<&Sample> = ph
+                    .map(|x| {
+                        x.window
+                            .iter()
+                            .filter(|s| now.duration_since(s.at()).unwrap_or_default() <= WINDOW)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut lat: Vec<f64> = window.iter().map(|s| s.seconds()).collect();
+                lat.sort_by(f64::total_cmp);
+                let ok = window.iter().filter(|s| s.ok).count();
+                let last = ph.and_then(|x| x.last.as_ref());
+                ProbeStatus {
+                    probe: *p,
+                    last_result: last.map(|(_, f)| if f.is_none() { "success" } else { "failure" }),
+                    last_reason: last.and_then(|(_, f)| f.as_ref().map(|f| f.reason.as_str())),
+                    failing_since: ph.and_then(|x| x.failing_since),
+                    last_success_at: ph.and_then(|x| x.last_success),
+                    runs_total: ph.map_or(0, |x| x.runs),
+                    failures_total: ph.map_or(0, |x| x.failures),
+                    window_runs: window.len(),
+                    success_ratio: (!window.is_empty()).then(|| ok as f64 / window.len() as f64),
+                    latency_p50_seconds: percentile(&lat, 0.5),
+                    latency_p99_seconds: percentile(&lat, 0.99),
+                }
+            })
+            .collect();
+        TargetStatus {
+            name: t.name.clone(),
+            bucket: t.bucket.clone(),
+            region: t.region.clone(),
+            healthy: probes.iter().all(|p| p.last_result != Some("failure")),
+            last_cycle_at: h.last_cycle,
+            probes,
+            recent_failures: h.failures.iter().cloned().collect(),
+        }
+    }
+}
+
+impl Sink for History {
+    fn cycle(&self, _t: &Target, report: &CycleReport) {
+        self.record(report);
+    }
+
+    fn target_removed(&self, t: &Target) {
+        self.remove(&t.name);
+    }
+}
+
+pub(crate) fn ts<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(unix_seconds(*t))
+}
+
+pub(crate) fn opt_ts<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_f64(unix_seconds(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One target.
+#[derive(Debug, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    /// False when the last run of any probe failed.
+    pub healthy: bool,
+    #[serde(serialize_with = "opt_ts")]
+    pub last_cycle_at: Option<SystemTime>,
+    pub probes: Vec<ProbeStatus>,
+    /// Newest first.
+    pub recent_failures: Vec<FailureRecord>,
+}
+
+/// One probe of a target.
+#[derive(Debug, Serialize)]
+pub struct ProbeStatus {
+    pub probe: Probe,
+    /// "success", "failure", or null before the first run.
+    pub last_result: Option<&'static str>,
+    pub last_reason: Option<&'static str>,
+    #[serde(serialize_with = "opt_ts")]
+    pub failing_since: Option<SystemTime>,
+    #[serde(serialize_with = "opt_ts")]
+    pub last_success_at: Option<SystemTime>,
+    pub runs_total: u64,
+    pub failures_total: u64,
+    /// Runs within the window.
+    pub window_runs: usize,
+    /// Over the window; null without runs in it.
+    pub success_ratio: Option<f64>,
+    pub latency_p50_seconds: Option<f64>,
+    pub latency_p99_seconds: Option<f64>,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[i])
+}

@@ -1,0 +1,100 @@
+//! Where figures go. Producers (cycles, the S3 attempt recorder, replication canaries, sweeps)
+//! call a [`Sink`]; they never know which outputs are behind it. The outputs are
+//! [`metrics::Metrics`] (the `/metrics` catalogue, rendered by [`exposition`]),
+//! [`cloudwatch::Mirror`] and [`history::History`] (the status page), and [`Sinks`] hands every
+//! report to all of them.
+
+pub mod cloudwatch;
+pub mod exposition;
+pub mod history;
+pub mod log;
+pub mod metrics;
+pub mod series;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Target;
+use crate::report::{CycleReport, PairLabels, ReplicationEvent, TargetLabels};
+
+/// What producers report. Every method has an empty default, so an output implements only what
+/// it shows.
+pub trait Sink: Send + Sync {
+    /// A target is scheduled: its series exist from now on, so rates and absence alerts work
+    /// from the first scrape instead of from the first failure.
+    fn target_added(&self, _t: &Target) {}
+    /// A target was removed or changed by a reload: forget it.
+    fn target_removed(&self, _t: &Target) {}
+    /// A cycle of `t` finished.
+    fn cycle(&self, _t: &Target, _report: &CycleReport) {}
+    /// A tick of the target found its previous cycle still running.
+    fn cycle_skipped(&self, _t: &TargetLabels) {}
+    /// The orphan sweep deleted `n` canaries of earlier runs.
+    fn orphans_swept(&self, _t: &TargetLabels, _n: u64) {}
+    /// One S3 request attempt of a target ended after `took`, with an error code unless it
+    /// succeeded (or got an answer the probes expect, such as a 404 after a delete).
+    fn attempt(&self, _t: &TargetLabels, _operation: &str, _took: Duration, _error: Option<&str>) {}
+    /// A replication pair is scheduled.
+    fn pair_added(&self, _p: &PairLabels) {}
+    /// A replication pair was removed or changed by a reload.
+    fn pair_removed(&self, _p: &PairLabels) {}
+    /// A replication canary of the pair was written, measured, lost or failed.
+    fn replication(&self, _p: &PairLabels, _e: ReplicationEvent) {}
+    /// Canaries of the pair in flight now, and the age of the oldest (before every scrape and
+    /// flush).
+    fn replication_pending(&self, _p: &PairLabels, _count: usize, _oldest: Duration) {}
+}
+
+/// Every output of the daemon: each report goes to each sink, in order.
+#[derive(Clone, Default)]
+pub struct Sinks(Vec<Arc<dyn Sink>>);
+
+impl Sinks {
+    /// Outputs `sinks`.
+    pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
+        Sinks(sinks)
+    }
+}
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sinks({})", self.0.len())
+    }
+}
+
+impl Sink for Sinks {
+    fn target_added(&self, t: &Target) {
+        self.0.iter().for_each(|s| s.target_added(t));
+    }
+    fn target_removed(&self, t: &Target) {
+        self.0.iter().for_each(|s| s.target_removed(t));
+    }
+    fn cycle(&self, t: &Target, report: &CycleReport) {
+        self.0.iter().for_each(|s| s.cycle(t, report));
+    }
+    fn cycle_skipped(&self, t: &TargetLabels) {
+        self.0.iter().for_each(|s| s.cycle_skipped(t));
+    }
+    fn orphans_swept(&self, t: &TargetLabels, n: u64) {
+        self.0.iter().for_each(|s| s.orphans_swept(t, n));
+    }
+    fn attempt(&self, t: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
+        self.0
+            .iter()
+            .for_each(|s| s.attempt(t, operation, took, error));
+    }
+    fn pair_added(&self, p: &PairLabels) {
+        self.0.iter().for_each(|s| s.pair_added(p));
+    }
+    fn pair_removed(&self, p: &PairLabels) {
+        self.0.iter().for_each(|s| s.pair_removed(p));
+    }
+    fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
+        self.0.iter().for_each(|s| s.replication(p, e));
+    }
+    fn replication_pending(&self, p: &PairLabels, count: usize, oldest: Duration) {
+        self.0
+            .iter()
+            .for_each(|s| s.replication_pending(p, count, oldest));
+    }
+}
