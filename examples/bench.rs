@@ -20,11 +20,14 @@ use serde_json::json;
 
 // The same helpers as the integration tests: a factory with the embedded server's credentials,
 // a checked target on it, one cycle with the target's deadline.
-#[path = "../tests/common/mod.rs"]
-mod common;
-use common::{factory, one_cycle, target};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// One cycle of `t` with its own deadline, as the daemon runs it.
+async fn one_cycle(b: &s3canary::s3::Bucket, t: &config::Target) -> s3canary::report::CycleReport {
+    let deadline = Instant::now() + t.timeout;
+    s3canary::probe::run_cycle(b, t, deadline, &CancellationToken::new()).await
+}
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -49,13 +52,10 @@ async fn overhead(samples: usize) -> serde_json::Value {
         .unwrap()
         .unwrap();
     let metrics = Arc::new(Metrics::new(&Default::default()));
-    let t = target(
-        "bench",
-        "bench",
-        &s3.endpoint,
-        "probes = [\"put\", \"get\"]",
-    );
-    let b = factory().bucket(&t, metrics.clone()).await;
+    let t = s3.target("bench", "bench", "probes = [\"put\", \"get\"]");
+    let b = EmbeddedS3::client_factory()
+        .bucket(&t, metrics.clone())
+        .await;
     // The GetObject attempt latency s3canary records (s3canary_s3_request_duration_seconds).
     let attempt =
         metrics
@@ -176,8 +176,10 @@ async fn schedule(targets: usize, seconds: u64) -> serde_json::Value {
 async fn scrape(targets: usize) -> serde_json::Value {
     let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
     let metrics = Arc::new(Metrics::new(&Default::default()));
-    let t = target("t", "bench", &s3.endpoint, "");
-    let b = factory().bucket(&t, metrics.clone()).await;
+    let t = s3.target("t", "bench", "");
+    let b = EmbeddedS3::client_factory()
+        .bucket(&t, metrics.clone())
+        .await;
     let report = one_cycle(&b, &t).await;
     for i in 0..targets {
         let mut ti = t.clone();
@@ -214,11 +216,15 @@ async fn replication(lags: Vec<f64>) -> serde_json::Value {
             "s3canary/replication/",
             Lag::Fixed(Duration::from_secs_f64(*lag)),
         ));
-        let st = target(&src, &src, &s3.endpoint, "");
-        let dt = target(&dst, &dst, &s3.endpoint, "");
+        let st = s3.target(&src, &src, "");
+        let dt = s3.target(&dst, &dst, "");
         let (sb, db) = (
-            factory().bucket(&st, metrics.clone()).await,
-            factory().bucket(&dt, metrics.clone()).await,
+            EmbeddedS3::client_factory()
+                .bucket(&st, metrics.clone())
+                .await,
+            EmbeddedS3::client_factory()
+                .bucket(&dt, metrics.clone())
+                .await,
         );
         let cfg = config::Replication {
             name: format!("r{i}"),

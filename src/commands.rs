@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::SharedCredentialsProvider;
-
 use crate::app::{self, Daemon};
 use crate::cli::{Cli, Command, LogFormat, OutputFormat};
 use crate::config::{self, Config, Target};
@@ -169,8 +167,7 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         to_embedded(&mut r.destination);
     }
     cfg.listen = listen;
-    let factory =
-        ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()));
+    let factory = EmbeddedS3::client_factory();
     let banner = format!(
         "\ns3canary demo: the daemon is probing an embedded S3 server (fault profile: {faults}),\n\
          two buckets, \"source\" and \"replica\", with simulated replication lag of 1-4 s\n\

@@ -1,24 +1,18 @@
 //! The built binary: `check-config`, `once`, `run` and their exit codes, against the embedded
 //! S3 server on loopback.
 
-mod common;
+pub mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{http, http_get, sample};
+use common::daemon::{
+    BIN, daemon_config, free_port, s3canary, signal, start_daemon, with_embedded_creds,
+    write_config,
+};
+use common::{http, http_get, sample, wait_until};
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
-
-const BIN: &str = env!("CARGO_BIN_EXE_s3canary");
-
-fn s3canary(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("S3CANARY_CONFIG")
-        .output()
-        .expect("binary runs")
-}
 
 /// Problem lines of a bad-config report.
 fn problems(stderr: &[u8]) -> Vec<String> {
@@ -99,34 +93,6 @@ fn every_command_has_help() {
             "{cmd:?}"
         );
     }
-}
-
-/// Writes a config for targets on the embedded server into a fresh folder.
-fn write_config(
-    s3: &EmbeddedS3,
-    listen: &str,
-    extra_defaults: &str,
-    targets: &[(&str, &str)],
-) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut text = format!("[server]\nlisten = \"{listen}\"\n\n[defaults]\n{extra_defaults}\n");
-    for (name, bucket) in targets {
-        text.push_str(&format!(
-            "\n[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\npath_style = true\n",
-            s3.endpoint
-        ));
-    }
-    let path = dir.path().join("s3canary.toml");
-    std::fs::write(&path, text).unwrap();
-    (dir, path)
-}
-
-fn with_embedded_creds(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", s3canary::embedded::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3canary::embedded::SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("S3CANARY_CONFIG")
 }
 
 async fn once(config: &Path, format: &str) -> Output {
@@ -225,47 +191,11 @@ async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_o
     assert!(s3.keys("alpha").is_empty() && s3.keys("beta").is_empty());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Sends `sig` ("TERM", "HUP", ...) to the daemon.
-fn signal(child: &tokio::process::Child, sig: &str) {
-    let pid = child.id().expect("the daemon is running").to_string();
-    let sent = Command::new("kill")
-        .args([&format!("-{sig}"), &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{sig} {pid} failed");
-}
-
-/// Polls `cond` every 50 ms for up to `limit` (a readiness wait, not a stand-in for one).
-async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted() {
     let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let (dir, cfg) = write_config(
+    let (addr, dir, cfg) = daemon_config(
         &s3,
-        &addr,
         "interval = \"1s\"\ntimeout = \"900ms\"\norphan_ttl = \"1m\"",
         &[("alpha", "alpha")],
     );
@@ -536,30 +466,11 @@ async fn once_also_measures_one_replication_canary() {
     drop(dir);
 }
 
-/// Starts `s3canary run` on `cfg`; returns the child and its HTTP address once ready.
-async fn start_daemon(cfg: &Path, addr: &str, log: Stdio) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(["run", "--config", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true);
-    with_embedded_creds(cmd.as_std_mut());
-    let child = cmd.spawn().unwrap();
-    let ready = wait_until(Duration::from_secs(20), || async {
-        matches!(http_get(addr, "/-/ready").await, Ok((200, _)))
-    })
-    .await;
-    assert!(ready, "daemon never ready");
-    child
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_is() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let (dir, cfg) = write_config(
+    let (addr, dir, cfg) = daemon_config(
         &s3,
-        &addr,
         "interval = \"1s\"\ntimeout = \"500ms\"\norphan_ttl = \"1s\"",
         &[("alpha", "alpha")],
     );
@@ -642,10 +553,8 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_file_keeps_the_running_config() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let (dir, cfg) = write_config(
+    let (addr, dir, cfg) = daemon_config(
         &s3,
-        &addr,
         "interval = \"1s\"\ntimeout = \"500ms\"",
         &[("alpha", "alpha")],
     );
@@ -678,10 +587,8 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let (dir, cfg) = write_config(
+    let (addr, dir, cfg) = daemon_config(
         &s3,
-        &addr,
         "interval = \"1s\"\ntimeout = \"500ms\"",
         &[("alpha", "alpha")],
     );

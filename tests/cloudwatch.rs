@@ -3,7 +3,7 @@
 //! switched to failing or hanging. (What CloudWatch stores is checked against moto's server in
 //! tests/cloudwatch/moto_test.sh.)
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ciborium::value::Value;
-use common::sample;
+use common::{sample, wait_until};
 use s3canary::embedded::EmbeddedS3;
 use tokio::time::Instant;
 
@@ -135,14 +135,10 @@ async fn the_mirror_publishes_the_python_monitors_names_with_distributions() {
         common::factory(),
     );
     daemon.start().await;
-    let start = Instant::now();
-    while cw.calls.lock().unwrap().len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no PutMetricData calls"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let called = wait_until(Duration::from_secs(20), || async {
+        cw.calls.lock().unwrap().len() >= 3
+    });
+    assert!(called.await, "no PutMetricData calls");
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
     let calls = cw.calls.lock().unwrap().clone();
     let names = metric_names(&calls);
@@ -245,10 +241,8 @@ async fn cloudwatch_down_never_delays_probes_and_publishing_resumes() {
         )
         .unwrap_or(0.0)
     };
-    while failures() < 2.0 {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let failed = wait_until(Duration::from_secs(20), || async { failures() >= 2.0 });
+    assert!(failed.await, "no failed publish counted");
     // Then hanging: calls never answer (the client gives up after 10 s).
     *cw.mode.lock().unwrap() = Mode::Hanging;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -265,23 +259,16 @@ async fn cloudwatch_down_never_delays_probes_and_publishing_resumes() {
 
     // Back up: the queued datums go out and new intervals follow.
     *cw.mode.lock().unwrap() = Mode::Up;
-    let resumed = Instant::now();
-    loop {
-        let ok = sample(
-            &daemon.metrics.render(),
+    let resumed = wait_until(Duration::from_secs(90), || async {
+        let text = daemon.metrics.render();
+        sample(
+            &text,
             "s3canary_cloudwatch_publish_total",
             &["result=\"success\""],
         )
-        .unwrap_or(0.0);
-        if ok >= 2.0 {
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(90),
-            "publishing did not resume"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .is_some_and(|ok| ok >= 2.0)
+    });
+    assert!(resumed.await, "publishing did not resume");
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
     // What was kept while down arrived, with the timestamps of its intervals.
     let datums: usize = cw.calls.lock().unwrap().iter().map(Vec::len).sum();
@@ -341,11 +328,10 @@ async fn many_targets_are_published_in_calls_within_the_api_limits() {
         token.clone(),
         Duration::from_secs(5),
     ));
-    let start = Instant::now();
-    while mirror.queue_len() > 0 {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sent = wait_until(Duration::from_secs(20), || async {
+        mirror.queue_len() == 0
+    });
+    assert!(sent.await, "the queue was not sent");
     token.cancel();
     sender.await.unwrap();
     let calls = cw.calls.lock().unwrap().clone();

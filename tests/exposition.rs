@@ -6,7 +6,7 @@
 //! To accept an intended change of the exposition, run with `S3CANARY_BLESS=1` and review the
 //! diff of the testdata file.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,12 +1,12 @@
 //! Every fault an operator meets, reproduced in the embedded server: each moves exactly the
 //! metrics it should (reason, code, check, latency), and none makes the daemon panic.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{cycle, rig, sample};
+use common::{cycle, rig, sample, wait_until};
 use s3canary::embedded::{FaultConfig, HttpFault, Op};
 use s3canary::report::{CycleReport, Outcome, Reason};
 use tokio::time::Instant;
@@ -333,24 +333,12 @@ async fn a_hanging_bucket_does_not_slow_the_other_targets_of_the_daemon() {
     let started = Instant::now();
     daemon.start().await;
     // Watch until the hung target has timed out four times.
-    loop {
+    let timed_out = wait_until(Duration::from_secs(30), || async {
         let m = daemon.metrics.render();
-        if sample(
-            &m,
-            "s3canary_probe_failures_total",
-            &["target=\"hung\"", "reason=\"timeout\""],
-        )
-        .unwrap_or(0.0)
-            >= 4.0
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the hung target never timed out"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let labels = ["target=\"hung\"", "reason=\"timeout\""];
+        sample(&m, "s3canary_probe_failures_total", &labels).is_some_and(|n| n >= 4.0)
+    });
+    assert!(timed_out.await, "the hung target never timed out");
     let elapsed = started.elapsed().as_secs_f64();
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
     let m = daemon.metrics.render();

@@ -1,7 +1,7 @@
 //! Probe cycles against the embedded S3 server over real TCP, with the real aws-sdk-s3 client.
 //! Faults are injected in the server, never in the client.
 
-mod common;
+pub mod common;
 
 use std::time::{Duration, SystemTime};
 

@@ -2,13 +2,13 @@
 //! TCP with the real aws-sdk-s3 client. Lags are real time (short ones), because the SDK's own
 //! timeouts would fire under paused time while a socket is waiting.
 
-mod common;
+pub mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::sample;
+use common::{sample, wait_until};
 use s3canary::config::Replication;
 use s3canary::embedded::{EmbeddedS3, Lag, Rule};
 use s3canary::replication::{CanaryOutcome, Monitor};
@@ -38,6 +38,23 @@ async fn monitor(
         timeout,
     };
     Monitor::new(cfg, sb, db, metrics.clone())
+}
+
+/// An embedded server that replicates bucket "src" to "dst" by a rule of `lag` (changed by
+/// `tweak`), and a monitor "r" of that pair.
+async fn src_to_dst(
+    lag: Duration,
+    tweak: impl FnOnce(&mut Rule),
+    interval: Duration,
+    timeout: Duration,
+) -> (EmbeddedS3, Arc<Metrics>, Arc<Monitor>) {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let mut rule = Rule::new("src", "dst", "s3canary/replication/", Lag::Fixed(lag));
+    tweak(&mut rule);
+    s3.replication.set_rule(rule);
+    let m = monitor(&s3, &metrics, "r", ("src", "dst"), interval, timeout).await;
+    (s3, metrics, m)
 }
 
 fn metric(m: &Metrics, name: &str, labels: &[&str]) -> f64 {
@@ -121,21 +138,9 @@ async fn measured_lag_matches_the_simulated_lag_within_the_stated_resolution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() {
-    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
-    let metrics = Arc::new(Metrics::new(&Default::default()));
-    let mut rule = Rule::new(
-        "src",
-        "dst",
-        "s3canary/replication/",
-        Lag::Fixed(Duration::from_millis(100)),
-    );
-    rule.stalled = true;
-    s3.replication.set_rule(rule);
-    let m = monitor(
-        &s3,
-        &metrics,
-        "r",
-        ("src", "dst"),
+    let (s3, metrics, m) = src_to_dst(
+        Duration::from_millis(100),
+        |r| r.stalled = true,
         Duration::from_millis(300),
         Duration::from_millis(1500),
     )
@@ -153,11 +158,8 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
         metric(&metrics, "s3canary_replication_oldest_pending_seconds", &[])
     };
     // Read the gauges when canaries are pending, then again later: the oldest has aged.
-    let start = Instant::now();
-    while oldest(&m) < 0.5 {
-        assert!(start.elapsed() < Duration::from_secs(5), "nothing pending");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pending = wait_until(Duration::from_secs(5), || async { oldest(&m) >= 0.5 });
+    assert!(pending.await, "nothing pending");
     let first = oldest(&m);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let second = oldest(&m);
@@ -166,13 +168,10 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
         "oldest pending did not grow: {first} -> {second}"
     );
     assert!(metric(&metrics, "s3canary_replication_pending", &[]) >= 2.0);
-    while metric(&metrics, "s3canary_replication_timeouts_total", &[]) < 1.0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no timeout counted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let timed_out = wait_until(Duration::from_secs(10), || async {
+        metric(&metrics, "s3canary_replication_timeouts_total", &[]) >= 1.0
+    });
+    assert!(timed_out.await, "no timeout counted");
     assert_eq!(
         metric(&metrics, "s3canary_replication_lag_seconds_count", &[]),
         0.0
@@ -180,23 +179,14 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
 
     // Recovery: new canaries are measured again and the oldest pending age falls back.
     s3.replication.set_stalled("src", false);
-    while metric(&metrics, "s3canary_replication_lag_seconds_count", &[]) < 3.0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no lag measured after recovery"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let measured = wait_until(Duration::from_secs(20), || async {
+        metric(&metrics, "s3canary_replication_lag_seconds_count", &[]) >= 3.0
+    });
+    assert!(measured.await, "no lag measured after recovery");
     // Canaries written during the stall are seen at their next poll (or time out); after that
     // the oldest pending is a fresh canary again.
-    while oldest(&m) >= 1.0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(25),
-            "oldest pending still {}",
-            oldest(&m)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let fresh = wait_until(Duration::from_secs(25), || async { oldest(&m) < 1.0 });
+    assert!(fresh.await, "oldest pending still {}", oldest(&m));
     token.cancel();
     tracker.close();
     tracker.wait().await;
@@ -209,21 +199,9 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_replication_status_is_reported_promptly_and_both_sides_are_cleaned() {
-    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
-    let metrics = Arc::new(Metrics::new(&Default::default()));
-    let mut rule = Rule::new(
-        "src",
-        "dst",
-        "s3canary/replication/",
-        Lag::Fixed(Duration::from_millis(50)),
-    );
-    rule.failing = true;
-    s3.replication.set_rule(rule);
-    let m = monitor(
-        &s3,
-        &metrics,
-        "r",
-        ("src", "dst"),
+    let (s3, metrics, m) = src_to_dst(
+        Duration::from_millis(50),
+        |r| r.failing = true,
         Duration::from_secs(60),
         Duration::from_secs(60),
     )
@@ -265,19 +243,9 @@ async fn failed_replication_status_is_reported_promptly_and_both_sides_are_clean
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_measures_young_canaries_and_deletes_the_rest() {
-    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
-    let metrics = Arc::new(Metrics::new(&Default::default()));
-    s3.replication.set_rule(Rule::new(
-        "src",
-        "dst",
-        "s3canary/replication/",
-        Lag::Fixed(Duration::from_millis(500)),
-    ));
-    let m = monitor(
-        &s3,
-        &metrics,
-        "r",
-        ("src", "dst"),
+    let (s3, metrics, m) = src_to_dst(
+        Duration::from_millis(500),
+        |_| {},
         Duration::from_secs(60),
         Duration::from_secs(10),
     )

@@ -1,7 +1,7 @@
 //! The daemon's promise on production buckets: it never touches a key outside its prefix, and
 //! the orphan sweep deletes only its own old canaries.
 
-mod common;
+pub mod common;
 
 use std::time::{Duration, SystemTime};
 

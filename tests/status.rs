@@ -1,12 +1,12 @@
 //! The JSON status API and the Prometheus metrics come from the same cycle reports: after a
 //! daemon has run under faults, both say the same.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::sample;
+use common::{sample, wait_until};
 use s3canary::app::Daemon;
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
 
@@ -32,8 +32,7 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
     let daemon = Daemon::new(cfg, None, common::factory());
     daemon.start().await;
     // Run until both targets have several cycles and beta has failures.
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let enough = wait_until(Duration::from_secs(30), || async {
         let snap = s3canary::http::status::snapshot(&daemon);
         let runs = |t: usize| snap.targets[t].probes[0].runs_total;
         let beta_failures: u64 = snap.targets[1]
@@ -41,16 +40,12 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
             .iter()
             .map(|p| p.failures_total)
             .sum();
-        if runs(0) >= 4
+        runs(0) >= 4
             && runs(1) >= 4
             && beta_failures >= 1
             && snap.replications[0].canaries_total >= 2
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < end, "not enough cycles ran");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    });
+    assert!(enough.await, "not enough cycles ran");
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
 
     // Stopped: nothing moves any more, so both views describe the same moment.

@@ -8,6 +8,7 @@
 //! its two targets.
 
 mod check;
+mod names;
 pub mod raw;
 
 use std::collections::BTreeMap;

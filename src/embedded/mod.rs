@@ -230,6 +230,28 @@ impl EmbeddedS3 {
         )
     }
 
+    /// A client factory whose clients sign with [`EmbeddedS3::credentials`] instead of the
+    /// standard credential chain.
+    pub fn client_factory() -> crate::s3::ClientFactory {
+        crate::s3::ClientFactory::with_credentials(
+            aws_sdk_s3::config::SharedCredentialsProvider::new(Self::credentials()),
+        )
+    }
+
+    /// A checked target named `name` on `bucket` of this server (path-style), with `extra`
+    /// TOML lines of its `[[target]]` table appended.
+    pub fn target(&self, name: &str, bucket: &str, extra: &str) -> crate::config::Target {
+        let text = format!(
+            "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
+             endpoint = \"{}\"\npath_style = true\n{extra}\n",
+            self.endpoint
+        );
+        crate::config::parse(&text, std::path::Path::new("embedded.toml"))
+            .expect("a target of the embedded server is valid")
+            .targets
+            .remove(0)
+    }
+
     /// The folder holding the objects.
     pub fn root(&self) -> &Path {
         &self.root

@@ -3,11 +3,13 @@
 # (demo --faults outage) and checks what a person would see: the failing target, its reason
 # and the S3 request IDs. Writes the rendered DOM and a screenshot to $1 (the output folder).
 set -euo pipefail
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 out=${1:-test-output}
 mkdir -p "$out"
-bin=${S3CANARY_BIN:-target/debug/s3canary}
+bin=$(s3canary_bin)
 chromium=$(command -v chromium || command -v chromium-browser)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" demo --listen "127.0.0.1:$port" --faults outage >"$out/status-page-demo.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT

@@ -1,12 +1,16 @@
-//! Helpers shared by the integration tests: an embedded S3 server, targets pointed at it, and a
-//! tiny HTTP client for the daemon's endpoints.
-#![allow(dead_code)]
+//! Helpers shared by every integration test and the benchmark: an embedded S3 server and
+//! targets pointed at it, one cycle as the daemon runs it, a bounded wait, a tiny HTTP client
+//! for the daemon's endpoints, and the built binary ([`daemon`]).
+//!
+//! Each test file declares it `pub mod common;`: every suite uses a different part of it, and
+//! items exported from the test crate are not reported as unused where one suite does not.
+
+pub mod daemon;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::SharedCredentialsProvider;
 use s3canary::config::{self, Target};
 use s3canary::embedded::EmbeddedS3;
 use s3canary::probe::run_cycle;
@@ -18,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client factory that uses the embedded server's credentials.
 pub fn factory() -> ClientFactory {
-    ClientFactory::with_credentials(SharedCredentialsProvider::new(EmbeddedS3::credentials()))
+    EmbeddedS3::client_factory()
 }
 
 /// A checked target named `name` on `bucket` at `endpoint`, with `extra` TOML lines appended.
@@ -82,6 +86,22 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         }
         value.parse().ok()
     })
+}
+
+/// Polls `cond` every 50 ms for up to `limit` (a readiness wait, not a stand-in for one).
+pub async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// GET `path` from `addr` over plain HTTP/1.1; returns (status, body).

@@ -7,12 +7,13 @@
 # fault is removed. Then every dashboard query must return data from this Prometheus.
 # usage: tests/e2e/alerts.sh OUTPUT_DIR
 set -euo pipefail
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 out=${1:-test-output}/e2e
 rm -rf "$out"
 mkdir -p "$out"
-bin=${S3CANARY_BIN:-target/debug/s3canary}
+bin=$(s3canary_bin)
 am_bin=$(command -v prometheus-alertmanager || command -v alertmanager)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 demo_port=$(free_port); prom_port=$(free_port); am_port=$(free_port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -52,16 +53,6 @@ prometheus --config.file="$out/prometheus.yml" --storage.tsdb.path="$out/prom-da
     --rules.alert.resend-delay=1s >"$out/prometheus.log" 2>&1 & pids+=($!)
 started=$(date +%s)
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every second until it succeeds.
-wait_for() {
-    local limit=$1 what=$2; shift 2
-    for _ in $(seq 1 "$limit"); do
-        if "$@" >/dev/null 2>&1; then echo "ok: $what"; return 0; fi
-        sleep 1
-    done
-    echo "FAILED: $what (after ${limit}s)"
-    return 1
-}
 scraped() {
     curl -fs "http://127.0.0.1:$prom_port/api/v1/query?query=sum(s3canary_probe_runs_total)" |
         python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; sys.exit(0 if r and float(r[0]["value"][1]) > 0 else 1)'

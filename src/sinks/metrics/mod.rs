@@ -1,11 +1,11 @@
 //! Every Prometheus series the daemon exports, in one struct on an explicit [`Registry`].
 //!
 //! Producers never touch these directly: they report cycles, request attempts, sweeps and
-//! replication canaries to the [`Sink`] this struct implements, so the figures have one source
-//! of truth. The text exposition is in [`super::exposition`].
+//! replication canaries to the [`Sink`](crate::sinks::Sink) this struct implements, so the figures have one source
+//! of truth ([`record`]). The text exposition is in [`super::exposition`].
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -13,12 +13,10 @@ use prometheus::{
     Registry,
 };
 
-use super::{Sink, series};
-use crate::config::Target;
-use crate::report::{
-    Check, CycleReport, KNOWN_CODES, OPERATIONS, Outcome, PairLabels, Probe, Reason,
-    ReplicationEvent, ReplicationFailure, TRANSPORT_CODES, TargetLabels, unix_seconds,
-};
+mod record;
+
+use super::series;
+use crate::report::unix_seconds;
 
 /// Latency buckets for S3 requests and probe steps: 5 ms to 30 s. Same-region S3 answers a
 /// small PUT/GET in 10-100 ms; first-byte latency targets are around 100-200 ms; the top end
@@ -341,165 +339,5 @@ impl Metrics {
     /// The collectors to render, sorted by family name.
     pub(super) fn collectors(&self) -> &[Box<dyn Collector>] {
         &self.collectors
-    }
-}
-
-impl Sink for Metrics {
-    fn target_added(&self, t: &Target) {
-        let tl = t.labels();
-        for p in &t.probes {
-            self.probe_runs.with_label_values(&tl.with(&[p.as_str()]));
-            for check in Check::of_probe(*p) {
-                self.violations
-                    .with_label_values(&tl.with(&[check.as_str()]));
-            }
-        }
-        self.cycles_skipped.with_label_values(&tl.with(&[]));
-        self.target_interval
-            .with_label_values(&tl.with(&[]))
-            .set(t.interval.as_secs_f64());
-    }
-
-    /// The client library has no partial-match removal, so every label combination the daemon
-    /// can create is enumerated; the sets are closed, so this is exact.
-    fn target_removed(&self, t: &Target) {
-        let tl = t.labels();
-        for p in Probe::ALL {
-            let lv = tl.with(&[p.as_str()]);
-            let _ = self.probe_runs.remove_label_values(&lv);
-            let _ = self.probe_success.remove_label_values(&lv);
-            let _ = self.probe_duration.remove_label_values(&lv);
-            let _ = self.last_success.remove_label_values(&lv);
-            for r in Reason::ALL {
-                let _ = self
-                    .probe_failures
-                    .remove_label_values(&tl.with(&[p.as_str(), r.as_str()]));
-            }
-            for c in Check::of_probe(p) {
-                let _ = self.violations.remove_label_values(&tl.with(&[c.as_str()]));
-                let _ = self.staleness.remove_label_values(&tl.with(&[c.as_str()]));
-            }
-        }
-        for op in OPERATIONS {
-            let _ = self.request_duration.remove_label_values(&tl.with(&[op]));
-            for code in KNOWN_CODES.iter().chain(TRANSPORT_CODES).chain(&["other"]) {
-                let _ = self
-                    .request_errors
-                    .remove_label_values(&tl.with(&[op, code]));
-            }
-        }
-        let _ = self.cycles_skipped.remove_label_values(&tl.with(&[]));
-        let _ = self.orphans_deleted.remove_label_values(&tl.with(&[]));
-        let _ = self.target_interval.remove_label_values(&tl.with(&[]));
-    }
-
-    /// Runs, failures, success gauges, durations, violations.
-    fn cycle(&self, t: &Target, report: &CycleReport) {
-        let tl = t.labels();
-        for r in &report.results {
-            let probe = r.probe.as_str();
-            let Some(outcome) = &r.outcome else { continue };
-            self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
-            self.probe_duration
-                .with_label_values(&tl.with(&[probe]))
-                .observe(r.duration.as_secs_f64());
-            match outcome {
-                Outcome::Success => {
-                    self.probe_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(1.0);
-                    self.last_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(unix_seconds(r.finished_at));
-                }
-                Outcome::Failure(f) => {
-                    self.probe_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(0.0);
-                    self.probe_failures
-                        .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
-                        .inc();
-                }
-            }
-        }
-        for v in &report.violations {
-            self.violations
-                .with_label_values(&tl.with(&[v.check.as_str()]))
-                .inc();
-            self.staleness
-                .with_label_values(&tl.with(&[v.check.as_str()]))
-                .observe(v.staleness.as_secs_f64());
-        }
-    }
-
-    fn cycle_skipped(&self, tl: &TargetLabels) {
-        self.cycles_skipped.with_label_values(&tl.with(&[])).inc();
-    }
-
-    fn orphans_swept(&self, tl: &TargetLabels, n: u64) {
-        self.orphans_deleted
-            .with_label_values(&tl.with(&[]))
-            .inc_by(n);
-    }
-
-    fn attempt(&self, tl: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
-        self.request_duration
-            .with_label_values(&tl.with(&[operation]))
-            .observe(took.as_secs_f64());
-        if let Some(code) = error {
-            self.request_errors
-                .with_label_values(&tl.with(&[operation, code]))
-                .inc();
-        }
-    }
-
-    fn pair_added(&self, p: &PairLabels) {
-        let l = p.with(&[]);
-        self.replication_canaries.with_label_values(&l);
-        self.replication_timeouts.with_label_values(&l);
-        self.replication_pending.with_label_values(&l).set(0);
-        self.replication_oldest_pending
-            .with_label_values(&l)
-            .set(0.0);
-    }
-
-    fn pair_removed(&self, p: &PairLabels) {
-        let l = p.with(&[]);
-        let _ = self.replication_canaries.remove_label_values(&l);
-        let _ = self.replication_lag.remove_label_values(&l);
-        let _ = self.replication_pending.remove_label_values(&l);
-        let _ = self.replication_oldest_pending.remove_label_values(&l);
-        let _ = self.replication_timeouts.remove_label_values(&l);
-        for r in ReplicationFailure::ALL {
-            let _ = self
-                .replication_failures
-                .remove_label_values(&p.with(&[r.as_str()]));
-        }
-    }
-
-    fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
-        let l = p.with(&[]);
-        match e {
-            ReplicationEvent::Written => self.replication_canaries.with_label_values(&l).inc(),
-            ReplicationEvent::Replicated(lag) => self
-                .replication_lag
-                .with_label_values(&l)
-                .observe(lag.as_secs_f64()),
-            ReplicationEvent::TimedOut => self.replication_timeouts.with_label_values(&l).inc(),
-            ReplicationEvent::Failed(r) => self
-                .replication_failures
-                .with_label_values(&p.with(&[r.as_str()]))
-                .inc(),
-        }
-    }
-
-    fn replication_pending(&self, p: &PairLabels, count: usize, oldest: Duration) {
-        let l = p.with(&[]);
-        self.replication_pending
-            .with_label_values(&l)
-            .set(count as i64);
-        self.replication_oldest_pending
-            .with_label_values(&l)
-            .set(oldest.as_secs_f64());
     }
 }
