@@ -14,7 +14,7 @@ use std::time::Duration;
 use s3canary::config::{self, Target};
 use s3canary::embedded::EmbeddedS3;
 use s3canary::probe::run_cycle;
-use s3canary::report::CycleReport;
+use s3canary::report::{CycleReport, Outcome, Reason};
 use s3canary::s3::{Bucket, ClientFactory};
 use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
@@ -73,6 +73,36 @@ pub async fn cycle(r: &Rig) -> CycleReport {
     let report = one_cycle(&r.bucket, &r.target).await;
     r.metrics.cycle(&r.target, &report);
     report
+}
+
+/// The outcome of `probe` in `report` (None when it did not run).
+pub fn outcome(report: &CycleReport, probe: &str) -> Option<Outcome> {
+    report
+        .results
+        .iter()
+        .find(|r| r.probe.as_str() == probe)
+        .and_then(|r| r.outcome.clone())
+}
+
+/// The failure reason of `probe` in `report`.
+pub fn reason(report: &CycleReport, probe: &str) -> Option<Reason> {
+    match outcome(report, probe) {
+        Some(Outcome::Failure(f)) => Some(f.reason),
+        _ => None,
+    }
+}
+
+/// Every key the server was asked about is under the target's canary prefix.
+pub fn assert_stayed_in_prefix(r: &Rig) {
+    let prefix = r.target.canary_prefix();
+    let log = r.s3.log.entries();
+    assert!(!log.is_empty());
+    for a in log {
+        assert!(
+            a.key.starts_with(&prefix),
+            "access outside the prefix: {a:?}"
+        );
+    }
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition, where `labels` is a

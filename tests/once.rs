@@ -1,0 +1,151 @@
+//! `s3canary once` as a user runs it: one cycle of every target and one replication canary per
+//! pair against the embedded S3 server, as a table or JSON, with its exit codes.
+
+pub mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::daemon::{BIN, with_embedded_creds, write_config};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
+
+async fn once(config: &Path, format: &str) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args([
+        "once",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        format,
+    ]);
+    with_embedded_creds(cmd.as_std_mut());
+    cmd.output().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_one() {
+    let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
+    let (_dir, cfg) = write_config(
+        &s3,
+        "127.0.0.1:0",
+        "",
+        &[("alpha", "alpha"), ("beta", "beta")],
+    );
+
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("TARGET"), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| !l.starts_with("summary") && l.split_whitespace().nth(4) == Some("ok"))
+            .count(),
+        12,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("summary: 2 targets, probes ok 12, failed 0, S3 requests 26"),
+        "{stdout}"
+    );
+    assert!(s3.keys("alpha").is_empty() && s3.keys("beta").is_empty());
+
+    s3.faults.set_bucket(
+        "beta",
+        FaultConfig::error("AccessDenied", 1.0, vec![Op::GetObject]),
+    );
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL access_denied"), "{stdout}");
+    assert!(
+        stdout.contains("beta/get: access_denied GetObject AccessDenied"),
+        "{stdout}"
+    );
+    let id_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("x-amz-request-id:"))
+        .unwrap();
+    assert!(!id_line.ends_with(" -"), "request ID missing: {stdout}");
+
+    let out = once(&cfg, "json").await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let beta = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "beta")
+        .unwrap();
+    assert_eq!(beta["passed"], false);
+    let get = beta["cycle"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["probe"] == "get")
+        .unwrap();
+    assert_eq!(get["outcome"]["reason"], "access_denied");
+    assert!(
+        get["outcome"]["request_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let alpha = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "alpha")
+        .unwrap();
+    assert_eq!(alpha["passed"], true);
+    assert!(s3.keys("alpha").is_empty() && s3.keys("beta").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_also_measures_one_replication_canary() {
+    let s3 = EmbeddedS3::start(&["src", "dst"]).await.unwrap();
+    s3.replication.set_rule(s3canary::embedded::Rule::new(
+        "src",
+        "dst",
+        "s3canary/replication/",
+        s3canary::embedded::Lag::Fixed(Duration::from_millis(400)),
+    ));
+    let (dir, cfg) = write_config(&s3, "127.0.0.1:0", "", &[("src", "src"), ("dst", "dst")]);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[replication]]\nname = \"src-to-dst\"\nsource = \"src\"\ndestination = \"dst\"\ntimeout = \"20s\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = once(&cfg, "table").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("src-to-dst"))
+        .expect("a replication line");
+    let lag: f64 = line
+        .split("lag ")
+        .nth(1)
+        .unwrap()
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.3..0.55).contains(&lag), "{line}");
+    assert!(
+        stdout.contains("replication canaries ok 1, failed 0"),
+        "{stdout}"
+    );
+
+    s3.replication.set_failing("src", true);
+    let out = once(&cfg, "json").await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["replications"][0]["reason"], "status_failed");
+    assert!(s3.keys("src").is_empty() && s3.keys("dst").is_empty());
+    drop(dir);
+}
