@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::names::{
     RESERVED_LABELS, check_endpoint, valid_bucket, valid_label_name, valid_name, valid_region,
 };
-use super::raw::RawConfig;
+use super::raw::{Defaults, RawConfig, RawTarget};
 use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
 use crate::report::Probe;
 
@@ -113,192 +113,11 @@ impl RawConfig {
     /// Validates every value and resolves defaults; returns all problems at once.
     pub fn check(&self) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
-
-        let listen = match self.server.listen.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                problems.push(format!(
-                    "server.listen ({:?}) must be an address like \"0.0.0.0:9340\"",
-                    self.server.listen
-                ));
-                None
-            }
-        };
-
-        for (k, v) in &self.labels {
-            if !valid_label_name(k) {
-                problems.push(format!("labels.{k} is not a valid Prometheus label name"));
-            } else if RESERVED_LABELS.contains(&k.as_str()) {
-                problems.push(format!(
-                    "labels.{k} is set by s3canary itself and cannot be used as a constant label"
-                ));
-            }
-            if v.is_empty() {
-                problems.push(format!("labels.{k} must not be empty"));
-            }
-        }
-
-        let d = &self.defaults;
-        let defaults = Settings {
-            interval: d.interval,
-            timeout: d.timeout,
-            prefix: &d.prefix,
-            object_size: d.object_size,
-            probes: &d.probes,
-            orphan_ttl: d.orphan_ttl,
-        };
-        defaults.check("defaults", |_| true, &mut problems);
-
-        if self.targets.is_empty() {
-            problems.push("no [[target]] is configured: add at least one bucket to probe".into());
-        }
-        let mut names = HashSet::new();
-        let mut targets = Vec::new();
-        for (i, t) in self.targets.iter().enumerate() {
-            let at = format!("target[{i}]");
-            if !valid_name(&t.name) {
-                problems.push(format!(
-                    "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
-                    t.name
-                ));
-            } else if !names.insert(t.name.as_str()) {
-                problems.push(format!(
-                    "{at}.name ({:?}) is used by another target",
-                    t.name
-                ));
-            }
-            if !valid_bucket(&t.bucket) {
-                problems.push(format!(
-                    "{at}.bucket ({:?}) is not a valid bucket name",
-                    t.bucket
-                ));
-            }
-            if !valid_region(&t.region, t.endpoint.is_some()) {
-                problems.push(format!(
-                    "{at}.region ({:?}) is not a region like \"us-east-1\"",
-                    t.region
-                ));
-            }
-            if let Some(e) = &t.endpoint
-                && let Err(why) = check_endpoint(e)
-            {
-                problems.push(format!("{at}.endpoint ({e:?}) {why}"));
-            }
-            if let Some(arn) = &t.role_arn
-                && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
-            {
-                problems.push(format!(
-                    "{at}.role_arn ({arn:?}) is not an IAM role ARN like \"arn:aws:iam::123456789012:role/name\""
-                ));
-            }
-            let sse = match (t.sse.as_deref(), &t.kms_key_id) {
-                (None, None) => None,
-                (Some("AES256"), None) => Some(Sse::Aes256),
-                (Some("aws:kms"), k) => Some(Sse::Kms { key_id: k.clone() }),
-                (Some("AES256"), Some(_)) | (None, Some(_)) => {
-                    problems.push(format!("{at}.kms_key_id needs sse = \"aws:kms\""));
-                    None
-                }
-                (Some(other), _) => {
-                    problems.push(format!(
-                        "{at}.sse ({other:?}) must be \"AES256\" or \"aws:kms\""
-                    ));
-                    None
-                }
-            };
-            let s = Settings {
-                interval: t.interval.unwrap_or(d.interval),
-                timeout: t.timeout.unwrap_or(d.timeout),
-                prefix: t.prefix.as_deref().unwrap_or(&d.prefix),
-                object_size: t.object_size.unwrap_or(d.object_size),
-                probes: t.probes.as_deref().unwrap_or(&d.probes),
-                orphan_ttl: t.orphan_ttl.unwrap_or(d.orphan_ttl),
-            };
-            s.check(
-                &at,
-                |key| match key {
-                    "interval" => t.interval.is_some(),
-                    "timeout" => t.timeout.is_some(),
-                    "prefix" => t.prefix.is_some(),
-                    "object_size" => t.object_size.is_some(),
-                    "probes" => t.probes.is_some(),
-                    "orphan_ttl" => t.orphan_ttl.is_some(),
-                    _ => false,
-                },
-                &mut problems,
-            );
-            targets.push(Target {
-                name: t.name.clone(),
-                bucket: t.bucket.clone(),
-                region: t.region.clone(),
-                endpoint: t.endpoint.clone(),
-                path_style: t.path_style,
-                role_arn: t.role_arn.clone(),
-                sse,
-                interval: s.interval,
-                timeout: s.timeout,
-                prefix: s.prefix.to_string(),
-                object_size: s.object_size,
-                probes: s.probes(),
-                orphan_ttl: s.orphan_ttl,
-            });
-        }
-
-        let mut rnames = HashSet::new();
-        for (i, r) in self.replications.iter().enumerate() {
-            let at = format!("replication[{i}]");
-            if !valid_name(&r.name) {
-                problems.push(format!("{at}.name ({:?}) must match [a-z0-9_-]+", r.name));
-            } else if !rnames.insert(r.name.as_str()) {
-                problems.push(format!(
-                    "{at}.name ({:?}) is used by another replication",
-                    r.name
-                ));
-            }
-            for (key, value) in [("source", &r.source), ("destination", &r.destination)] {
-                if !names.contains(value.as_str()) {
-                    problems.push(format!(
-                        "{at}.{key} ({value:?}) is not the name of a target"
-                    ));
-                }
-            }
-            if r.source == r.destination {
-                problems.push(format!("{at}.destination must differ from source"));
-            }
-            if r.interval < Duration::from_secs(1) {
-                problems.push(format!("{at}.interval must be at least 1s"));
-            }
-            if r.timeout.is_zero() {
-                problems.push(format!("{at}.timeout must be greater than 0"));
-            }
-        }
-
-        let cw = &self.cloudwatch;
-        if cw.enabled {
-            if !valid_region(&cw.region, cw.endpoint.is_some()) {
-                problems.push(format!(
-                    "cloudwatch.region ({:?}) is not a region like \"us-east-1\"",
-                    cw.region
-                ));
-            }
-            if cw.namespace.is_empty() || cw.namespace.len() > 255 {
-                problems.push("cloudwatch.namespace must be 1 to 255 characters".into());
-            } else if cw.namespace.starts_with("AWS/") {
-                problems.push(format!(
-                    "cloudwatch.namespace ({:?}) must not start with \"AWS/\" (reserved by AWS)",
-                    cw.namespace
-                ));
-            }
-            if cw.interval < Duration::from_secs(1) {
-                problems.push("cloudwatch.interval must be at least 1s".into());
-            }
-            if let Some(e) = &cw.endpoint
-                && let Err(why) = check_endpoint(e)
-            {
-                problems.push(format!("cloudwatch.endpoint ({e:?}) {why}"));
-            }
-        }
-
+        let listen = self.check_server(&mut problems);
+        self.check_labels(&mut problems);
+        let targets = self.check_targets(&mut problems);
+        self.check_replications(&targets, &mut problems);
+        self.check_cloudwatch(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -324,7 +143,217 @@ impl RawConfig {
             labels: self.labels.clone(),
             targets,
             replications,
-            cloudwatch: cw.clone(),
+            cloudwatch: self.cloudwatch.clone(),
         })
+    }
+
+    /// `[server]`: the listen address.
+    fn check_server(&self, problems: &mut Vec<String>) -> Option<SocketAddr> {
+        let listen = self.server.listen.parse::<SocketAddr>().ok();
+        if listen.is_none() {
+            problems.push(format!(
+                "server.listen ({:?}) must be an address like \"0.0.0.0:9340\"",
+                self.server.listen
+            ));
+        }
+        listen
+    }
+
+    /// `[labels]`: valid names that s3canary does not set itself, and values.
+    fn check_labels(&self, problems: &mut Vec<String>) {
+        for (k, v) in &self.labels {
+            if !valid_label_name(k) {
+                problems.push(format!("labels.{k} is not a valid Prometheus label name"));
+            } else if RESERVED_LABELS.contains(&k.as_str()) {
+                problems.push(format!(
+                    "labels.{k} is set by s3canary itself and cannot be used as a constant label"
+                ));
+            }
+            if v.is_empty() {
+                problems.push(format!("labels.{k} must not be empty"));
+            }
+        }
+    }
+
+    /// `[defaults]` and every `[[target]]`, resolved with the defaults applied (targets with
+    /// problems are resolved too, so later sections can refer to their names).
+    fn check_targets(&self, problems: &mut Vec<String>) -> Vec<Target> {
+        let d = &self.defaults;
+        let defaults = Settings {
+            interval: d.interval,
+            timeout: d.timeout,
+            prefix: &d.prefix,
+            object_size: d.object_size,
+            probes: &d.probes,
+            orphan_ttl: d.orphan_ttl,
+        };
+        defaults.check("defaults", |_| true, problems);
+
+        if self.targets.is_empty() {
+            problems.push("no [[target]] is configured: add at least one bucket to probe".into());
+        }
+        let mut names = HashSet::new();
+        let mut targets = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let at = format!("target[{i}]");
+            if valid_name(&t.name) && !names.insert(t.name.as_str()) {
+                problems.push(format!(
+                    "{at}.name ({:?}) is used by another target",
+                    t.name
+                ));
+            }
+            targets.push(check_target(&at, t, d, problems));
+        }
+        targets
+    }
+
+    /// Every `[[replication]]`: unique names, existing and distinct targets, timings.
+    fn check_replications(&self, targets: &[Target], problems: &mut Vec<String>) {
+        let mut rnames = HashSet::new();
+        for (i, r) in self.replications.iter().enumerate() {
+            let at = format!("replication[{i}]");
+            if !valid_name(&r.name) {
+                problems.push(format!("{at}.name ({:?}) must match [a-z0-9_-]+", r.name));
+            } else if !rnames.insert(r.name.as_str()) {
+                problems.push(format!(
+                    "{at}.name ({:?}) is used by another replication",
+                    r.name
+                ));
+            }
+            for (key, value) in [("source", &r.source), ("destination", &r.destination)] {
+                if !targets
+                    .iter()
+                    .any(|t| t.name == *value && valid_name(value))
+                {
+                    problems.push(format!(
+                        "{at}.{key} ({value:?}) is not the name of a target"
+                    ));
+                }
+            }
+            if r.source == r.destination {
+                problems.push(format!("{at}.destination must differ from source"));
+            }
+            if r.interval < Duration::from_secs(1) {
+                problems.push(format!("{at}.interval must be at least 1s"));
+            }
+            if r.timeout.is_zero() {
+                problems.push(format!("{at}.timeout must be greater than 0"));
+            }
+        }
+    }
+
+    /// `[cloudwatch]`, when enabled.
+    fn check_cloudwatch(&self, problems: &mut Vec<String>) {
+        let cw = &self.cloudwatch;
+        if !cw.enabled {
+            return;
+        }
+        if !valid_region(&cw.region, cw.endpoint.is_some()) {
+            problems.push(format!(
+                "cloudwatch.region ({:?}) is not a region like \"us-east-1\"",
+                cw.region
+            ));
+        }
+        if cw.namespace.is_empty() || cw.namespace.len() > 255 {
+            problems.push("cloudwatch.namespace must be 1 to 255 characters".into());
+        } else if cw.namespace.starts_with("AWS/") {
+            problems.push(format!(
+                "cloudwatch.namespace ({:?}) must not start with \"AWS/\" (reserved by AWS)",
+                cw.namespace
+            ));
+        }
+        if cw.interval < Duration::from_secs(1) {
+            problems.push("cloudwatch.interval must be at least 1s".into());
+        }
+        if let Some(e) = &cw.endpoint
+            && let Err(why) = check_endpoint(e)
+        {
+            problems.push(format!("cloudwatch.endpoint ({e:?}) {why}"));
+        }
+    }
+}
+
+/// One `[[target]]` at key path `at`, with `d`'s defaults for what it does not set.
+fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String>) -> Target {
+    if !valid_name(&t.name) {
+        problems.push(format!(
+            "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
+            t.name
+        ));
+    }
+    if !valid_bucket(&t.bucket) {
+        problems.push(format!(
+            "{at}.bucket ({:?}) is not a valid bucket name",
+            t.bucket
+        ));
+    }
+    if !valid_region(&t.region, t.endpoint.is_some()) {
+        problems.push(format!(
+            "{at}.region ({:?}) is not a region like \"us-east-1\"",
+            t.region
+        ));
+    }
+    if let Some(e) = &t.endpoint
+        && let Err(why) = check_endpoint(e)
+    {
+        problems.push(format!("{at}.endpoint ({e:?}) {why}"));
+    }
+    if let Some(arn) = &t.role_arn
+        && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
+    {
+        problems.push(format!(
+            "{at}.role_arn ({arn:?}) is not an IAM role ARN like \"arn:aws:iam::123456789012:role/name\""
+        ));
+    }
+    let sse = match (t.sse.as_deref(), &t.kms_key_id) {
+        (None, None) => None,
+        (Some("AES256"), None) => Some(Sse::Aes256),
+        (Some("aws:kms"), k) => Some(Sse::Kms { key_id: k.clone() }),
+        (Some("AES256"), Some(_)) | (None, Some(_)) => {
+            problems.push(format!("{at}.kms_key_id needs sse = \"aws:kms\""));
+            None
+        }
+        (Some(other), _) => {
+            problems.push(format!(
+                "{at}.sse ({other:?}) must be \"AES256\" or \"aws:kms\""
+            ));
+            None
+        }
+    };
+    let s = Settings {
+        interval: t.interval.unwrap_or(d.interval),
+        timeout: t.timeout.unwrap_or(d.timeout),
+        prefix: t.prefix.as_deref().unwrap_or(&d.prefix),
+        object_size: t.object_size.unwrap_or(d.object_size),
+        probes: t.probes.as_deref().unwrap_or(&d.probes),
+        orphan_ttl: t.orphan_ttl.unwrap_or(d.orphan_ttl),
+    };
+    s.check(
+        at,
+        |key| match key {
+            "interval" => t.interval.is_some(),
+            "timeout" => t.timeout.is_some(),
+            "prefix" => t.prefix.is_some(),
+            "object_size" => t.object_size.is_some(),
+            "probes" => t.probes.is_some(),
+            "orphan_ttl" => t.orphan_ttl.is_some(),
+            _ => false,
+        },
+        problems,
+    );
+    Target {
+        name: t.name.clone(),
+        bucket: t.bucket.clone(),
+        region: t.region.clone(),
+        endpoint: t.endpoint.clone(),
+        path_style: t.path_style,
+        role_arn: t.role_arn.clone(),
+        sse,
+        interval: s.interval,
+        timeout: s.timeout,
+        prefix: s.prefix.to_string(),
+        object_size: s.object_size,
+        probes: s.probes(),
+        orphan_ttl: s.orphan_ttl,
     }
 }
