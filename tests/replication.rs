@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{sample, wait_until};
-use s3canary::config::Replication;
 use s3canary::embedded::{EmbeddedS3, Lag, Rule};
 use s3canary::replication::{CanaryOutcome, Monitor};
 use s3canary::report::ReplicationFailure;
@@ -22,22 +21,12 @@ async fn monitor(
     s3: &EmbeddedS3,
     metrics: &Arc<Metrics>,
     name: &str,
-    (src, dst): (&str, &str),
+    pair: (&str, &str),
     interval: Duration,
     timeout: Duration,
 ) -> Arc<Monitor> {
-    let st = common::target(src, src, &s3.endpoint, "");
-    let dt = common::target(dst, dst, &s3.endpoint, "");
-    let sb = common::factory().bucket(&st, metrics.clone()).await;
-    let db = common::factory().bucket(&dt, metrics.clone()).await;
-    let cfg = Replication {
-        name: name.into(),
-        source: st,
-        destination: dt,
-        interval,
-        timeout,
-    };
-    Monitor::new(cfg, sb, db, metrics.clone())
+    s3.replication_monitor(name, pair, (interval, timeout), metrics.clone())
+        .await
 }
 
 /// An embedded server that replicates bucket "src" to "dst" by a rule of `lag` (changed by
@@ -64,21 +53,11 @@ fn metric(m: &Metrics, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measured_lag_matches_the_simulated_lag_within_the_stated_resolution() {
     let lags = [0.35, 1.5, 4.0];
-    let buckets: Vec<String> = (0..lags.len())
-        .flat_map(|i| [format!("src{i}"), format!("dst{i}")])
-        .collect();
-    let names: Vec<&str> = buckets.iter().map(String::as_str).collect();
-    let s3 = EmbeddedS3::start(&names).await.unwrap();
+    let s3 = EmbeddedS3::with_lagged_pairs(&lags).await.unwrap();
     let metrics = Arc::new(Metrics::new(&Default::default()));
     let mut runs = Vec::new();
-    for (i, lag) in lags.iter().enumerate() {
+    for i in 0..lags.len() {
         let (src, dst) = (format!("src{i}"), format!("dst{i}"));
-        s3.replication.set_rule(Rule::new(
-            &src,
-            &dst,
-            "s3canary/replication/",
-            Lag::Fixed(Duration::from_secs_f64(*lag)),
-        ));
         let m = monitor(
             &s3,
             &metrics,
@@ -131,8 +110,8 @@ async fn measured_lag_matches_the_simulated_lag_within_the_stated_resolution() {
         ),
         1.0
     );
-    for b in &names {
-        assert!(s3.keys(b).is_empty(), "{b} not cleaned: {:?}", s3.keys(b));
+    for b in (0..lags.len()).flat_map(|i| [format!("src{i}"), format!("dst{i}")]) {
+        assert!(s3.keys(&b).is_empty(), "{b} not cleaned: {:?}", s3.keys(&b));
     }
 }
 

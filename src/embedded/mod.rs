@@ -252,6 +252,48 @@ impl EmbeddedS3 {
             .remove(0)
     }
 
+    /// A server with buckets `src{i}` and `dst{i}` for each of `lags`, each pair replicating
+    /// keys under `s3canary/replication/` after that fixed lag (in seconds).
+    pub async fn with_lagged_pairs(lags: &[f64]) -> std::io::Result<EmbeddedS3> {
+        let names: Vec<String> = (0..lags.len())
+            .flat_map(|i| [format!("src{i}"), format!("dst{i}")])
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let s3 = Self::start(&refs).await?;
+        for (i, lag) in lags.iter().enumerate() {
+            s3.replication.set_rule(Rule::new(
+                &format!("src{i}"),
+                &format!("dst{i}"),
+                "s3canary/replication/",
+                Lag::Fixed(std::time::Duration::from_secs_f64(*lag)),
+            ));
+        }
+        Ok(s3)
+    }
+
+    /// A monitor of the replication pair `name` from bucket `src` to `dst` of this server (one
+    /// target each, named after its bucket), reporting to `sink`.
+    pub async fn replication_monitor(
+        &self,
+        name: &str,
+        (src, dst): (&str, &str),
+        (interval, timeout): (std::time::Duration, std::time::Duration),
+        sink: Arc<dyn crate::sinks::Sink>,
+    ) -> Arc<crate::replication::Monitor> {
+        let (st, dt) = (self.target(src, src, ""), self.target(dst, dst, ""));
+        let factory = Self::client_factory();
+        let sb = factory.bucket(&st, sink.clone()).await;
+        let db = factory.bucket(&dt, sink.clone()).await;
+        let cfg = crate::config::Replication {
+            name: name.into(),
+            source: st,
+            destination: dt,
+            interval,
+            timeout,
+        };
+        crate::replication::Monitor::new(cfg, sb, db, sink)
+    }
+
     /// The folder holding the objects.
     pub fn root(&self) -> &Path {
         &self.root

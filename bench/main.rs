@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use s3canary::config;
-use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag, Op, Rule};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
 use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
@@ -201,39 +201,19 @@ async fn scrape(targets: usize) -> serde_json::Value {
 
 /// Measured vs simulated lag, one canary per lag, all at once.
 async fn replication(lags: Vec<f64>) -> serde_json::Value {
-    let names: Vec<String> = (0..lags.len())
-        .flat_map(|i| [format!("src{i}"), format!("dst{i}")])
-        .collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let s3 = EmbeddedS3::start(&refs).await.unwrap();
+    let s3 = EmbeddedS3::with_lagged_pairs(&lags).await.unwrap();
     let metrics = Arc::new(Metrics::new(&Default::default()));
     let mut runs = Vec::new();
     for (i, lag) in lags.iter().enumerate() {
-        let (src, dst) = (format!("src{i}"), format!("dst{i}"));
-        s3.replication.set_rule(Rule::new(
-            &src,
-            &dst,
-            "s3canary/replication/",
-            Lag::Fixed(Duration::from_secs_f64(*lag)),
-        ));
-        let st = s3.target(&src, &src, "");
-        let dt = s3.target(&dst, &dst, "");
-        let (sb, db) = (
-            EmbeddedS3::client_factory()
-                .bucket(&st, metrics.clone())
-                .await,
-            EmbeddedS3::client_factory()
-                .bucket(&dt, metrics.clone())
-                .await,
-        );
-        let cfg = config::Replication {
-            name: format!("r{i}"),
-            source: st,
-            destination: dt,
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(900),
-        };
-        let m = s3canary::replication::Monitor::new(cfg, sb, db, metrics.clone());
+        let pair = (format!("src{i}"), format!("dst{i}"));
+        let m = s3
+            .replication_monitor(
+                &format!("r{i}"),
+                (&pair.0, &pair.1),
+                (Duration::from_secs(3600), Duration::from_secs(900)),
+                metrics.clone(),
+            )
+            .await;
         let lag = *lag;
         runs.push(tokio::spawn(async move {
             (lag, m.run_canary(&CancellationToken::new()).await)

@@ -97,7 +97,7 @@ def footprint(targets, seconds, interval, warmup, baseline=True):
                 d.wait(timeout=30)
                 out[who] = {"cycles": cycles, "cpu_seconds": cpu - cpu0, "peak_rss_kib": hwm}
             else:
-                r = subprocess.run([str(py), str(root / "tests/bench/boto3_baseline.py"), endpoint,
+                r = subprocess.run([str(py), str(root / "bench/boto3_baseline.py"), endpoint,
                                     str(targets), str(seconds), str(interval), str(warmup)],
                                    capture_output=True, text=True, timeout=warmup + seconds + 300, env=env)
                 b = json.loads(r.stdout.strip().splitlines()[-1])
