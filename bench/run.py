@@ -18,7 +18,7 @@ import urllib.request
 quick = "--quick" in sys.argv
 args = [a for a in sys.argv[1:] if a != "--quick"]
 md_out, json_out = pathlib.Path(args[0]), pathlib.Path(args[1])
-root = pathlib.Path(__file__).resolve().parents[2]
+root = pathlib.Path(__file__).resolve().parents[1]
 daemon_bin = root / "target/release/s3canary"
 bench_bin = root / "target/release/examples/bench"
 py = root / ".venv/bin/python"

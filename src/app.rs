@@ -240,14 +240,12 @@ impl Daemon {
             sender_token.clone(),
             Duration::from_secs(5),
         ));
-        let daemon = Arc::downgrade(self);
+        let daemon = self.clone();
         let every = cfg.cloudwatch.interval;
         self.loops.start_flush(
             every,
             move || {
-                if let Some(d) = daemon.upgrade() {
-                    d.refresh_gauges();
-                }
+                daemon.refresh_gauges();
                 mirror.flush(SystemTime::now());
             },
             sender_token,

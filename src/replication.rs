@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::canary;
 use crate::config::Replication;
-use crate::report::{Failure, PairLabels, ReplicationEvent, ReplicationFailure, unix_seconds};
+use crate::report::{
+    Failure, PairLabels, ReplicationEvent, ReplicationFailure, or_dash, unix_seconds,
+};
 use crate::s3::{Bucket, Condition};
 use crate::sinks::Sink;
 
@@ -160,8 +162,8 @@ impl Monitor {
         }
     }
 
-    /// Reports the canaries in flight and the age of the oldest (before every scrape and
-    /// flush).
+    /// Reports the canaries in flight and the age of the oldest (before every scrape, flush
+    /// and status request).
     pub fn report_pending(&self) {
         let pending = self.pending.lock().unwrap();
         let oldest = pending
@@ -201,7 +203,7 @@ impl Monitor {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(replication = %self.cfg.name, reason = e.reason.as_str(),
-                    code = ?e.code, request_id = ?e.request_id,
+                    code = or_dash(&e.code), request_id = or_dash(&e.request_id),
                     "replication canary write failed: {}", e.message);
                 self.fail(ReplicationFailure::PutFailed);
                 self.delete_both(&key).await;
@@ -339,23 +341,19 @@ impl Monitor {
         Ok((resumed, deleted))
     }
 
-    /// One tick of the pair's schedule: on a sweep tick, first finds canaries of an earlier
-    /// run (see [`Monitor::recover`]); then writes a canary and follows it in its own task.
-    pub async fn tick(
-        self: &Arc<Self>,
-        sweep: bool,
-        tracker: &TaskTracker,
-        token: &CancellationToken,
-    ) {
-        if sweep {
-            match self.recover(tracker, token).await {
-                Ok((r, d)) if r + d > 0 => tracing::info!(replication = %self.cfg.name,
-                    resumed = r, deleted = d, "replication canaries of an earlier run found"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(replication = %self.cfg.name,
-                    reason = e.reason.as_str(), "replication sweep failed: {}", e.message),
-            }
+    /// Finds canaries of an earlier run (see [`Monitor::recover`]) and says what it did.
+    pub async fn sweep(self: &Arc<Self>, tracker: &TaskTracker, token: &CancellationToken) {
+        match self.recover(tracker, token).await {
+            Ok((r, d)) if r + d > 0 => tracing::info!(replication = %self.cfg.name,
+                resumed = r, deleted = d, "replication canaries of an earlier run found"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(replication = %self.cfg.name,
+                reason = e.reason.as_str(), "replication sweep failed: {}", e.message),
         }
+    }
+
+    /// Writes a canary and follows it in a task of its own.
+    pub fn start_canary(self: &Arc<Self>, tracker: &TaskTracker, token: &CancellationToken) {
         let (me, t) = (self.clone(), token.clone());
         tracker.spawn(async move {
             me.run_canary(&t).await;

@@ -22,6 +22,7 @@ use crate::canary;
 use crate::config::{Replication, Target};
 use crate::probe;
 use crate::replication::Monitor;
+use crate::report::or_dash;
 use crate::s3::Bucket;
 use crate::sinks::Sink;
 
@@ -188,27 +189,38 @@ impl Loops {
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(target = %t.name, reason = e.reason.as_str(),
-                        code = ?e.code, "orphan sweep failed: {}", e.message),
+                        code = or_dash(&e.code), "orphan sweep failed: {}", e.message),
                     Err(_) => tracing::warn!(target = %t.name, "orphan sweep timed out"),
                 }
             }
         }));
     }
 
-    /// Writes a canary of `m`'s pair every interval (from the pair's spread slot) until
-    /// `token` is cancelled, first looking for canaries of an earlier run and again every
+    /// Looks for canaries of an earlier run at once, then writes a canary of `m`'s pair every
+    /// interval (from the pair's spread slot) until `token` is cancelled, looking again every
     /// [`replication_sweep_interval`].
     pub fn start_replication(&self, m: Arc<Monitor>, token: CancellationToken) {
         let schedule = Schedule::spread(&m.cfg.name, m.cfg.interval, m.cfg.timeout);
-        let sweep_every = (replication_sweep_interval(&m.cfg).as_secs_f64()
-            / m.cfg.interval.as_secs_f64())
-        .ceil()
-        .max(1.0) as u64;
-        let (tracker, job_token) = (self.tracker.clone(), token.clone());
-        self.tracker.spawn(every(schedule, token, move |n| {
-            let (m, tracker, token) = (m.clone(), tracker.clone(), job_token.clone());
-            async move { m.tick(n % sweep_every == 0, &tracker, &token).await }
-        }));
+        let sweep_every = replication_sweep_interval(&m.cfg);
+        let tracker = self.tracker.clone();
+        self.tracker.spawn(async move {
+            m.sweep(&tracker, &token).await;
+            let mut next_sweep = Instant::now() + sweep_every;
+            every(schedule, token.clone(), move |_| {
+                let sweep = Instant::now() >= next_sweep;
+                if sweep {
+                    next_sweep = Instant::now() + sweep_every;
+                }
+                let (m, tracker, token) = (m.clone(), tracker.clone(), token.clone());
+                async move {
+                    if sweep {
+                        m.sweep(&tracker, &token).await;
+                    }
+                    m.start_canary(&tracker, &token);
+                }
+            })
+            .await;
+        });
     }
 
     /// Calls `flush` every `interval` (first after one interval) and once more on shutdown,

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::names::{
-    RESERVED_LABELS, check_endpoint, valid_bucket, valid_label_name, valid_name, valid_region,
+    RESERVED_LABELS, RESERVED_TARGET_NAMES, bucket_problem, check_endpoint, prefix_problem,
+    redact_url, valid_label_name, valid_name, valid_region,
 };
 use super::raw::{Defaults, RawConfig, RawTarget};
 use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
@@ -62,6 +63,8 @@ impl Settings<'_> {
                     "{at}.prefix ({:?}) must not start with \"/\"",
                     self.prefix
                 ));
+            } else if let Some(why) = prefix_problem(self.prefix) {
+                problems.push(format!("{at}.prefix ({:?}) {why}", self.prefix));
             }
         }
         if own("object_size") && !(MIN_OBJECT_SIZE..=MAX_OBJECT_SIZE).contains(&self.object_size) {
@@ -268,7 +271,7 @@ impl RawConfig {
         if let Some(e) = &cw.endpoint
             && let Err(why) = check_endpoint(e)
         {
-            problems.push(format!("cloudwatch.endpoint ({e:?}) {why}"));
+            problems.push(format!("cloudwatch.endpoint ({:?}) {why}", redact_url(e)));
         }
     }
 }
@@ -280,12 +283,22 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
             "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
             t.name
         ));
-    }
-    if !valid_bucket(&t.bucket) {
+    } else if RESERVED_TARGET_NAMES.contains(&t.name.as_str()) {
         problems.push(format!(
+            "{at}.name ({:?}) is reserved: <prefix>{}/ holds s3canary's own {} objects",
+            t.name, t.name, t.name
+        ));
+    }
+    match bucket_problem(&t.bucket) {
+        None => {}
+        Some("") => problems.push(format!(
             "{at}.bucket ({:?}) is not a valid bucket name",
             t.bucket
-        ));
+        )),
+        Some(why) => problems.push(format!(
+            "{at}.bucket ({:?}) is not a valid bucket name: {why}",
+            t.bucket
+        )),
     }
     if !valid_region(&t.region, t.endpoint.is_some()) {
         problems.push(format!(
@@ -296,7 +309,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
     if let Some(e) = &t.endpoint
         && let Err(why) = check_endpoint(e)
     {
-        problems.push(format!("{at}.endpoint ({e:?}) {why}"));
+        problems.push(format!("{at}.endpoint ({:?}) {why}", redact_url(e)));
     }
     if let Some(arn) = &t.role_arn
         && !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))

@@ -9,6 +9,7 @@
 
 mod check;
 mod names;
+pub use names::redact_url;
 pub mod raw;
 
 use std::collections::BTreeMap;

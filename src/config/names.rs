@@ -29,16 +29,53 @@ pub(super) fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// S3 bucket naming rules (general purpose buckets), loosely: 3-63 chars of [a-z0-9.-],
-/// starting and ending with a letter or digit.
-pub(super) fn valid_bucket(s: &str) -> bool {
+/// Target names that would put a target's canaries under a key space the daemon uses for
+/// something else (`<prefix>replication/`, `<prefix>durability/`).
+pub(super) const RESERVED_TARGET_NAMES: &[&str] = &["replication", "durability"];
+
+/// Why S3 would refuse `s` as a general purpose bucket name, or `None` when it would not:
+/// `Some("")` for the basic shape (3-63 characters of `[a-z0-9.-]`, a letter or digit at both
+/// ends, no `..`), otherwise the rule it breaks.
+pub(super) fn bucket_problem(s: &str) -> Option<&'static str> {
     let b = s.as_bytes();
-    (3..=63).contains(&b.len())
+    let shape = (3..=63).contains(&b.len())
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && !s.contains("..")
+        && !s.contains("..");
+    if !shape {
+        return Some("");
+    }
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some("S3 refuses names formatted as an IP address");
+    }
+    const PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+    const SUFFIXES: &[&str] = &["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    if PREFIXES.iter().any(|p| s.starts_with(p)) {
+        return Some("S3 reserves the prefixes xn--, sthree- and amzn-s3-demo-");
+    }
+    if SUFFIXES.iter().any(|x| s.ends_with(x)) {
+        return Some("S3 reserves the suffixes -s3alias, --ol-s3, .mrap, --x-s3 and --table-s3");
+    }
+    None
+}
+
+/// Why `p` is not a plain key prefix, or `None`: every segment between slashes must be
+/// non-empty and neither `.` nor `..` (S3 keys are not paths, but SDKs, consoles and lifecycle
+/// rules treat such keys inconsistently), and no control character may appear.
+pub(super) fn prefix_problem(p: &str) -> Option<&'static str> {
+    let body = p.strip_suffix('/').unwrap_or(p);
+    if body
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Some("must be plain key segments: no empty, \".\" or \"..\" segment");
+    }
+    if p.chars().any(char::is_control) {
+        return Some("must not contain control characters");
+    }
+    None
 }
 
 /// AWS region shape (`us-east-1`, `eu-central-2`, `us-gov-west-1`); S3-compatible stores with
@@ -55,7 +92,38 @@ pub(super) fn valid_region(s: &str, has_endpoint: bool) -> bool {
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
+/// `url` with any `user:password@` replaced by `***@`, for messages: a URL's userinfo is never
+/// repeated anywhere.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***{}", &authority[at..]),
+        None => authority.to_string(),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{authority}{path}"),
+        None => format!("{authority}{path}"),
+    }
+}
+
 pub(super) fn check_endpoint(s: &str) -> Result<(), String> {
+    if s.split_once("://")
+        .map_or(s, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(
+            "must not carry credentials (user:password@): s3canary takes them from the AWS \
+             credential chain"
+                .to_string(),
+        );
+    }
     let uri: http::Uri = s.parse().map_err(|e| format!("is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
@@ -77,6 +145,48 @@ pub(super) fn valid_label_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_s3_would_refuse() {
+        for ok in ["my-bucket", "a.b.c", "abc", "logs-2026"] {
+            assert_eq!(bucket_problem(ok), None, "{ok}");
+        }
+        for bad in ["My_Bucket", "ab", "-abc", "abc-", "a..b"] {
+            assert_eq!(bucket_problem(bad), Some(""), "{bad}");
+        }
+        for bad in [
+            "192.168.1.1",
+            "xn--abc",
+            "sthree-x",
+            "x-s3alias",
+            "abc--ol-s3",
+            "a.mrap",
+        ] {
+            assert!(bucket_problem(bad).is_some_and(|p| !p.is_empty()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_plain_key_prefixes() {
+        for ok in ["s3canary/", "a/b/", "canaries-2/"] {
+            assert_eq!(prefix_problem(ok), None, "{ok}");
+        }
+        for bad in ["./", "../", "a//", "a/./", "a/../b/", "a\nb/"] {
+            assert!(prefix_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_never_show_their_userinfo() {
+        let url = "http://AKIAEXAMPLE:secret@127.0.0.1:9000/path";
+        assert_eq!(redact_url(url), "http://***@127.0.0.1:9000/path");
+        assert!(check_endpoint(url).unwrap_err().contains("credentials"));
+        assert!(!check_endpoint(url).unwrap_err().contains("secret"));
+        assert_eq!(
+            redact_url("https://s3.amazonaws.com"),
+            "https://s3.amazonaws.com"
+        );
+    }
 
     #[test]
     fn regions() {

@@ -3,7 +3,6 @@
 
 use tokio::time::Instant;
 
-use super::list::{listed, relist_until};
 use super::{Cycle, Want};
 use crate::report::{Check, Failure, Reason};
 
@@ -29,7 +28,8 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
         first_failure = Some(failure);
     }
 
-    let (present, ids) = listed(c).await?;
+    c.count();
+    let (present, ids) = c.list_shows_key().await?;
     if present {
         let failure = Failure::wrong_answer(
             Reason::StaleRead,
@@ -41,7 +41,7 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
             c.pending_failure = Some(failure.clone());
         }
         let i = c.violation(Check::ListAfterDelete, since);
-        relist_until(c, false, i, since).await;
+        c.reread_until(i, since, Want::Listed(false)).await;
         first_failure.get_or_insert(failure);
     }
     match first_failure {

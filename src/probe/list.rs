@@ -1,12 +1,7 @@
 //! list: ListObjectsV2 on the canary's own key as prefix shows the key (list_after_write).
-//!
-//! Listing with the full key as prefix costs one request and returns at most one entry,
-//! however many other objects the bucket holds.
-
-use tokio::time::Instant;
 
 use super::{Cycle, Want};
-use crate::report::{Check, Failure, Reason, RequestIds};
+use crate::report::{Check, Failure, Reason};
 
 /// Lists the canary; when it is missing, measures how long until it shows.
 pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
@@ -14,7 +9,8 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
         Some(v) => v.acked_at,
         None => return Ok(()),
     };
-    let (present, ids) = listed(c).await?;
+    c.count();
+    let (present, ids) = c.list_shows_key().await?;
     if present {
         return Ok(());
     }
@@ -26,19 +22,6 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     );
     c.pending_failure = Some(failure.clone());
     let i = c.violation(Check::ListAfterWrite, since);
-    relist_until(c, true, i, since).await;
+    c.reread_until(i, since, Want::Listed(true)).await;
     Err(failure)
-}
-
-/// Lists `c.key` as a prefix and says whether the key is there.
-pub(super) async fn listed(c: &mut Cycle<'_>) -> Result<(bool, RequestIds), Failure> {
-    c.count();
-    let (keys, _, ids) = c.bucket.list(&c.key, None).await?;
-    Ok((keys.contains(&c.key), ids))
-}
-
-/// Re-lists until the key's presence is `want` or the deadline, for violation `i` measured
-/// from `since`; a failed listing counts as a stale one.
-pub(super) async fn relist_until(c: &mut Cycle<'_>, want: bool, i: usize, since: Instant) {
-    c.reread_until(i, since, Want::Listed(want)).await;
 }

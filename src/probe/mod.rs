@@ -19,12 +19,24 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::canary;
+use crate::canary::md5_hex;
 use crate::config::Target;
-use crate::report::{Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Violation};
-use crate::s3::{Bucket, Condition, Written};
+use crate::report::{
+    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, RequestIds, Violation, or_dash,
+};
+use crate::s3::{Bucket, Condition, Read, Written};
 
 /// Time allowed to delete the canary after the steps, even past the deadline or on shutdown.
 pub const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
+
+/// How a read compares with what was written.
+pub(crate) enum Seen {
+    Current,
+    /// 404, or an older version's bytes.
+    Stale,
+    /// Bytes of no version this cycle wrote, or the right bytes with a wrong ETag.
+    Corrupt(String),
+}
 
 /// A version of the canary that S3 acknowledged.
 #[derive(Debug, Clone)]
@@ -98,6 +110,32 @@ impl<'a> Cycle<'a> {
         });
     }
 
+    /// How `read` (None: 404) compares with the versions this cycle wrote.
+    pub fn judge(&self, read: Option<&Read>) -> Seen {
+        let Some(cur) = self.current() else {
+            return Seen::Corrupt("no acknowledged version to compare with".into());
+        };
+        let Some(r) = read else { return Seen::Stale };
+        if r.body == cur.body {
+            match (&r.etag, &cur.etag) {
+                (Some(a), Some(b)) if a != b => {
+                    Seen::Corrupt(format!("ETag {a} differs from the PUT's ETag {b}"))
+                }
+                _ => Seen::Current,
+            }
+        } else if self.versions.iter().rev().skip(1).any(|v| v.body == r.body) {
+            Seen::Stale
+        } else {
+            Seen::Corrupt(format!(
+                "{} bytes with MD5 {} match no version written (expected {} bytes, MD5 {})",
+                r.body.len(),
+                md5_hex(&r.body),
+                cur.body.len(),
+                md5_hex(&cur.body)
+            ))
+        }
+    }
+
     /// Records a newly seen violation of `check` whose staleness counts from `since`; returns
     /// its index.
     pub fn violation(&mut self, check: Check, since: Instant) -> usize {
@@ -137,6 +175,16 @@ impl<'a> Cycle<'a> {
     }
 }
 
+impl Cycle<'_> {
+    /// ListObjectsV2 with the canary's key as prefix: whether the key is listed. Listing the
+    /// full key costs one request and returns at most one entry, however many other objects the
+    /// bucket holds.
+    pub async fn list_shows_key(&self) -> Result<(bool, RequestIds), Failure> {
+        let (keys, _, ids) = self.bucket.list(&self.key, None).await?;
+        Ok((keys.contains(&self.key), ids))
+    }
+}
+
 /// What a consistent answer to a re-read is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Want {
@@ -155,12 +203,12 @@ impl Cycle<'_> {
         match want {
             Want::Current => {
                 let again = self.bucket.get(&self.key).await.ok()?;
-                Some(get::is_current(self, again.as_ref()))
+                Some(matches!(self.judge(again.as_ref()), Seen::Current))
             }
             Want::Absent => Some(matches!(self.bucket.head(&self.key).await, Ok(None))),
             Want::Listed(present) => {
-                let listing = self.bucket.list(&self.key, None).await;
-                Some(listing.is_ok_and(|(keys, _, _)| keys.contains(&self.key) == present))
+                let listing = self.list_shows_key().await;
+                Some(listing.is_ok_and(|(shown, _)| shown == present))
             }
         }
     }
@@ -235,7 +283,7 @@ pub async fn run_cycle(
             Ok(Ok(_)) => cleaned_up = true,
             Ok(Err(e)) => tracing::warn!(
                 target = %target.name, key = %key, reason = e.reason.as_str(),
-                code = ?e.code, "canary cleanup failed; the orphan sweep will retry"
+                code = or_dash(&e.code), "canary cleanup failed; the orphan sweep will retry"
             ),
             Err(_) => tracing::warn!(
                 target = %target.name, key = %key,

@@ -14,6 +14,7 @@ use aws_sdk_s3::config::{
 };
 
 use super::Bucket;
+use super::limit::BodyLimit;
 use super::recorder::{AttemptRecorder, Recording};
 use crate::config::Target;
 use crate::sinks::Sink;
@@ -86,6 +87,7 @@ impl ClientFactory {
             client,
             name: t.bucket.clone(),
             sse: t.sse.clone(),
+            max_body: t.object_size as usize + super::limit::GET_MARGIN,
             recording: Arc::new(Recording {
                 sink,
                 labels: t.labels(),
@@ -154,7 +156,8 @@ impl ClientFactory {
             // only make S3-compatible stores disagree with each other.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .interceptor(AttemptRecorder);
+            .interceptor(AttemptRecorder)
+            .interceptor(BodyLimit);
         aws_sdk_s3::Client::from_conf(b.build())
     }
 }

@@ -4,7 +4,7 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use crate::report::{Failure, Reason};
+use crate::report::{Failure, Reason, RequestIds};
 
 /// Maps an S3 error code and HTTP status to a probe failure reason.
 pub fn reason_for(code: Option<&str>, status: u16) -> Reason {
@@ -69,15 +69,18 @@ where
         }
         _ => (Reason::Other, None, None, detail()),
     };
-    Failure {
-        reason,
-        operation: Some(operation),
-        status,
-        code,
-        message,
+    let ids = RequestIds {
         request_id,
         extended_request_id,
-    }
+    };
+    Failure::new(
+        reason,
+        Some(operation),
+        status,
+        code.as_deref(),
+        &message,
+        &ids,
+    )
 }
 
 /// Whether `e` is S3's 404.

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod error;
+pub mod limit;
 mod recorder;
 
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Bucket {
     pub client: aws_sdk_s3::Client,
     pub name: String,
     pub sse: Option<Sse>,
+    /// Most bytes of a GetObject body read: the canary's size and a margin.
+    pub max_body: usize,
     pub(crate) recording: Arc<Recording>,
 }
 
@@ -117,27 +120,42 @@ impl Bucket {
         }
     }
 
+    /// Reads a GetObject body of at most the canary's size and [`limit::GET_MARGIN`]; a
+    /// longer one is a wrong answer, and reading stops there whatever `Content-Length` said.
+    async fn read_body(&self, body: &mut ByteStream, ids: &RequestIds) -> Result<Bytes, Failure> {
+        let max = self.max_body;
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                let why = format!("reading the body failed: {e}");
+                Failure::new(Reason::Connection, Some("GetObject"), None, None, &why, ids)
+            })?;
+            if out.len() + chunk.len() > max {
+                let why = format!("the body is longer than {max} bytes; reading stopped there");
+                let f = Failure::new(
+                    Reason::ContentMismatch,
+                    Some("GetObject"),
+                    None,
+                    None,
+                    &why,
+                    ids,
+                );
+                return Err(f);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
     /// GetObject; `Ok(None)` when S3 answers 404.
     pub async fn get(&self, key: &str) -> Result<Option<Read>, Failure> {
         let req = self.client.get_object().bucket(&self.name).key(key);
         match self.recorded(req.send()).await {
-            Ok(o) => {
+            Ok(mut o) => {
                 let ids = ids_of(&o);
                 let etag = o.e_tag().map(str::to_string);
-                let body = o.body.collect().await.map_err(|e| Failure {
-                    reason: Reason::Connection,
-                    operation: Some("GetObject"),
-                    status: None,
-                    code: None,
-                    message: format!("reading the body failed: {e}"),
-                    request_id: ids.request_id.clone(),
-                    extended_request_id: ids.extended_request_id.clone(),
-                })?;
-                Ok(Some(Read {
-                    body: body.into_bytes(),
-                    etag,
-                    ids,
-                }))
+                let body = self.read_body(&mut o.body, &ids).await?;
+                Ok(Some(Read { body, etag, ids }))
             }
             Err(e) if error::is_not_found(&e) => Ok(None),
             Err(e) => Err(error::failure("GetObject", &e)),

@@ -3,7 +3,7 @@
 
 use super::Sink;
 use crate::config::Target;
-use crate::report::{CycleReport, Outcome};
+use crate::report::{CycleReport, Outcome, or_dash};
 
 /// Writes a warning for every failed step of a cycle.
 #[derive(Debug, Default)]
@@ -14,7 +14,7 @@ impl Sink for Log {
         for r in &report.results {
             if let Some(Outcome::Failure(f)) = &r.outcome {
                 tracing::warn!(target = %report.target, probe = r.probe.as_str(),
-                    reason = f.reason.as_str(), code = ?f.code, request_id = ?f.request_id,
+                    reason = f.reason.as_str(), code = or_dash(&f.code), request_id = or_dash(&f.request_id),
                     key = %report.key, "probe failed: {}", f.message);
             }
         }

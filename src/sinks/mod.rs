@@ -1,8 +1,8 @@
 //! Where figures go. Producers (cycles, the S3 attempt recorder, replication canaries, sweeps)
 //! call a [`Sink`]; they never know which outputs are behind it. The outputs are
 //! [`metrics::Metrics`] (the `/metrics` catalogue, rendered by [`exposition`]),
-//! [`cloudwatch::Mirror`] and [`history::History`] (the status page), and [`Sinks`] hands every
-//! report to all of them.
+//! [`cloudwatch::Mirror`], [`history::History`] (the status page) and [`log::Log`] (a warning
+//! per failed step), and [`Sinks`] hands every report to all of them.
 
 pub mod cloudwatch;
 pub mod exposition;
@@ -40,8 +40,8 @@ pub trait Sink: Send + Sync {
     fn pair_removed(&self, _p: &PairLabels) {}
     /// A replication canary of the pair was written, measured, lost or failed.
     fn replication(&self, _p: &PairLabels, _e: ReplicationEvent) {}
-    /// Canaries of the pair in flight now, and the age of the oldest (before every scrape and
-    /// flush).
+    /// Canaries of the pair in flight now, and the age of the oldest (before every scrape,
+    /// flush and status request).
     fn replication_pending(&self, _p: &PairLabels, _count: usize, _oldest: Duration) {}
 }
 

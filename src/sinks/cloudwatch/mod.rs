@@ -62,8 +62,9 @@ struct Agg {
     lags: BTreeMap<(String, String), BTreeMap<u64, u32>>,
 }
 
-/// (source bucket, destination bucket) -> canaries in flight, as last reported.
-type Pending = BTreeMap<(String, String), usize>;
+/// Replication pair -> (source bucket, destination bucket, canaries in flight), as last
+/// reported.
+type Pending = BTreeMap<String, (String, String, usize)>;
 
 /// The mirror's state, shared by the daemon (which feeds it) and the sender task.
 pub struct Mirror {
@@ -201,7 +202,7 @@ impl Mirror {
                 res,
             ));
         }
-        for ((src, dst), n) in &pending {
+        for (src, dst, n) in pending.values() {
             datums.push(
                 MetricDatum::builder()
                     .metric_name("S3Consistency_Replication_Pending")
@@ -251,19 +252,18 @@ impl Sink for Mirror {
     }
 
     fn replication_pending(&self, p: &PairLabels, count: usize, _oldest: Duration) {
-        let key = (
+        let buckets = (
             p.source_bucket().to_string(),
             p.destination_bucket().to_string(),
         );
-        self.pending.lock().unwrap().insert(key, count);
+        self.pending
+            .lock()
+            .unwrap()
+            .insert(p.0[0].clone(), (buckets.0, buckets.1, count));
     }
 
     fn pair_removed(&self, p: &PairLabels) {
-        let key = (
-            p.source_bucket().to_string(),
-            p.destination_bucket().to_string(),
-        );
-        self.pending.lock().unwrap().remove(&key);
+        self.pending.lock().unwrap().remove(&p.0[0]);
     }
 }
 

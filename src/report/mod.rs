@@ -3,10 +3,20 @@
 //! sinks (Prometheus, CloudWatch, the status history), which is why this file depends on nothing
 //! else in the crate.
 
+mod labels;
+mod replication;
+mod text;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+pub use labels::{
+    KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetLabels, bounded_code,
+};
+pub use replication::{ReplicationEvent, ReplicationFailure};
+pub use text::{MAX_MESSAGE, MAX_TOKEN, bounded_text, or_dash};
 
 /// One step of a probe cycle, in the order the cycle runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -149,54 +159,6 @@ impl Check {
     }
 }
 
-/// S3 operations the daemon sends, as `operation` label values ("other" for anything else).
-pub const OPERATIONS: &[&str] = &[
-    "PutObject",
-    "GetObject",
-    "HeadObject",
-    "ListObjectsV2",
-    "DeleteObject",
-    "other",
-];
-
-/// S3 error codes kept as label values; anything else is counted as "other".
-pub const KNOWN_CODES: &[&str] = &[
-    "AccessDenied",
-    "AllAccessDisabled",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "NoSuchBucket",
-    "NoSuchKey",
-    "NotFound",
-    "PreconditionFailed",
-    "ConditionalRequestConflict",
-    "SlowDown",
-    "Throttling",
-    "RequestLimitExceeded",
-    "TooManyRequests",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "KMS.DisabledException",
-    "KMS.NotFoundException",
-];
-
-/// Codes of attempts that got no S3 answer at all.
-pub const TRANSPORT_CODES: &[&str] = &["timeout", "connection"];
-
-/// Bounds a free-form code to [`KNOWN_CODES`] or "other".
-pub fn bounded_code(code: &str) -> &'static str {
-    KNOWN_CODES
-        .iter()
-        .chain(TRANSPORT_CODES)
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("other")
-}
-
 /// The request IDs of an S3 answer, which AWS support asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestIds {
@@ -220,6 +182,28 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failed request: every piece of text in it (which may come from the network) bounded
+    /// and escaped by [`bounded_text`].
+    pub fn new(
+        reason: Reason,
+        operation: Option<&'static str>,
+        status: Option<u16>,
+        code: Option<&str>,
+        message: &str,
+        ids: &RequestIds,
+    ) -> Self {
+        let token = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_TOKEN));
+        Failure {
+            reason,
+            operation,
+            status,
+            code: code.map(|c| bounded_text(c, MAX_TOKEN)),
+            message: bounded_text(message, MAX_MESSAGE),
+            request_id: token(&ids.request_id),
+            extended_request_id: token(&ids.extended_request_id),
+        }
+    }
+
     /// A wrong answer to a request that itself succeeded.
     pub fn wrong_answer(
         reason: Reason,
@@ -227,28 +211,19 @@ impl Failure {
         ids: &RequestIds,
         message: impl Into<String>,
     ) -> Self {
-        Failure {
-            reason,
-            operation: Some(operation),
-            status: None,
-            code: None,
-            message: message.into(),
-            request_id: ids.request_id.clone(),
-            extended_request_id: ids.extended_request_id.clone(),
-        }
+        Failure::new(reason, Some(operation), None, None, &message.into(), ids)
     }
 
     /// A failure without an S3 answer to show for it.
     pub fn local(reason: Reason, message: impl Into<String>) -> Self {
-        Failure {
+        Failure::new(
             reason,
-            operation: None,
-            status: None,
-            code: None,
-            message: message.into(),
-            request_id: None,
-            extended_request_id: None,
-        }
+            None,
+            None,
+            None,
+            &message.into(),
+            &RequestIds::default(),
+        )
     }
 
     /// The cycle ran out of its `budget`.
@@ -317,92 +292,6 @@ impl CycleReport {
             .iter()
             .all(|r| !matches!(r.outcome, Some(Outcome::Failure(_))))
     }
-}
-
-/// The label values that identify one target on every probe series.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetLabels {
-    pub target: String,
-    pub bucket: String,
-    pub region: String,
-}
-
-impl TargetLabels {
-    /// The label values followed by `extra`.
-    pub fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec![
-            self.target.as_str(),
-            self.bucket.as_str(),
-            self.region.as_str(),
-        ];
-        v.extend_from_slice(extra);
-        v
-    }
-}
-
-/// The label values of one replication pair: name, source bucket and region, destination
-/// bucket and region.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PairLabels(pub [String; 5]);
-
-impl PairLabels {
-    /// The label values followed by `extra`.
-    pub fn with<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v: Vec<&str> = self.0.iter().map(String::as_str).collect();
-        v.extend_from_slice(extra);
-        v
-    }
-
-    /// The source bucket.
-    pub fn source_bucket(&self) -> &str {
-        &self.0[1]
-    }
-
-    /// The destination bucket.
-    pub fn destination_bucket(&self) -> &str {
-        &self.0[3]
-    }
-}
-
-/// Bounded reasons of a failed replication canary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicationFailure {
-    /// The source canary could not be written.
-    PutFailed,
-    /// S3 reported `x-amz-replication-status: FAILED`.
-    StatusFailed,
-    /// Too many canaries in flight: this one was not written.
-    InFlightCap,
-}
-
-impl ReplicationFailure {
-    /// Every reason.
-    pub const ALL: [ReplicationFailure; 3] = [
-        ReplicationFailure::PutFailed,
-        ReplicationFailure::StatusFailed,
-        ReplicationFailure::InFlightCap,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplicationFailure::PutFailed => "put_failed",
-            ReplicationFailure::StatusFailed => "status_failed",
-            ReplicationFailure::InFlightCap => "in_flight_cap",
-        }
-    }
-}
-
-/// What happened to a replication canary.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ReplicationEvent {
-    /// A canary was written to the source.
-    Written,
-    /// Its copy was found on the destination after this lag.
-    Replicated(Duration),
-    /// Its copy was not found within the timeout.
-    TimedOut,
-    Failed(ReplicationFailure),
 }
 
 /// Seconds since the Unix epoch, as Prometheus timestamps are.
