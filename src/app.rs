@@ -28,6 +28,9 @@ use crate::sinks::{Sink, Sinks};
 /// How long shutdown waits for in-flight cycles to finish or clean up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
+/// How long a reload may take to read the config file.
+pub const RELOAD_READ_LIMIT: Duration = Duration::from_secs(5);
+
 /// A target's loops, as started.
 struct Running {
     target: Target,
@@ -59,6 +62,8 @@ pub struct Daemon {
     ready: AtomicBool,
     /// The last reload error, if the last reload failed.
     reload_error: Mutex<Option<String>>,
+    /// Held while a reload runs, so two never interleave.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Daemon {
@@ -92,6 +97,7 @@ impl Daemon {
             replications: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             reload_error: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -259,7 +265,23 @@ impl Daemon {
         let Some(path) = &self.config_path else {
             return Err("this daemon has no config file to reload (demo)".into());
         };
-        match config::load(path) {
+        // Serialised, and read off the runtime with a bound: a config on a hung network file
+        // system must not stall the daemon or its shutdown.
+        let _one_at_a_time = self.reloading.lock().await;
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || config::load(&path))
+        };
+        let loaded = match tokio::time::timeout(RELOAD_READ_LIMIT, read).await {
+            Ok(Ok(r)) => r.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("reading {} failed: {e}", path.display())),
+            Err(_) => Err(format!(
+                "reading {} took longer than {}s",
+                path.display(),
+                RELOAD_READ_LIMIT.as_secs()
+            )),
+        };
+        match loaded {
             Ok(cfg) => {
                 {
                     let old = self.config.read().unwrap();
@@ -277,9 +299,8 @@ impl Daemon {
                 tracing::info!(path = %path.display(), "config reloaded");
                 Ok(())
             }
-            Err(e) => {
+            Err(msg) => {
                 self.metrics.config_loaded(false);
-                let msg = e.to_string();
                 *self.reload_error.lock().unwrap() = Some(msg.clone());
                 tracing::error!("config reload failed, keeping the running config: {msg}");
                 Err(msg)

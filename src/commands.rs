@@ -249,7 +249,11 @@ async fn wait_for_signals(daemon: &Arc<Daemon>) {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
-            _ = hup.recv() => { let _ = daemon.reload().await; }
+            // In a task of its own: a reload never holds up SIGTERM.
+            _ = hup.recv() => {
+                let d = daemon.clone();
+                tokio::spawn(async move { d.reload().await });
+            }
         }
     }
 }

@@ -54,6 +54,10 @@ impl Schedule {
 /// Extra time a cycle gets past its deadline to clean up before the scheduler abandons it.
 pub const CLEANUP_GRACE: Duration = probe::CLEANUP_BUDGET;
 
+/// How long a tick waits for the previous cycle to end before it counts a skip. A cycle ends
+/// its cleanup before the next tick (see [`probe::run_cycle`]); this absorbs a busy runtime.
+pub const TICK_GRACE: Duration = Duration::from_millis(250);
+
 /// How often a target's orphan sweep runs: every half `orphan_ttl`, at least every interval.
 pub fn orphan_sweep_interval(t: &Target) -> Duration {
     (t.orphan_ttl / 2).max(t.interval)
@@ -68,9 +72,9 @@ pub fn replication_sweep_interval(r: &Replication) -> Duration {
 /// Runs `cycle` on `schedule` until `token` is cancelled.
 ///
 /// `cycle` receives the deadline of that cycle and a token that is cancelled on shutdown.
-/// `skipped` is called for every tick at which the previous cycle was still running. The cycle
-/// is dropped if it runs past its deadline plus [`CLEANUP_GRACE`], so even a cycle that ignores
-/// its deadline cannot block the target forever.
+/// `skipped` is called for every tick at which the previous cycle was still running after
+/// [`TICK_GRACE`]. The cycle is dropped if it runs past its deadline plus [`CLEANUP_GRACE`], so
+/// even a cycle that ignores its deadline cannot block the target forever.
 pub async fn run<F, Fut>(
     schedule: Schedule,
     token: CancellationToken,
@@ -90,9 +94,16 @@ pub async fn run<F, Fut>(
             _ = token.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        if running.as_ref().is_some_and(|h| !h.is_finished()) {
-            skipped();
-            continue;
+        if let Some(h) = running.as_mut().filter(|h| !h.is_finished()) {
+            let ended = tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                r = tokio::time::timeout(TICK_GRACE, h) => r.is_ok(),
+            };
+            if !ended {
+                skipped();
+                continue;
+            }
         }
         let deadline = Instant::now() + schedule.timeout;
         let fut = cycle(deadline, token.clone());

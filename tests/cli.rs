@@ -208,3 +208,19 @@ fn plan_prints_requests_and_cost_per_target() {
     let line = text.lines().find(|l| l.starts_with("target a ")).unwrap();
     assert!(line.ends_with("7.03"), "{line}");
 }
+
+#[test]
+fn credentials_in_an_endpoint_are_refused_and_never_repeated() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/invalid-names.toml");
+    let out = s3canary(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("must not carry credentials"), "{all}");
+    for secret in ["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI"] {
+        assert!(!all.contains(secret), "{secret} repeated: {all}");
+    }
+}

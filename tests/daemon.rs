@@ -368,3 +368,34 @@ async fn demo_probes_its_embedded_server_without_any_aws_lookup() {
     assert!(!log.to_lowercase().contains("imds"), "{log}");
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_from_a_fifo_neither_blocks_nor_delays_sigterm() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let (addr, dir, cfg) = daemon_config(
+        &s3,
+        "interval = \"1s\"\ntimeout = \"500ms\"",
+        &[("alpha", "alpha")],
+    );
+    let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
+    // The config path becomes a FIFO nobody writes to: opening it for reading would block.
+    std::fs::remove_file(&cfg).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&cfg)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    signal(&child, "HUP");
+    let (status, body) = http(&addr, "POST", "/-/reload").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not a regular file"), "{body}");
+    let (status, _) = http_get(&addr, "/metrics").await.unwrap();
+    assert_eq!(status, 200, "the daemon stopped answering");
+    signal(&child, "TERM");
+    let exited = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    assert_eq!(
+        exited.expect("SIGTERM was held up").unwrap().code(),
+        Some(0)
+    );
+    drop(dir);
+}

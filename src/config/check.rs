@@ -17,6 +17,9 @@ fn fmt_d(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// Least time between a cycle's deadline and the next cycle, for deleting the canary.
+pub const MIN_CLEANUP_WINDOW: Duration = Duration::from_millis(100);
+
 /// Shared checks for the settings that `[defaults]` and a `[[target]]` both carry.
 struct Settings<'a> {
     interval: Duration,
@@ -45,6 +48,15 @@ impl Settings<'_> {
             problems.push(format!(
                 "{at}.timeout ({}) must be shorter than interval ({})",
                 fmt_d(self.timeout),
+                fmt_d(self.interval)
+            ));
+        } else if (own("timeout") || own("interval"))
+            && self.interval - self.timeout < MIN_CLEANUP_WINDOW
+        {
+            problems.push(format!(
+                "{at}.timeout ({}) must leave at least {} of the interval ({}) to delete the canary",
+                fmt_d(self.timeout),
+                fmt_d(MIN_CLEANUP_WINDOW),
                 fmt_d(self.interval)
             ));
         }

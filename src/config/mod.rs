@@ -131,13 +131,37 @@ pub const MAX_OBJECT_SIZE: u64 = 16 * 1024 * 1024;
 pub const MIN_OBJECT_SIZE: u64 = 64;
 
 /// Reads and checks the file at `path`.
+///
+/// Only a regular file of at most [`MAX_FILE_BYTES`] is read: a FIFO or device in its place
+/// would block the reader or never end.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(read_error(std::io::Error::other(
+            "not a regular file (a directory, FIFO or device cannot be a config)",
+        )));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(read_error(std::io::Error::other(format!(
+            "{} bytes; a config has at most {MAX_FILE_BYTES}",
+            meta.len()
+        ))));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE_BYTES), &mut text)
+        })
+        .map_err(read_error)?;
     parse(&text, path)
 }
+
+/// Largest config file read (a thousand targets take about 200 KiB).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Parses and checks `text`; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {

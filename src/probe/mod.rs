@@ -26,8 +26,13 @@ use crate::report::{
 };
 use crate::s3::{Bucket, Condition, Read, Written};
 
-/// Time allowed to delete the canary after the steps, even past the deadline or on shutdown.
+/// Most time allowed to delete the canary after the steps. On shutdown it is all given; while
+/// the daemon runs, cleanup also ends [`CLEANUP_SLACK`] before the target's next cycle is due,
+/// so a target whose requests hang still starts a cycle at every tick.
 pub const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
+
+/// How long before the next tick the cleanup of a cycle gives up at the latest.
+pub const CLEANUP_SLACK: Duration = Duration::from_millis(20);
 
 /// How a read compares with what was written.
 pub(crate) enum Seen {
@@ -218,7 +223,8 @@ impl Cycle<'_> {
 ///
 /// Steps stop at `deadline`; when `token` is cancelled the step in flight finishes (bounded by
 /// the deadline) and the remaining steps are not run. The canary is then deleted within
-/// [`CLEANUP_BUDGET`], whatever happened before.
+/// [`CLEANUP_BUDGET`], whatever happened before, and before the next cycle is due (the cycle
+/// started at `deadline - timeout`, the next one is due an interval later).
 pub async fn run_cycle(
     bucket: &Bucket,
     target: &Target,
@@ -279,7 +285,12 @@ pub async fn run_cycle(
     let mut cleaned_up = !c.may_exist;
     if c.may_exist {
         c.count();
-        match tokio::time::timeout(CLEANUP_BUDGET, bucket.delete(&key)).await {
+        let mut until = Instant::now() + CLEANUP_BUDGET;
+        if !token.is_cancelled() {
+            let next_cycle = deadline - target.timeout + target.interval;
+            until = until.min(next_cycle - CLEANUP_SLACK);
+        }
+        match tokio::time::timeout_at(until, bucket.delete(&key)).await {
             Ok(Ok(_)) => cleaned_up = true,
             Ok(Err(e)) => tracing::warn!(
                 target = %target.name, key = %key, reason = e.reason.as_str(),
