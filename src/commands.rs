@@ -118,8 +118,10 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
             EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,s3s=error,hyper=warn")
         }),
     };
+    // Colour only for a person at a terminal: log files and `kubectl logs` get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -196,6 +198,7 @@ async fn serve(
     extra_routes: Option<axum::Router>,
 ) -> ExitCode {
     let listen = cfg.listen;
+    let open_files = crate::http::server::raise_open_files_limit();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -209,11 +212,13 @@ async fn serve(
     if let Some(extra) = extra_routes {
         router = router.merge(extra);
     }
-    let server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(token.clone().cancelled_owned())
-            .into_future(),
-    );
+    let limits = crate::http::server::Limits::for_open_files(open_files);
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        router,
+        token.clone(),
+        limits,
+    ));
     daemon.start().await;
     tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "s3canary is running");
     if let Some(b) = banner {

@@ -14,7 +14,7 @@ use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
 async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted() {
     let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
     let (addr, dir, cfg) = daemon_config(
-        &s3,
+        &s3.endpoint,
         "interval = \"1s\"\ntimeout = \"900ms\"\norphan_ttl = \"1m\"",
         &[("alpha", "alpha")],
     );
@@ -125,7 +125,7 @@ async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted
 async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_is() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
     let (addr, dir, cfg) = daemon_config(
-        &s3,
+        &s3.endpoint,
         "interval = \"1s\"\ntimeout = \"500ms\"\norphan_ttl = \"1s\"",
         &[("alpha", "alpha")],
     );
@@ -209,7 +209,7 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
 async fn sighup_with_a_broken_file_keeps_the_running_config() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
     let (addr, dir, cfg) = daemon_config(
-        &s3,
+        &s3.endpoint,
         "interval = \"1s\"\ntimeout = \"500ms\"",
         &[("alpha", "alpha")],
     );
@@ -243,7 +243,7 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
 async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
     let (addr, dir, cfg) = daemon_config(
-        &s3,
+        &s3.endpoint,
         "interval = \"1s\"\ntimeout = \"500ms\"",
         &[("alpha", "alpha")],
     );
@@ -373,7 +373,7 @@ async fn demo_probes_its_embedded_server_without_any_aws_lookup() {
 async fn a_reload_from_a_fifo_neither_blocks_nor_delays_sigterm() {
     let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
     let (addr, dir, cfg) = daemon_config(
-        &s3,
+        &s3.endpoint,
         "interval = \"1s\"\ntimeout = \"500ms\"",
         &[("alpha", "alpha")],
     );

@@ -27,7 +27,7 @@ async fn once(config: &Path, format: &str) -> Output {
 async fn once_passes_on_a_healthy_store_and_fails_with_request_ids_on_a_faulty_one() {
     let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
     let (_dir, cfg) = write_config(
-        &s3,
+        &s3.endpoint,
         "127.0.0.1:0",
         "",
         &[("alpha", "alpha"), ("beta", "beta")],
@@ -115,7 +115,12 @@ async fn once_also_measures_one_replication_canary() {
         "s3canary/replication/",
         s3canary::embedded::Lag::Fixed(Duration::from_millis(400)),
     ));
-    let (dir, cfg) = write_config(&s3, "127.0.0.1:0", "", &[("src", "src"), ("dst", "dst")]);
+    let (dir, cfg) = write_config(
+        &s3.endpoint,
+        "127.0.0.1:0",
+        "",
+        &[("src", "src"), ("dst", "dst")],
+    );
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str("\n[[replication]]\nname = \"src-to-dst\"\nsource = \"src\"\ndestination = \"dst\"\ntimeout = \"20s\"\n");
     std::fs::write(&cfg, text).unwrap();

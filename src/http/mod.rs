@@ -1,6 +1,7 @@
 //! The HTTP surface: `/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`, `/`, `/api/v1/status`.
 
 pub mod page;
+pub mod server;
 pub mod status;
 
 use std::sync::Arc;

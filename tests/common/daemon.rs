@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use s3canary::embedded::EmbeddedS3;
-
 use super::{http_get, wait_until};
 
 /// The binary under test.
@@ -40,9 +38,9 @@ pub fn signal(child: &tokio::process::Child, sig: &str) {
     assert!(sent.success(), "kill -{sig} {pid} failed");
 }
 
-/// Writes a config for targets on the embedded server into a fresh folder.
+/// Writes a config for targets (name, bucket) at `endpoint` into a fresh folder.
 pub fn write_config(
-    s3: &EmbeddedS3,
+    endpoint: &str,
     listen: &str,
     extra_defaults: &str,
     targets: &[(&str, &str)],
@@ -51,8 +49,7 @@ pub fn write_config(
     let mut text = format!("[server]\nlisten = \"{listen}\"\n\n[defaults]\n{extra_defaults}\n");
     for (name, bucket) in targets {
         text.push_str(&format!(
-            "\n[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\npath_style = true\n",
-            s3.endpoint
+            "\n[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\npath_style = true\n",
         ));
     }
     let path = dir.path().join("s3canary.toml");
@@ -63,12 +60,12 @@ pub fn write_config(
 /// A config like [`write_config`]'s whose daemon listens on a free loopback port; returns
 /// that address, the folder and the file.
 pub fn daemon_config(
-    s3: &EmbeddedS3,
+    endpoint: &str,
     extra_defaults: &str,
     targets: &[(&str, &str)],
 ) -> (String, tempfile::TempDir, PathBuf) {
     let addr = format!("127.0.0.1:{}", free_port());
-    let (dir, cfg) = write_config(s3, &addr, extra_defaults, targets);
+    let (dir, cfg) = write_config(endpoint, &addr, extra_defaults, targets);
     (addr, dir, cfg)
 }
 

@@ -6,6 +6,7 @@
 //! items exported from the test crate are not reported as unused where one suite does not.
 
 pub mod daemon;
+pub mod hostile;
 
 use std::path::Path;
 use std::sync::Arc;
