@@ -34,6 +34,10 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(c) => match config::load(&c.config) {
             Ok(cfg) => {
+                if let Err(e) = web_config(&cfg) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
                 println!(
                     "{}: ok ({} targets, {} replications)",
                     c.config.display(),
@@ -102,6 +106,16 @@ pub fn main(cli: Cli) -> ExitCode {
             }
             Err(e) => bad_config(&e),
         },
+    }
+}
+
+/// The web config `cfg` names, loaded (the default when it names none).
+fn web_config(
+    cfg: &Config,
+) -> Result<crate::http::webconfig::WebConfig, crate::http::webconfig::WebConfigError> {
+    match &cfg.web_config_file {
+        Some(p) => crate::http::webconfig::WebConfig::load(p),
+        None => Ok(Default::default()),
     }
 }
 
@@ -198,6 +212,13 @@ async fn serve(
     extra_routes: Option<axum::Router>,
 ) -> ExitCode {
     let listen = cfg.listen;
+    let web = match web_config(&cfg) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
     let open_files = crate::http::server::raise_open_files_limit();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -212,15 +233,23 @@ async fn serve(
     if let Some(extra) = extra_routes {
         router = router.merge(extra);
     }
+    if let Some(auth) = web.auth.clone() {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::http::webconfig::require_auth,
+        ));
+    }
     let limits = crate::http::server::Limits::for_open_files(open_files);
     let server = tokio::spawn(crate::http::server::serve(
         listener,
         router,
         token.clone(),
         limits,
+        web.tls.clone(),
     ));
     daemon.start().await;
-    tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), "s3canary is running");
+    tracing::info!(%listen, version = env!("CARGO_PKG_VERSION"), tls = web.tls.is_some(),
+        basic_auth = web.auth.is_some(), "s3canary is running");
     if let Some(b) = banner {
         println!("{b}");
     }

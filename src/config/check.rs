@@ -155,6 +155,7 @@ impl RawConfig {
             .collect();
         Ok(Config {
             listen: listen.expect("checked above"),
+            web_config_file: self.server.web_config_file.clone(),
             labels: self.labels.clone(),
             targets,
             replications,

@@ -67,6 +67,8 @@ pub enum Sse {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `server.web_config_file`, relative to the config file's folder when relative.
+    pub web_config_file: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
     pub targets: Vec<Target>,
     pub replications: Vec<Replication>,
@@ -157,7 +159,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE_BYTES), &mut text)
         })
         .map_err(read_error)?;
-    parse(&text, path)
+    let mut cfg = parse(&text, path)?;
+    if let Some(w) = &mut cfg.web_config_file
+        && w.is_relative()
+        && let Some(dir) = path.parent()
+    {
+        *w = dir.join(&*w);
+    }
+    Ok(cfg)
 }
 
 /// Largest config file read (a thousand targets take about 200 KiB).

@@ -79,12 +79,15 @@ pub struct RawConfig {
 pub struct ServerSection {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// TLS and basic auth for the HTTP server (exporter-toolkit web-config format).
+    pub web_config_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: default_listen(),
+            web_config_file: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod page;
 pub mod server;
 pub mod status;
+pub mod webconfig;
 
 use std::sync::Arc;
 

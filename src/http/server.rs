@@ -75,13 +75,16 @@ pub fn raise_open_files_limit() -> u64 {
     }
 }
 
-/// Serves `router` on `listener` within `limits` until `token` is cancelled, then drains.
+/// Serves `router` on `listener` within `limits` until `token` is cancelled, then drains;
+/// over TLS when `tls` is given (the handshake, too, must end within the header timeout).
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     token: CancellationToken,
     limits: Limits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let mut refused: u64 = 0;
@@ -111,24 +114,17 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let token = token.clone();
+        let (router, token, acceptor) = (router.clone(), token.clone(), acceptor.clone());
         connections.spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = tokio::time::sleep(limits.lifetime) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(limits.drain, conn).await;
-                }
-                _ = token.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(limits.drain, conn).await;
+            match acceptor {
+                None => connection(stream, router, &token, limits).await,
+                Some(a) => {
+                    let handshake = a.accept(stream);
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(limits.header_read_timeout, handshake).await
+                    {
+                        connection(tls, router, &token, limits).await;
+                    }
                 }
             }
             drop(slot);
@@ -136,4 +132,29 @@ pub async fn serve(
     }
     connections.close();
     let _ = tokio::time::timeout(limits.drain, connections.wait()).await;
+}
+
+/// Serves one connection until it ends, its lifetime is up or the daemon stops.
+async fn connection<I>(io: I, router: axum::Router, token: &CancellationToken, limits: Limits)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let service = TowerToHyperService::new(router);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = tokio::time::sleep(limits.lifetime) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.drain, conn).await;
+        }
+        _ = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.drain, conn).await;
+        }
+    }
 }
