@@ -6,6 +6,8 @@
 //!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
 //!   bench server BUCKETS            an embedded S3 server with BUCKETS buckets (b0000...),
 //!                                   prints its endpoint, runs until stdin closes
+//!   bench hostile endless|message   a hostile endpoint (endless GetObject body, or 20 MB error
+//!                                   messages), prints its endpoint, runs until stdin closes
 //!
 //! Everything runs on 127.0.0.1 and stops by itself.
 
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use s3canary::config;
-use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
+use s3canary::embedded::{EmbeddedS3, FaultConfig, Op, hostile};
 use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
@@ -263,8 +265,19 @@ async fn main() {
             server(n(1, 1) as usize).await;
             return;
         }
+        Some("hostile") => {
+            let answer = match args.get(1).map(String::as_str) {
+                Some("endless") => hostile::Answer::EndlessBody,
+                _ => hostile::Answer::ErrorMessage("A".repeat(20 << 20)),
+            };
+            let h = hostile::start(answer).await;
+            println!("{}", h.endpoint);
+            let mut buf = String::new();
+            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut buf)).await;
+            return;
+        }
         _ => {
-            eprintln!("usage: bench overhead|schedule|scrape|replication|server ...");
+            eprintln!("usage: bench overhead|schedule|scrape|replication|server|hostile ...");
             std::process::exit(2);
         }
     };

@@ -113,6 +113,33 @@ def footprint(targets, seconds, interval, warmup, baseline=True):
     return out
 
 
+def hostile(mode, seconds):
+    """Peak RSS of s3canary (one target, 2 s interval) against a hostile endpoint."""
+    server = subprocess.Popen([str(bench_bin), "hostile", mode], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    endpoint = server.stdout.readline().strip()
+    try:
+        port = free_port()
+        cfg = work / f"hostile-{mode}.toml"
+        cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n[defaults]\ninterval = "2s"\n'
+                       f'timeout = "1500ms"\n[[target]]\nname = "hostile"\nbucket = "hostile"\n'
+                       f'region = "us-east-1"\nendpoint = "{endpoint}"\npath_style = true\n')
+        log = open(work / f"hostile-{mode}.log", "w")
+        d = subprocess.Popen([str(daemon_bin), "run", "--config", str(cfg)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=log)
+        time.sleep(seconds)
+        status = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=60).read()
+        _, hwm = proc_stats(d.pid)
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=30)
+        log.close()
+        return {"peak_rss_kib": hwm, "status_bytes": len(status),
+                "log_bytes": (work / f"hostile-{mode}.log").stat().st_size}
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
 print("overhead ...", flush=True)
 results.update(bench("overhead", 50 if quick else 500))
 print("schedule ...", flush=True)
@@ -121,6 +148,8 @@ print("scrape ...", flush=True)
 results.update(bench("scrape", 1000))
 print("replication ...", flush=True)
 results.update(bench("replication", *([1] if quick else [1, 10, 60])))
+print("hostile endpoints ...", flush=True)
+results["hostile"] = {m: hostile(m, 10 if quick else 30) for m in ["endless", "message"]}
 results["footprint"] = {}
 # (targets, measured seconds, interval, warm-up seconds, with the baseline). Intervals keep the
 # machine below saturation (the server shares its two cores), so cycles do not queue and CPU per
@@ -165,6 +194,14 @@ for t, f in results["footprint"].items():
             f"| footprint, {t} targets, {int(a['cycles'])} cycles (of {int(a['cycles_expected'])} due): CPU per 1000 cycles | s3canary {a['cpu_seconds_per_1000_cycles']:.2f} s (baseline not run) | < 0.1 of the baseline |")
         lines.append(
             f"| footprint, {t} targets: peak RSS | s3canary {a['peak_rss_kib'] / 1024:.1f} MiB | < 50 MiB |")
+h = results["hostile"]
+healthy = results["footprint"].get("1", {}).get("s3canary", {}).get("peak_rss_kib")
+lines.append(
+    f"| peak RSS, one target against a hostile endpoint: endless GetObject body / 20 MB error messages "
+    f"| {h['endless']['peak_rss_kib'] / 1024:.1f} / {h['message']['peak_rss_kib'] / 1024:.1f} MiB"
+    f"{f' (healthy, one target: {healthy / 1024:.1f} MiB)' if healthy else ''}; status API "
+    f"{h['message']['status_bytes'] / 1024:.1f} KiB, log {h['message']['log_bytes'] / 1024:.1f} KiB "
+    f"| bounded (before: 5 GiB and 475 MiB) |")
 for r in results["replication"]:
     if "measured_s" in r:
         lines.append(

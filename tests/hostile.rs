@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::daemon::{daemon_config, signal, start_daemon};
-use common::hostile::{self, Answer, peak_rss_mib};
-use common::{http_get, sample, wait_until};
+use common::{http_get, peak_rss_mib, sample, wait_until};
+use s3canary::embedded::hostile::{self, Answer};
 use tokio::io::AsyncWriteExt;
 
 /// A bound far above the daemon's few tens of MiB, far below what the answers would cost.

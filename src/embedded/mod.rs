@@ -5,6 +5,7 @@
 //! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
 
 pub mod faults;
+pub mod hostile;
 pub mod replication;
 pub mod store;
 

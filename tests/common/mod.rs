@@ -6,7 +6,6 @@
 //! items exported from the test crate are not reported as unused where one suite does not.
 
 pub mod daemon;
-pub mod hostile;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,6 +103,16 @@ pub fn assert_stayed_in_prefix(r: &Rig) {
             "access outside the prefix: {a:?}"
         );
     }
+}
+
+/// The peak resident memory (VmHWM) of process `pid`, in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition, where `labels` is a

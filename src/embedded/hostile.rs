@@ -1,6 +1,7 @@
-//! A hostile S3 endpoint on 127.0.0.1: it speaks just enough HTTP/1.1 for the SDK and answers
-//! every request in one of the ways a store, proxy or attacker could, to show that the daemon
-//! stays bounded. Each connection ends after one answer, and every loop here is bounded.
+//! A hostile S3 endpoint on 127.0.0.1 for the tests and the benchmark: it speaks just enough
+//! HTTP/1.1 for the SDK and answers every request in one of the ways a store, proxy or attacker
+//! could, to show that the daemon stays bounded. Each connection ends after one answer, and
+//! every loop here is bounded (a minute per connection).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,14 +130,4 @@ async fn reply(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std
     );
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await
-}
-
-/// The peak resident memory (VmHWM) of process `pid`, in MiB.
-pub fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
