@@ -154,3 +154,43 @@ async fn once_also_measures_one_replication_canary() {
     assert!(s3.keys("src").is_empty() && s3.keys("dst").is_empty());
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_region_is_asked_of_the_instance_metadata_service() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    // A stand-in for the instance metadata service on loopback that counts who calls it.
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imds_url = format!("http://{}", imds.local_addr().unwrap());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = imds.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let (dir, cfg) = write_config(&s3.endpoint, "127.0.0.1:0", "", &[("alpha", "alpha")]);
+    let empty_profile = dir.path().join("aws-config");
+    std::fs::write(&empty_profile, "").unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["once", "--config", cfg.to_str().unwrap()]);
+    with_embedded_creds(cmd.as_std_mut());
+    // No region in the environment or the profile, and the metadata service reachable (here, the stand-in).
+    cmd.env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_CONFIG_FILE", &empty_profile)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url);
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "IMDS was called: {stderr}"
+    );
+    assert!(
+        !stderr.contains("imds") && !stderr.contains("WARN"),
+        "{stderr}"
+    );
+}

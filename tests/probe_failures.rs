@@ -224,3 +224,76 @@ async fn targets_sharing_a_client_keep_their_own_request_series() {
     assert_eq!(on("two", Op::PutObject), 3);
     assert_eq!(on("one", Op::PutObject), 18);
 }
+
+#[tokio::test]
+async fn a_refused_write_wrote_nothing_so_no_cleanup_delete_is_sent() {
+    for code in ["AccessDenied", "NoSuchBucket"] {
+        let r = rig("").await;
+        r.s3.faults
+            .set_all(FaultConfig::error(code, 1.0, vec![Op::PutObject]));
+        let report = cycle(&r).await;
+        assert!(outcome(&report, "put").is_some_and(|o| matches!(o, Outcome::Failure(_))));
+        assert!(
+            report.cleaned_up,
+            "{code}: nothing was written, nothing to clean up"
+        );
+        let deletes =
+            r.s3.log
+                .entries()
+                .iter()
+                .filter(|a| a.op == Op::DeleteObject)
+                .count();
+        assert_eq!(
+            deletes, 0,
+            "{code}: a DELETE was sent for a write S3 refused"
+        );
+    }
+    // A 5xx may have landed: that canary is still deleted.
+    let r = rig("").await;
+    r.s3.faults.set_all(FaultConfig::error(
+        "InternalError",
+        1.0,
+        vec![Op::PutObject],
+    ));
+    let report = cycle(&r).await;
+    assert!(report.cleaned_up);
+    let deletes =
+        r.s3.log
+            .entries()
+            .iter()
+            .filter(|a| a.op == Op::DeleteObject)
+            .count();
+    assert_eq!(
+        deletes, 1,
+        "a write that may have landed must be cleaned up"
+    );
+}
+
+#[tokio::test]
+async fn an_unexpected_412_is_a_request_error_an_expected_one_is_not() {
+    // Healthy: the two refusals the conditional step asks for are not request errors.
+    let r = rig("").await;
+    let report = cycle(&r).await;
+    assert!(report.passed());
+    let text = r.metrics.render();
+    assert!(
+        !text.contains("s3canary_s3_request_errors_total{"),
+        "{text}"
+    );
+    // Every PUT refused with 412, also the first, which must succeed: counted.
+    let r = rig("").await;
+    r.s3.faults.set_all(FaultConfig::error(
+        "PreconditionFailed",
+        1.0,
+        vec![Op::PutObject],
+    ));
+    let report = cycle(&r).await;
+    assert!(!report.passed());
+    let text = r.metrics.render();
+    let errors = sample(
+        &text,
+        "s3canary_s3_request_errors_total",
+        &["operation=\"PutObject\"", "code=\"PreconditionFailed\""],
+    );
+    assert_eq!(errors, Some(1.0), "{text}");
+}

@@ -51,7 +51,11 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     for (cond, check, what) in must_refuse {
         let body = c.new_body();
         c.count();
-        match c.bucket.put(&c.key, body.clone(), &cond).await {
+        match c
+            .bucket
+            .put_expecting_refusal(&c.key, body.clone(), &cond)
+            .await
+        {
             Err(e) if refused(&e) => {}
             Err(e) => return Err(e),
             Ok(w) => {

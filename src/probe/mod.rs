@@ -94,16 +94,31 @@ impl<'a> Cycle<'a> {
         self.requests += 1;
     }
 
-    /// PutObject of a new body under `cond`. The canary may exist from now on, even if the
-    /// write errors or times out (it may have landed); an acknowledged write becomes the
-    /// current version. Returns S3's answer and the body sent.
+    /// PutObject of a new body under `cond`; an acknowledged write becomes the current version.
+    /// Returns S3's answer and the body sent.
+    ///
+    /// A write that timed out, lost its connection or got a 5xx may have landed, so the canary
+    /// may exist from then on and cleanup deletes it. A write S3 refused with a 4xx (denied, no
+    /// such bucket, a failed condition) wrote nothing: it changes nothing to clean up.
     pub async fn write(&mut self, cond: &Condition) -> Result<(Written, Bytes), Failure> {
         let body = self.new_body();
+        let existed = self.may_exist;
         self.may_exist = true;
         self.count();
-        let w = self.bucket.put(&self.key, body.clone(), cond).await?;
-        self.acknowledged(body.clone(), &w);
-        Ok((w, body))
+        match self.bucket.put(&self.key, body.clone(), cond).await {
+            Ok(w) => {
+                self.acknowledged(body.clone(), &w);
+                Ok((w, body))
+            }
+            Err(f) => {
+                if f.status
+                    .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+                {
+                    self.may_exist = existed;
+                }
+                Err(f)
+            }
+        }
     }
 
     /// Records `body`, written with answer `w`, as the current version.

@@ -113,9 +113,16 @@ impl ClientFactory {
                     Some(c) => loader
                         .credentials_provider(c.clone())
                         .region(Region::new("us-east-1")),
+                    // Every target names its region. The chain's own calls (STS for web
+                    // identity, SSO) take one from the environment or the profile; never from
+                    // the instance metadata service, which costs a second at every start and
+                    // longer on EKS, where pods often cannot reach it.
                     None => loader.region(
-                        aws_config::meta::region::RegionProviderChain::default_provider()
-                            .or_else("us-east-1"),
+                        aws_config::meta::region::RegionProviderChain::first_try(
+                            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                        )
+                        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+                        .or_else("us-east-1"),
                     ),
                 };
                 loader.load().await

@@ -92,11 +92,13 @@ pub(super) fn is_not_found<E>(e: &SdkError<E, HttpResponse>) -> bool {
 
 /// Answers that are part of a probe's expected flow, not errors: a 404 after a delete and a
 /// refused conditional write. They are judged by the probes, not counted as request errors.
-pub(super) fn expected_answer(code: &str) -> bool {
-    matches!(
-        code,
-        "NotFound" | "NoSuchKey" | "PreconditionFailed" | "ConditionalRequestConflict"
-    )
+///
+/// A refusal is expected only of the conditional writes that must be refused
+/// (`refusal_expected`); any other 412, 409 or 304 is an error like any other.
+pub(super) fn expected_answer(code: &str, status: Option<u16>, refusal_expected: bool) -> bool {
+    let refusal = matches!(code, "PreconditionFailed" | "ConditionalRequestConflict")
+        || matches!(status, Some(412 | 409 | 304));
+    matches!(code, "NotFound" | "NoSuchKey") || (refusal && refusal_expected)
 }
 
 pub(super) fn attempt_error_code(

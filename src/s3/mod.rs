@@ -17,7 +17,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 pub use client::{ClientFactory, MAX_ATTEMPTS};
-use recorder::{RECORDING, Recording};
+use recorder::{RECORDING, REFUSAL_EXPECTED, Recording};
 
 use crate::config::Sse;
 use crate::report::{Failure, Reason, RequestIds};
@@ -82,6 +82,17 @@ impl Bucket {
     /// Runs one request with its attempts recorded under this target's labels.
     async fn recorded<F: std::future::Future>(&self, request: F) -> F::Output {
         RECORDING.scope(self.recording.clone(), request).await
+    }
+
+    /// PutObject under a condition that S3 must refuse: the refusal is the expected answer and is
+    /// not counted as a request error (any other answer is).
+    pub async fn put_expecting_refusal(
+        &self,
+        key: &str,
+        body: Bytes,
+        cond: &Condition,
+    ) -> Result<Written, Failure> {
+        REFUSAL_EXPECTED.scope((), self.put(key, body, cond)).await
     }
 
     /// PutObject of `body` at `key`, honouring the target's SSE setting and `cond`.

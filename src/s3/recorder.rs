@@ -40,6 +40,10 @@ tokio::task_local! {
     /// the request's future (the SDK's orchestrator calls interceptors inline, not on another
     /// task).
     pub(crate) static RECORDING: Arc<Recording>;
+
+    /// Set around a conditional write that must be refused: its 412 (or 409/304) is the
+    /// expected answer, not a request error.
+    pub(crate) static REFUSAL_EXPECTED: ();
 }
 
 /// Times each attempt and reports it with its error code (from [`RECORDING`]).
@@ -91,7 +95,8 @@ impl Intercept for AttemptRecorder {
             Some(Err(e)) => {
                 let status = ctx.response().map(|r| r.status().as_u16());
                 let code = attempt_error_code(&op, e, status);
-                (!expected_answer(&code)).then(|| bounded_code(&code))
+                let refusal_expected = REFUSAL_EXPECTED.try_with(|_| ()).is_ok();
+                (!expected_answer(&code, status, refusal_expected)).then(|| bounded_code(&code))
             }
             _ => None,
         };

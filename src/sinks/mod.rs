@@ -9,6 +9,8 @@ pub mod exposition;
 pub mod history;
 pub mod log;
 pub mod metrics;
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod series;
 
 use std::sync::Arc;

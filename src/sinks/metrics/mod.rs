@@ -297,9 +297,7 @@ impl Metrics {
         m.add(m.reload_successful.clone());
         m.add(m.reload_success_timestamp.clone());
         #[cfg(target_os = "linux")]
-        m.collectors.push(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
+        m.collectors.push(Box::new(super::process::Process::new()));
         // Families come out sorted by name, as a Registry would write them.
         m.collectors
             .sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));
