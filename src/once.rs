@@ -107,17 +107,23 @@ pub fn table(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)
             );
         }
         for v in &r.violations {
+            let what = match v.staleness {
+                None => "S3 accepted a conditional write it had to refuse".to_string(),
+                Some(s) => format!(
+                    "lasted {:.3}s{}",
+                    s.as_secs_f64(),
+                    if v.resolved {
+                        ""
+                    } else {
+                        " (still stale at the deadline)"
+                    }
+                ),
+            };
             let _ = writeln!(
                 details,
-                "{}: consistency violation {} lasted {:.3}s{}",
+                "{}: consistency violation {} {what}",
                 t.name,
                 v.check.as_str(),
-                v.staleness.as_secs_f64(),
-                if v.resolved {
-                    ""
-                } else {
-                    " (still stale at the deadline)"
-                }
             );
         }
         if !r.cleaned_up {

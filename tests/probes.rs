@@ -112,7 +112,7 @@ async fn stale_read_after_overwrite_is_a_violation_with_its_window_measured() {
     assert_eq!(v.len(), 1);
     assert!(v[0].resolved);
     // Re-reads back off up to 500 ms, so the measured window is late by at most that.
-    let s = v[0].staleness;
+    let s = v[0].staleness.expect("a stale view has a staleness");
     assert!(
         s >= window && s < window + Duration::from_millis(550),
         "staleness {s:?}"
@@ -166,7 +166,7 @@ async fn read_after_write_404_is_a_stale_read() {
     let v = &report.violations[0];
     assert_eq!(v.check, Check::ReadAfterWrite);
     assert!(
-        v.resolved && v.staleness >= Duration::from_millis(300),
+        v.resolved && v.staleness >= Some(Duration::from_millis(300)),
         "{v:?}"
     );
     assert_eq!(r.s3.keys("canary"), Vec::<String>::new());
@@ -188,7 +188,11 @@ async fn list_lag_is_missing_from_list() {
         .filter(|v| v.check == Check::ListAfterWrite)
         .collect();
     assert_eq!(v.len(), 1);
-    assert!(v[0].resolved && v[0].staleness >= window, "{:?}", v[0]);
+    assert!(
+        v[0].resolved && v[0].staleness >= Some(window),
+        "{:?}",
+        v[0]
+    );
     let text = r.metrics.render();
     assert_eq!(
         sample(
@@ -241,6 +245,19 @@ async fn ignored_conditional_writes_are_precondition_ignored() {
         ),
         Some(1.0)
     );
-    // No staleness is observed for a conditional write: nothing was waited for.
+    // An ignored precondition is its own kind of violation, not a stale view: no staleness.
+    assert!(report.violations.iter().all(|v| v.staleness.is_none()));
+    assert!(
+        !text.contains("s3canary_staleness_seconds_count{") || !text.contains("conditional_"),
+        "{text}"
+    );
+    // The failure names the request and what was expected and received.
+    let Some(Outcome::Failure(f)) = outcome(&report, "conditional") else {
+        unreachable!()
+    };
+    assert_eq!(
+        f.message,
+        "PutObject with If-None-Match: * on an existing key: expected 412, got 200 (the object was replaced)"
+    );
     assert_eq!(r.s3.keys("canary"), Vec::<String>::new());
 }

@@ -161,10 +161,19 @@ impl<'a> Cycle<'a> {
     pub fn violation(&mut self, check: Check, since: Instant) -> usize {
         self.violations.push(Violation {
             check,
-            staleness: since.elapsed(),
+            staleness: Some(since.elapsed()),
             resolved: false,
         });
         self.violations.len() - 1
+    }
+
+    /// Records that S3 accepted a conditional write of `check` it had to refuse.
+    pub fn precondition_ignored(&mut self, check: Check) {
+        self.violations.push(Violation {
+            check,
+            staleness: None,
+            resolved: false,
+        });
     }
 
     /// After violation `i`, re-reads until the answer is what `want` says or the deadline, to
@@ -186,7 +195,7 @@ impl<'a> Cycle<'a> {
                 continue;
             };
             let v = &mut self.violations[i];
-            v.staleness = since.elapsed();
+            v.staleness = Some(since.elapsed());
             v.resolved = consistent;
             if consistent {
                 return;

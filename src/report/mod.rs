@@ -258,14 +258,17 @@ pub struct ProbeResult {
     pub finished_at: SystemTime,
 }
 
-/// A read or listing that did not reflect an acknowledged write or delete.
+/// A read or listing that did not reflect an acknowledged write or delete, or a conditional
+/// write that S3 accepted although it had to refuse it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Violation {
     pub check: Check,
-    /// From the write (or delete) acknowledgement to the first consistent answer; when the view
-    /// stayed stale until the deadline, the time until the last stale answer (a lower bound).
-    #[serde(with = "secs")]
-    pub staleness: Duration,
+    /// For a stale view: from the write (or delete) acknowledgement to the first consistent
+    /// answer; when the view stayed stale until the deadline, the time until the last stale
+    /// answer (a lower bound). `None` for an ignored precondition, which is not a stale view
+    /// that passes but a write that should not have happened.
+    #[serde(with = "opt_secs")]
+    pub staleness: Option<Duration>,
     /// Whether a consistent answer was seen before the deadline.
     pub resolved: bool,
 }
@@ -307,6 +310,18 @@ mod secs {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
     }
 }
 

@@ -92,9 +92,11 @@ impl Sink for Metrics {
             self.violations
                 .with_label_values(&tl.with(&[v.check.as_str()]))
                 .inc();
-            self.staleness
-                .with_label_values(&tl.with(&[v.check.as_str()]))
-                .observe(v.staleness.as_secs_f64());
+            if let Some(staleness) = v.staleness {
+                self.staleness
+                    .with_label_values(&tl.with(&[v.check.as_str()]))
+                    .observe(staleness.as_secs_f64());
+            }
         }
     }
 
