@@ -47,7 +47,7 @@ pub fn policy(cfg: &Config) -> Value {
     let mut statements = vec![json!({
         "Sid": "S3canaryObjects",
         "Effect": "Allow",
-        "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+        "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:PutObject"],
         "Resource": objects,
     })];
     for (bucket, (arn, mut prefixes)) in lists {

@@ -199,34 +199,36 @@ impl Monitor {
         )
         .await;
         let acked = Instant::now();
-        match put {
-            Ok(Ok(_)) => {}
+        let version = match put {
+            Ok(Ok(w)) => w.version_id,
             Ok(Err(e)) => {
                 tracing::warn!(replication = %self.cfg.name, reason = e.reason.as_str(),
                     code = or_dash(&e.code), request_id = or_dash(&e.request_id),
                     "replication canary write failed: {}", e.message);
                 self.fail(ReplicationFailure::PutFailed);
-                self.delete_both(&key).await;
+                self.delete_both(&key, None).await;
                 return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
             Err(_) => {
                 tracing::warn!(replication = %self.cfg.name, "replication canary write timed out");
                 self.fail(ReplicationFailure::PutFailed);
-                self.delete_both(&key).await;
+                self.delete_both(&key, None).await;
                 return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
-        }
+        };
         self.written.fetch_add(1, Ordering::Relaxed);
         self.sink
             .replication(&self.labels, ReplicationEvent::Written);
-        self.follow(key, acked, token).await
+        self.follow(key, acked, version, token).await
     }
 
-    /// Polls the destination for `key`, written at `acked`, then deletes both copies.
+    /// Polls the destination for `key`, written at `acked` as `version` (on a versioned
+    /// bucket), then deletes both copies.
     async fn follow(
         &self,
         key: String,
         acked: Instant,
+        version: Option<String>,
         token: &CancellationToken,
     ) -> CanaryOutcome {
         self.pending.lock().unwrap().insert(key.clone(), acked);
@@ -253,7 +255,7 @@ impl Monitor {
             }
             CanaryOutcome::Cancelled => {}
         }
-        self.delete_both(&key).await;
+        self.delete_both(&key, version.as_deref()).await;
         outcome
     }
 
@@ -292,9 +294,15 @@ impl Monitor {
         }
     }
 
-    async fn delete_both(&self, key: &str) {
+    /// Deletes the canary on both sides: by its version on versioned buckets (replication
+    /// keeps the version id, so the copy has the source's), else the key.
+    async fn delete_both(&self, key: &str, version: Option<&str>) {
         for (side, b) in [("source", &self.source), ("destination", &self.destination)] {
-            if let Err(e) = b.delete(key).await {
+            let deleted = match version {
+                Some(v) => b.delete_version(key, v).await.map(|_| ()),
+                None => b.delete(key).await.map(|_| ()),
+            };
+            if let Err(e) = deleted {
                 tracing::warn!(replication = %self.cfg.name, key = %key, side,
                     reason = e.reason.as_str(), "replication canary cleanup failed; the next sweep retries");
             }
@@ -318,7 +326,7 @@ impl Monitor {
             }
             let age = now.duration_since(*written).unwrap_or_default();
             if age >= self.cfg.timeout {
-                self.delete_both(key).await;
+                self.delete_both(key, None).await;
                 deleted += 1;
             } else {
                 let acked = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
@@ -326,7 +334,7 @@ impl Monitor {
                 // Registered before the task starts, so a sweep right after sees it in flight.
                 self.pending.lock().unwrap().insert(key.clone(), acked);
                 tracker.spawn(async move {
-                    me.follow(key, acked, &token).await;
+                    me.follow(key, acked, None, &token).await;
                 });
                 resumed += 1;
             }

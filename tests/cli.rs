@@ -116,6 +116,7 @@ fn iam_policy_is_the_minimal_set_scoped_to_the_prefix() {
         actions,
         vec![
             "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
             "s3:GetObject",
             "s3:PutObject",
             "s3:ListBucket",

@@ -9,7 +9,8 @@ use crate::report::{Check, Failure, Reason};
 /// Deletes the canary and checks that neither a read nor a listing still shows it.
 pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     c.count();
-    c.bucket.delete(&c.key).await?;
+    let deleted = c.bucket.delete(&c.key).await?;
+    c.created.extend(deleted.marker_version_id);
     let since = Instant::now();
     c.may_exist = false;
 

@@ -61,6 +61,12 @@ pub(crate) struct Cycle<'a> {
     pub versions: Vec<Version>,
     /// Whether the canary may exist in the bucket (so cleanup must delete it).
     pub may_exist: bool,
+    /// On a versioned bucket, every version and delete marker this cycle created, oldest
+    /// first: cleanup deletes each by its id, so nothing is left behind.
+    pub created: Vec<String>,
+    /// Whether a write whose outcome is unknown (timed out, 5xx) may have created a version
+    /// whose id the cycle never learnt.
+    pub unknown_write: bool,
     pub violations: Vec<Violation>,
     /// The failure a step had established when the deadline cut it short.
     pub pending_failure: Option<Failure>,
@@ -121,8 +127,29 @@ impl<'a> Cycle<'a> {
         }
     }
 
+    /// Deletes what the cycle left: every version it created by its id (on a versioned bucket a
+    /// plain delete would only add a delete marker), and the key itself when it may exist
+    /// without a known version (an unversioned bucket, or a write whose answer was lost).
+    async fn clean_up(&mut self) -> Result<(), Failure> {
+        let versioned = !self.created.is_empty();
+        while let Some(v) = self.created.last().cloned() {
+            self.count();
+            self.bucket.delete_version(&self.key, &v).await?;
+            self.created.pop();
+        }
+        if self.may_exist && (!versioned || self.unknown_write) {
+            self.count();
+            self.bucket.delete(&self.key).await?;
+        }
+        self.may_exist = false;
+        Ok(())
+    }
+
     /// Records `body`, written with answer `w`, as the current version.
     pub fn acknowledged(&mut self, body: Bytes, w: &Written) {
+        if let Some(v) = &w.version_id {
+            self.created.push(v.clone());
+        }
         self.versions.push(Version {
             body,
             etag: w.etag.clone(),
@@ -265,6 +292,8 @@ pub async fn run_cycle(
         deadline,
         versions: Vec::new(),
         may_exist: false,
+        created: Vec::new(),
+        unknown_write: false,
         violations: Vec::new(),
         pending_failure: None,
         requests: 0,
@@ -306,26 +335,24 @@ pub async fn run_cycle(
         });
     }
 
-    let mut cleaned_up = !c.may_exist;
-    if c.may_exist {
-        c.count();
-        let mut until = Instant::now() + CLEANUP_BUDGET;
-        if !token.is_cancelled() {
-            let next_cycle = deadline - target.timeout + target.interval;
-            until = until.min(next_cycle - CLEANUP_SLACK);
-        }
-        match tokio::time::timeout_at(until, bucket.delete(&key)).await {
-            Ok(Ok(_)) => cleaned_up = true,
-            Ok(Err(e)) => tracing::warn!(
-                target = %target.name, key = %key, reason = e.reason.as_str(),
-                code = or_dash(&e.code), "canary cleanup failed; the orphan sweep will retry"
-            ),
-            Err(_) => tracing::warn!(
-                target = %target.name, key = %key,
-                "canary cleanup timed out; the orphan sweep will retry"
-            ),
-        }
+    let mut until = Instant::now() + CLEANUP_BUDGET;
+    if !token.is_cancelled() {
+        let next_cycle = deadline - target.timeout + target.interval;
+        until = until.min(next_cycle - CLEANUP_SLACK);
     }
+    let cleaned_up = match tokio::time::timeout_at(until, c.clean_up()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(target = %target.name, key = %key, reason = e.reason.as_str(),
+                code = or_dash(&e.code), "canary cleanup failed; the orphan sweep will retry");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(target = %target.name, key = %key,
+                "canary cleanup timed out; the orphan sweep will retry");
+            false
+        }
+    };
     CycleReport {
         target: target.name.clone(),
         key,

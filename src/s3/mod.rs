@@ -20,7 +20,7 @@ pub use client::{ClientFactory, MAX_ATTEMPTS};
 use recorder::{RECORDING, REFUSAL_EXPECTED, Recording};
 
 use crate::config::Sse;
-use crate::report::{Failure, Reason, RequestIds};
+use crate::report::{Failure, MAX_TOKEN, Reason, RequestIds, bounded_text};
 
 /// The request IDs of a successful answer (kept so a wrong answer can be reported to AWS).
 fn ids_of<T: RequestId + RequestIdExt>(o: &T) -> RequestIds {
@@ -44,7 +44,23 @@ pub enum Condition {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub etag: Option<String>,
+    /// The version S3 created, on a versioned bucket.
+    pub version_id: Option<String>,
     pub ids: RequestIds,
+}
+
+/// An acknowledged delete.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// On a versioned bucket, the delete marker S3 created.
+    pub marker_version_id: Option<String>,
+    pub ids: RequestIds,
+}
+
+/// A version id S3 gave, if it names a version ("null" is the version of an unversioned write).
+fn real_version(v: Option<&str>) -> Option<String> {
+    v.filter(|v| !v.is_empty() && *v != "null")
+        .map(|v| bounded_text(v, MAX_TOKEN))
 }
 
 /// An object read back.
@@ -125,6 +141,7 @@ impl Bucket {
         match self.recorded(req.send()).await {
             Ok(o) => Ok(Written {
                 etag: o.e_tag().map(str::to_string),
+                version_id: real_version(o.version_id()),
                 ids: ids_of(&o),
             }),
             Err(e) => Err(error::failure("PutObject", &e)),
@@ -214,9 +231,32 @@ impl Bucket {
         }
     }
 
-    /// DeleteObject (S3 answers 204 whether or not the key existed).
-    pub async fn delete(&self, key: &str) -> Result<RequestIds, Failure> {
+    /// DeleteObject (S3 answers 204 whether or not the key existed); on a versioned bucket it
+    /// adds a delete marker and keeps the versions.
+    pub async fn delete(&self, key: &str) -> Result<Deleted, Failure> {
         let req = self.client.delete_object().bucket(&self.name).key(key);
+        match self.recorded(req.send()).await {
+            Ok(o) => Ok(Deleted {
+                marker_version_id: if o.delete_marker() == Some(true) {
+                    real_version(o.version_id())
+                } else {
+                    None
+                },
+                ids: ids_of(&o),
+            }),
+            Err(e) => Err(error::failure("DeleteObject", &e)),
+        }
+    }
+
+    /// DeleteObject of one version (or delete marker) of `key`: on a versioned bucket, the
+    /// only delete that leaves nothing behind.
+    pub async fn delete_version(&self, key: &str, version_id: &str) -> Result<RequestIds, Failure> {
+        let req = self
+            .client
+            .delete_object()
+            .bucket(&self.name)
+            .key(key)
+            .version_id(version_id);
         match self.recorded(req.send()).await {
             Ok(o) => Ok(ids_of(&o)),
             Err(e) => Err(error::failure("DeleteObject", &e)),

@@ -166,6 +166,30 @@ endpoint = "{shim_url}"
     check(dims_ok, "every probe metric has exactly the BucketName and Region dimensions")
     objects = [o["Key"] for o in s3.list_objects_v2(Bucket="canary-ok").get("Contents", [])]
     check(objects == ["app/data.json"], f"only the application's object is left in moto's bucket: {objects}")
+
+    # A versioned bucket (every replication user has one): a cycle deletes every version and
+    # delete marker it created, by version id, and nothing else.
+    s3.create_bucket(Bucket="canary-versioned")
+    s3.put_bucket_versioning(Bucket="canary-versioned", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="canary-versioned", Key="app/keep.json", Body=b"{}")
+    versioned = out / "versioned.toml"
+    versioned.write_text(f"""
+[[target]]
+name = "versioned"
+bucket = "canary-versioned"
+region = "us-east-1"
+endpoint = "{moto_url}"
+path_style = true
+""")
+    r = subprocess.run([binary, "once", "--config", str(versioned)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    (out / "versioned-once.txt").write_text(r.stdout + r.stderr)
+    check(r.returncode == 0, f"a cycle on a versioned bucket passes (exit {r.returncode}, see versioned-once.txt)")
+    v = s3.list_object_versions(Bucket="canary-versioned", Prefix="s3canary/")
+    left = [(x["Key"], x["VersionId"]) for x in v.get("Versions", []) + v.get("DeleteMarkers", [])]
+    check(left == [], f"no version or delete marker is left under the prefix: {left}")
+    kept = s3.list_object_versions(Bucket="canary-versioned", Prefix="app/").get("Versions", [])
+    check(len(kept) == 1, f"the application's object keeps its one version: {len(kept)}")
 finally:
     for p in procs:
         if p.poll() is None:
