@@ -62,7 +62,10 @@ check "the status API needs credentials too" 401 \
     "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$out/server.crt" "https://127.0.0.1:$port/api/v1/status" || true)"
 plain=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/metrics" || true)
 check "plain HTTP gets no answer" 000 "$plain"
-if curl -fs --cacert "$out/server.crt" -u prometheus:s3cret-pass "$url" | grep -q '^s3canary_build_info'; then
+# To a file first: `grep -q` stops reading at the first match, and under pipefail curl's
+# broken pipe would fail the check.
+curl -fs --cacert "$out/server.crt" -u prometheus:s3cret-pass "$url" >"$out/metrics.txt" || true
+if grep -q '^s3canary_build_info' "$out/metrics.txt"; then
     echo "ok: the metrics come back"
 else
     echo "FAILED: no s3canary_build_info in the authenticated scrape"; status=1
