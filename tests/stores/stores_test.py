@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The probe suite against another real S3 implementation on 127.0.0.1 (moto's server, or
+s3rver from npm). What the store really does is first checked directly with boto3 (does it
+refuse a conditional write it must refuse?); then `s3canary once` runs every probe, and each
+result must agree with what the store did. The results go to OUTPUT_DIR/stores/STORE.json, from
+which tests/stores/matrix.py renders the compatibility matrix of README.md.
+
+usage: stores_test.py moto|s3rver S3CANARY_BINARY OUTPUT_DIR
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+import botocore
+
+store, binary, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "stores"
+out.mkdir(parents=True, exist_ok=True)
+root = pathlib.Path(__file__).resolve().parents[2]
+failures = []
+
+
+def check(ok, what):
+    print(("ok:   " if ok else "FAIL: ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+port = free_port()
+url = f"http://127.0.0.1:{port}"
+keys = {"moto": ("testing", "testing"), "s3rver": ("S3RVER", "S3RVER")}[store]
+env = dict(os.environ, AWS_ACCESS_KEY_ID=keys[0], AWS_SECRET_ACCESS_KEY=keys[1],
+           AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+env.pop("AWS_PROFILE", None)
+data = out / f"{store}-data"
+data.mkdir(exist_ok=True)
+if store == "moto":
+    cmd = [str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    version = subprocess.run([sys.executable, "-c", "import moto; print(moto.__version__)"],
+                             capture_output=True, text=True).stdout.strip()
+else:
+    s3rver = root / ".npm/node_modules/.bin/s3rver"
+    cmd = [str(s3rver), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "--silent",
+           "--configure-bucket", "canary"]
+    version = json.loads((root / ".npm/node_modules/s3rver/package.json").read_text())["version"]
+server = subprocess.Popen(cmd, stdout=open(out / f"{store}.log", "w"), stderr=subprocess.STDOUT, env=env)
+try:
+    end = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break  # it answers, with an error for the bare root: up
+        except Exception:
+            if time.time() > end:
+                raise SystemExit(f"{store} did not start; see {out / (store + '.log')}")
+            time.sleep(0.2)
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                      aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
+                      config=botocore.config.Config(s3={"addressing_style": "path"}))
+    if store == "moto":
+        s3.create_bucket(Bucket="canary")
+
+    # What the store does, asked directly.
+    def refuses(**cond):
+        s3.put_object(Bucket="canary", Key="direct/probe", Body=b"v1")
+        try:
+            s3.put_object(Bucket="canary", Key="direct/probe", Body=b"v2", **cond)
+            return False
+        except botocore.exceptions.ClientError as e:
+            return e.response["ResponseMetadata"]["HTTPStatusCode"] in (412, 409, 304)
+    direct = {
+        "if_none_match_enforced": refuses(IfNoneMatch="*"),
+        "if_match_stale_enforced": refuses(IfMatch='"0123456789abcdef0123456789abcdef"'),
+    }
+    s3.delete_object(Bucket="canary", Key="direct/probe")
+    print(f"{store} {version}: {direct}")
+
+    cfg = out / f"{store}.toml"
+    cfg.write_text(f'[[target]]\nname = "{store}"\nbucket = "canary"\nregion = "us-east-1"\n'
+                   f'endpoint = "{url}"\npath_style = true\n')
+    r = subprocess.run([binary, "once", "--config", str(cfg), "--format", "json"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    (out / f"{store}-once.json").write_text(r.stdout)
+    (out / f"{store}-once.log").write_text(r.stderr)
+    cycle = json.loads(r.stdout)["targets"][0]["cycle"]
+    results = {}
+    for p in cycle["results"]:
+        o = p["outcome"]
+        results[p["probe"]] = "ok" if o and o["result"] == "success" else (o or {}).get("reason", "not run")
+    conditional_enforced = direct["if_none_match_enforced"] and direct["if_match_stale_enforced"]
+    for probe in ["put", "get", "list", "overwrite", "delete"]:
+        check(results.get(probe) == "ok", f"{store}: {probe} passes ({results.get(probe)})")
+    want = "ok" if conditional_enforced else "precondition_ignored"
+    check(results.get("conditional") == want,
+          f"{store}: conditional is {want}, as the store's own answers say ({results.get('conditional')})")
+    check(r.returncode == (0 if want == "ok" else 1), f"{store}: once exits {r.returncode}")
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket="canary", Prefix="s3canary/").get("Contents", [])]
+    check(left == [], f"{store}: no canary is left ({left})")
+    (out / f"{store}.json").write_text(json.dumps(
+        {"store": store, "version": version, "direct": direct, "probes": results}, indent=2) + "\n")
+finally:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+print(f"{store}: {len(failures)} failed")
+sys.exit(1 if failures else 0)
