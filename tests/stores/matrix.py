@@ -24,6 +24,8 @@ for f in sorted(out.glob("*.json")):
     does.append("refuses If-None-Match: * on an existing key" if d["if_none_match_enforced"]
                 else "ignores If-None-Match")
     does.append("refuses a stale If-Match" if d["if_match_stale_enforced"] else "ignores If-Match")
+    if d["if_match_stale_enforced"] and not d.get("if_match_current_accepted", True):
+        does.append("refuses If-Match with the current ETag too (412)")
     cells = [("✔ ok" if r["probes"].get(p) == "ok" else f"✘ {r['probes'].get(p)}") for p in probes]
     rows.append(f"| {r['store']} {r['version']} | " + " | ".join(cells) + f" | {'; '.join(does)} |")
 if not rows:

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The probe suite against another real S3 implementation on 127.0.0.1 (moto's server, or
-s3rver from npm). What the store really does is first checked directly with boto3 (does it
+"""The probe suite against another real S3 implementation on 127.0.0.1 (moto's server, s3rver
+from npm, or Ceph RGW from Debian's packages, a single-node cluster started by start_rgw.sh). What the store really does is first checked directly with boto3 (does it
 refuse a conditional write it must refuse?); then `s3canary once` runs every probe, and each
 result must agree with what the store did. The results go to OUTPUT_DIR/stores/STORE.json, from
 which tests/stores/matrix.py renders the compatibility matrix of README.md.
 
-usage: stores_test.py moto|s3rver S3CANARY_BINARY OUTPUT_DIR
+usage: stores_test.py moto|s3rver|rgw S3CANARY_BINARY OUTPUT_DIR
 """
 import json
 import os
@@ -41,23 +41,59 @@ def free_port():
 
 port = free_port()
 url = f"http://127.0.0.1:{port}"
-keys = {"moto": ("testing", "testing"), "s3rver": ("S3RVER", "S3RVER")}[store]
+keys = {"moto": ("testing", "testing"), "s3rver": ("S3RVER", "S3RVER"),
+        "rgw": ("S3CANARYTESTKEY", "s3canary-test-secret")}[store]
 env = dict(os.environ, AWS_ACCESS_KEY_ID=keys[0], AWS_SECRET_ACCESS_KEY=keys[1],
            AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
 env.pop("AWS_PROFILE", None)
-data = out / f"{store}-data"
+data = (out / f"{store}-data").resolve()
 data.mkdir(exist_ok=True)
 if store == "moto":
     cmd = [str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     version = subprocess.run([sys.executable, "-c", "import moto; print(moto.__version__)"],
                              capture_output=True, text=True).stdout.strip()
+elif store == "rgw":
+    import shutil
+    shutil.rmtree(data, ignore_errors=True)
+    cmd = [str(root / "tests/stores/start_rgw.sh"), str(data), str(free_port()), str(port), *keys]
+    version = subprocess.run(["radosgw", "--version"], capture_output=True, text=True).stdout.split()[2]
 else:
     s3rver = root / ".npm/node_modules/.bin/s3rver"
     cmd = [str(s3rver), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "--silent",
            "--configure-bucket", "canary"]
     version = json.loads((root / ".npm/node_modules/s3rver/package.json").read_text())["version"]
 server = subprocess.Popen(cmd, stdout=open(out / f"{store}.log", "w"), stderr=subprocess.STDOUT, env=env)
+
+
+def stop():
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    # The Ceph daemons detach: stop them by their pid files, and wait (bounded) until gone.
+    pids = []
+    for pid_file in (data / "run").glob("*.pid") if store == "rgw" else []:
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+            os.kill(pids[-1], 15)
+        except (ValueError, ProcessLookupError):
+            pass
+    end = time.time() + 15
+    for pid in pids:
+        while time.time() < end and pathlib.Path(f"/proc/{pid}/cmdline").exists() \
+                and pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
+            time.sleep(0.2)
+        try:
+            if pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, 9)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+
 try:
+    if store == "rgw" and server.wait(timeout=180) != 0:
+        raise SystemExit(f"the Ceph cluster did not start; see {out / 'rgw.log'} and {data / 'log'}")
     end = time.time() + 60
     while True:
         try:
@@ -72,7 +108,7 @@ try:
     s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                       aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
                       config=botocore.config.Config(s3={"addressing_style": "path"}))
-    if store == "moto":
+    if store in ("moto", "rgw"):
         s3.create_bucket(Bucket="canary")
 
     # What the store does, asked directly.
@@ -83,9 +119,17 @@ try:
             return False
         except botocore.exceptions.ClientError as e:
             return e.response["ResponseMetadata"]["HTTPStatusCode"] in (412, 409, 304)
+    def current_accepted():
+        etag = s3.put_object(Bucket="canary", Key="direct/probe", Body=b"v1")["ETag"]
+        try:
+            s3.put_object(Bucket="canary", Key="direct/probe", Body=b"v2", IfMatch=etag)
+            return True
+        except botocore.exceptions.ClientError:
+            return False
     direct = {
         "if_none_match_enforced": refuses(IfNoneMatch="*"),
         "if_match_stale_enforced": refuses(IfMatch='"0123456789abcdef0123456789abcdef"'),
+        "if_match_current_accepted": current_accepted(),
     }
     s3.delete_object(Bucket="canary", Key="direct/probe")
     print(f"{store} {version}: {direct}")
@@ -105,20 +149,32 @@ try:
     conditional_enforced = direct["if_none_match_enforced"] and direct["if_match_stale_enforced"]
     for probe in ["put", "get", "list", "overwrite", "delete"]:
         check(results.get(probe) == "ok", f"{store}: {probe} passes ({results.get(probe)})")
-    want = "ok" if conditional_enforced else "precondition_ignored"
+    if not conditional_enforced:
+        want = "precondition_ignored"
+    elif not direct["if_match_current_accepted"]:
+        want = "client_error"  # the write that must succeed was refused (412)
+    else:
+        want = "ok"
     check(results.get("conditional") == want,
           f"{store}: conditional is {want}, as the store's own answers say ({results.get('conditional')})")
     check(r.returncode == (0 if want == "ok" else 1), f"{store}: once exits {r.returncode}")
     left = [o["Key"] for o in s3.list_objects_v2(Bucket="canary", Prefix="s3canary/").get("Contents", [])]
     check(left == [], f"{store}: no canary is left ({left})")
+    if store in ("moto", "rgw"):
+        # Versioned buckets: a cycle leaves no version and no delete marker under the prefix.
+        s3.create_bucket(Bucket="versioned")
+        s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+        vcfg = out / f"{store}-versioned.toml"
+        vcfg.write_text(cfg.read_text().replace('bucket = "canary"', 'bucket = "versioned"'))
+        subprocess.run([binary, "once", "--config", str(vcfg)], env=env, capture_output=True,
+                       text=True, timeout=120)
+        v = s3.list_object_versions(Bucket="versioned", Prefix="s3canary/")
+        left = [(x["Key"], x["VersionId"]) for x in v.get("Versions", []) + v.get("DeleteMarkers", [])]
+        check(left == [], f"{store}: no version or delete marker left on a versioned bucket ({left})")
     (out / f"{store}.json").write_text(json.dumps(
         {"store": store, "version": version, "direct": direct, "probes": results}, indent=2) + "\n")
 finally:
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop()
 
 print(f"{store}: {len(failures)} failed")
 sys.exit(1 if failures else 0)
