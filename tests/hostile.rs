@@ -83,6 +83,8 @@ async fn a_huge_error_message_is_bounded_everywhere() {
     assert!(page.len() < 64 * 1024, "page is {} bytes", page.len());
     assert!(log.len() < 256 * 1024, "log is {} bytes", log.len());
     assert!(!status.contains(&"A".repeat(1000)));
+    // A log file is not a terminal: no colour codes.
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
