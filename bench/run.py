@@ -9,11 +9,13 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from support import free_port  # noqa: E402
 
 quick = "--quick" in sys.argv
 args = [a for a in sys.argv[1:] if a != "--quick"]
@@ -36,14 +38,6 @@ def bench(*a, timeout=600):
     if r.returncode != 0:
         raise SystemExit(f"bench {a} failed: {r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def proc_stats(pid):

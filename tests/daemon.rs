@@ -10,6 +10,13 @@ use common::daemon::{BIN, daemon_config, free_port, signal, start_daemon, with_e
 use common::{http, http_get, sample, wait_until};
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Op};
 
+/// An embedded server with bucket "alpha" and a config of one target on it, with `defaults`.
+async fn alpha(defaults: &str) -> (EmbeddedS3, String, tempfile::TempDir, std::path::PathBuf) {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let (addr, dir, cfg) = daemon_config(&s3.endpoint, defaults, &[("alpha", "alpha")]);
+    (s3, addr, dir, cfg)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted() {
     let s3 = EmbeddedS3::start(&["alpha", "beta"]).await.unwrap();
@@ -123,12 +130,8 @@ async fn run_serves_metrics_reloads_and_exits_0_on_sigterm_with_canaries_deleted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_is() {
-    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let (addr, dir, cfg) = daemon_config(
-        &s3.endpoint,
-        "interval = \"1s\"\ntimeout = \"500ms\"\norphan_ttl = \"1s\"",
-        &[("alpha", "alpha")],
-    );
+    let (s3, addr, dir, cfg) =
+        alpha("interval = \"1s\"\ntimeout = \"500ms\"\norphan_ttl = \"1s\"").await;
     // Foreign objects, also under the prefix: never touched.
     let client = common::factory()
         .bucket(
@@ -207,12 +210,7 @@ async fn canaries_left_by_sigkill_are_swept_on_the_next_start_and_nothing_else_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_file_keeps_the_running_config() {
-    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let (addr, dir, cfg) = daemon_config(
-        &s3.endpoint,
-        "interval = \"1s\"\ntimeout = \"500ms\"",
-        &[("alpha", "alpha")],
-    );
+    let (_s3, addr, dir, cfg) = alpha("interval = \"1s\"\ntimeout = \"500ms\"").await;
     let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
     std::fs::write(&cfg, "[defaults]\ninterval = \"soon\"\n").unwrap();
     signal(&child, "HUP");
@@ -241,12 +239,7 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_logs_metrics_status_or_errors() {
-    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let (addr, dir, cfg) = daemon_config(
-        &s3.endpoint,
-        "interval = \"1s\"\ntimeout = \"500ms\"",
-        &[("alpha", "alpha")],
-    );
+    let (_s3, addr, dir, cfg) = alpha("interval = \"1s\"\ntimeout = \"500ms\"").await;
     let secret = s3canary::embedded::SECRET_KEY;
     let token = "SESSIONTOKEN-do-not-log-0123456789";
     let wrong = "WRONGSECRET-do-not-log-9876543210";
@@ -371,12 +364,7 @@ async fn demo_probes_its_embedded_server_without_any_aws_lookup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_from_a_fifo_neither_blocks_nor_delays_sigterm() {
-    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
-    let (addr, dir, cfg) = daemon_config(
-        &s3.endpoint,
-        "interval = \"1s\"\ntimeout = \"500ms\"",
-        &[("alpha", "alpha")],
-    );
+    let (_s3, addr, dir, cfg) = alpha("interval = \"1s\"\ntimeout = \"500ms\"").await;
     let mut child = start_daemon(&cfg, &addr, Stdio::null()).await;
     // The config path becomes a FIFO nobody writes to: opening it for reading would block.
     std::fs::remove_file(&cfg).unwrap();

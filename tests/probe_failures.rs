@@ -8,17 +8,29 @@ use std::time::Duration;
 use common::{cycle, outcome, reason, rig, sample};
 use s3canary::embedded::{FaultConfig, Op};
 use s3canary::probe::run_cycle;
-use s3canary::report::{Outcome, Reason};
+use s3canary::report::{CycleReport, Outcome, Reason};
 use s3canary::sinks::Sink;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn access_denied_is_bounded_reason_and_code_and_skips_dependents() {
+/// DeleteObject requests the rig's server received.
+fn deletes(r: &common::Rig) -> usize {
+    let log = r.s3.log.entries();
+    log.iter().filter(|a| a.op == Op::DeleteObject).count()
+}
+
+/// A rig whose every PutObject fails with S3 error `code`, and one cycle run on it.
+async fn cycle_with_failing_puts(code: &str) -> (common::Rig, CycleReport) {
     let r = rig("").await;
     r.s3.faults
-        .set_all(FaultConfig::error("AccessDenied", 1.0, vec![Op::PutObject]));
+        .set_all(FaultConfig::error(code, 1.0, vec![Op::PutObject]));
     let report = cycle(&r).await;
+    (r, report)
+}
+
+#[tokio::test]
+async fn access_denied_is_bounded_reason_and_code_and_skips_dependents() {
+    let (r, report) = cycle_with_failing_puts("AccessDenied").await;
     assert_eq!(reason(&report, "put"), Some(Reason::AccessDenied));
     for p in ["get", "list", "overwrite", "delete", "conditional"] {
         assert!(outcome(&report, p).is_none(), "{p} ran after put failed");
@@ -46,10 +58,7 @@ async fn access_denied_is_bounded_reason_and_code_and_skips_dependents() {
 
 #[tokio::test]
 async fn throttling_is_retried_at_most_three_times() {
-    let r = rig("").await;
-    r.s3.faults
-        .set_all(FaultConfig::error("SlowDown", 1.0, vec![Op::PutObject]));
-    let report = cycle(&r).await;
+    let (r, report) = cycle_with_failing_puts("SlowDown").await;
     assert_eq!(reason(&report, "put"), Some(Reason::Throttled));
     let text = r.metrics.render();
     assert_eq!(
@@ -228,41 +237,22 @@ async fn targets_sharing_a_client_keep_their_own_request_series() {
 #[tokio::test]
 async fn a_refused_write_wrote_nothing_so_no_cleanup_delete_is_sent() {
     for code in ["AccessDenied", "NoSuchBucket"] {
-        let r = rig("").await;
-        r.s3.faults
-            .set_all(FaultConfig::error(code, 1.0, vec![Op::PutObject]));
-        let report = cycle(&r).await;
+        let (r, report) = cycle_with_failing_puts(code).await;
         assert!(outcome(&report, "put").is_some_and(|o| matches!(o, Outcome::Failure(_))));
         assert!(
             report.cleaned_up,
             "{code}: nothing was written, nothing to clean up"
         );
-        let deletes =
-            r.s3.log
-                .entries()
-                .iter()
-                .filter(|a| a.op == Op::DeleteObject)
-                .count();
+        let deletes = deletes(&r);
         assert_eq!(
             deletes, 0,
             "{code}: a DELETE was sent for a write S3 refused"
         );
     }
     // A 5xx may have landed: that canary is still deleted.
-    let r = rig("").await;
-    r.s3.faults.set_all(FaultConfig::error(
-        "InternalError",
-        1.0,
-        vec![Op::PutObject],
-    ));
-    let report = cycle(&r).await;
+    let (r, report) = cycle_with_failing_puts("InternalError").await;
     assert!(report.cleaned_up);
-    let deletes =
-        r.s3.log
-            .entries()
-            .iter()
-            .filter(|a| a.op == Op::DeleteObject)
-            .count();
+    let deletes = deletes(&r);
     assert_eq!(
         deletes, 1,
         "a write that may have landed must be cleaned up"
@@ -281,13 +271,7 @@ async fn an_unexpected_412_is_a_request_error_an_expected_one_is_not() {
         "{text}"
     );
     // Every PUT refused with 412, also the first, which must succeed: counted.
-    let r = rig("").await;
-    r.s3.faults.set_all(FaultConfig::error(
-        "PreconditionFailed",
-        1.0,
-        vec![Op::PutObject],
-    ));
-    let report = cycle(&r).await;
+    let (r, report) = cycle_with_failing_puts("PreconditionFailed").await;
     assert!(!report.passed());
     let text = r.metrics.render();
     let errors = sample(

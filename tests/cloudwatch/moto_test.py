@@ -11,7 +11,6 @@ import os
 import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,24 +18,12 @@ import urllib.request
 
 import boto3
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from support import check, failures, free_port  # noqa: E402
+
 binary, out = sys.argv[1], pathlib.Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
 here = pathlib.Path(__file__).resolve().parent
-failures = []
-
-
-def check(ok, what):
-    print(("ok:   " if ok else "FAIL: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait(what, fn, limit=60):

@@ -10,7 +10,6 @@ usage: stores_test.py moto|s3rver|rgw S3CANARY_BINARY OUTPUT_DIR
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -19,24 +18,12 @@ import urllib.request
 import boto3
 import botocore
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from support import check, failures, free_port  # noqa: E402
+
 store, binary, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "stores"
 out.mkdir(parents=True, exist_ok=True)
 root = pathlib.Path(__file__).resolve().parents[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok:   " if ok else "FAIL: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 port = free_port()
