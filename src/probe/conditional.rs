@@ -12,14 +12,11 @@ use super::Cycle;
 use crate::canary::md5_hex;
 use crate::report::{Check, Failure, Reason};
 use crate::s3::Condition;
+use crate::s3::error::is_refusal;
 
-/// Whether S3 refused a conditional write (412, or the 409/304 some stores answer).
+/// Whether S3 refused a conditional write.
 fn refused(e: &Failure) -> bool {
-    matches!(e.status, Some(412) | Some(409) | Some(304))
-        || matches!(
-            e.code.as_deref(),
-            Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-        )
+    is_refusal(e.code.as_deref(), e.status)
 }
 
 /// How S3 answered, for a message: "412 PreconditionFailed: <message>" or the failure reason.

@@ -96,9 +96,16 @@ pub(super) fn is_not_found<E>(e: &SdkError<E, HttpResponse>) -> bool {
 /// A refusal is expected only of the conditional writes that must be refused
 /// (`refusal_expected`); any other 412, 409 or 304 is an error like any other.
 pub(super) fn expected_answer(code: &str, status: Option<u16>, refusal_expected: bool) -> bool {
-    let refusal = matches!(code, "PreconditionFailed" | "ConditionalRequestConflict")
-        || matches!(status, Some(412 | 409 | 304));
-    matches!(code, "NotFound" | "NoSuchKey") || (refusal && refusal_expected)
+    matches!(code, "NotFound" | "NoSuchKey") || (refusal_expected && is_refusal(Some(code), status))
+}
+
+/// Whether an answer is S3 refusing a conditional write: 412 PreconditionFailed, or the 409
+/// ConditionalRequestConflict and 304 some stores answer.
+pub fn is_refusal(code: Option<&str>, status: Option<u16>) -> bool {
+    matches!(
+        code,
+        Some("PreconditionFailed" | "ConditionalRequestConflict")
+    ) || matches!(status, Some(412 | 409 | 304))
 }
 
 pub(super) fn attempt_error_code(
