@@ -146,13 +146,16 @@ where
     let service = TowerToHyperService::new(router);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
+    // Its lifetime is up, or the daemon stops: finish the response in flight, then close.
+    let time_to_close = async {
+        tokio::select! {
+            _ = tokio::time::sleep(limits.lifetime) => {}
+            _ = token.cancelled() => {}
+        }
+    };
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = tokio::time::sleep(limits.lifetime) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(limits.drain, conn).await;
-        }
-        _ = token.cancelled() => {
+        _ = time_to_close => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(limits.drain, conn).await;
         }

@@ -13,18 +13,25 @@ pub const MAX_TOKEN: usize = 128;
 pub fn bounded_text(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 32);
     for (i, c) in s.char_indices() {
-        let piece = match c {
-            '\n' => "\\n".to_string(),
-            '\r' => "\\r".to_string(),
-            '\t' => "\\t".to_string(),
-            c if c.is_control() => c.escape_unicode().to_string(),
-            c => c.to_string(),
+        let (mut utf8, escaped);
+        let piece: &str = match c {
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if c.is_control() => {
+                escaped = c.escape_unicode().to_string();
+                &escaped
+            }
+            c => {
+                utf8 = [0u8; 4];
+                c.encode_utf8(&mut utf8)
+            }
         };
         if out.len() + piece.len() > max {
             out.push_str(&format!(" [truncated: {} more bytes]", s.len() - i));
             return out;
         }
-        out.push_str(&piece);
+        out.push_str(piece);
     }
     out
 }
