@@ -14,7 +14,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use s3canary::config;
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Op, hostile};
 use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
@@ -24,12 +23,6 @@ use serde_json::json;
 // a checked target on it, one cycle with the target's deadline.
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// One cycle of `t` with its own deadline, as the daemon runs it.
-async fn one_cycle(b: &s3canary::s3::Bucket, t: &config::Target) -> s3canary::report::CycleReport {
-    let deadline = Instant::now() + t.timeout;
-    s3canary::probe::run_cycle(b, t, deadline, &CancellationToken::new()).await
-}
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -79,7 +72,7 @@ async fn overhead(samples: usize) -> serde_json::Value {
         for i in 0..samples + 20 {
             s3.timings.take();
             let before = attempt.sum();
-            let r = one_cycle(&b, &t).await;
+            let r = s3canary::probe::run_alone(&b, &t).await;
             let get = r
                 .results
                 .iter()
@@ -182,7 +175,7 @@ async fn scrape(targets: usize) -> serde_json::Value {
     let b = EmbeddedS3::client_factory()
         .bucket(&t, metrics.clone())
         .await;
-    let report = one_cycle(&b, &t).await;
+    let report = s3canary::probe::run_alone(&b, &t).await;
     for i in 0..targets {
         let mut ti = t.clone();
         ti.name = format!("target-{i:04}");

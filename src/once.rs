@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
@@ -28,11 +27,8 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
         buckets.insert(t.name.clone(), factory.bucket(t, sink.clone()).await);
     }
     let cycles = cfg.targets.iter().map(|t| {
-        let (token, bucket) = (token.clone(), buckets[&t.name].clone());
-        async move {
-            let report = probe::run_cycle(&bucket, t, Instant::now() + t.timeout, &token).await;
-            (t.clone(), report)
-        }
+        let bucket = buckets[&t.name].clone();
+        async move { (t.clone(), probe::run_alone(&bucket, t).await) }
     });
     let canaries = cfg.replications.iter().map(|r| {
         let monitor = Monitor::new(

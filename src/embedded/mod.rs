@@ -68,6 +68,20 @@ impl Timings {
     }
 }
 
+/// A checked target named `name` on `bucket` at `endpoint` (path-style, us-east-1), with
+/// `extra` TOML lines of its `[[target]]` table appended: how tests and the benchmark point a
+/// target at a server on loopback.
+pub fn target_at(endpoint: &str, name: &str, bucket: &str, extra: &str) -> crate::config::Target {
+    let text = format!(
+        "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{endpoint}\"\npath_style = true\n{extra}\n"
+    );
+    crate::config::parse(&text, std::path::Path::new("embedded.toml"))
+        .expect("a target made for a loopback server is valid")
+        .targets
+        .remove(0)
+}
+
 impl EmbeddedS3 {
     /// Starts a server on a free loopback port with `buckets` created and empty.
     pub async fn start(buckets: &[&str]) -> std::io::Result<EmbeddedS3> {
@@ -242,15 +256,7 @@ impl EmbeddedS3 {
     /// A checked target named `name` on `bucket` of this server (path-style), with `extra`
     /// TOML lines of its `[[target]]` table appended.
     pub fn target(&self, name: &str, bucket: &str, extra: &str) -> crate::config::Target {
-        let text = format!(
-            "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
-             endpoint = \"{}\"\npath_style = true\n{extra}\n",
-            self.endpoint
-        );
-        crate::config::parse(&text, std::path::Path::new("embedded.toml"))
-            .expect("a target of the embedded server is valid")
-            .targets
-            .remove(0)
+        target_at(&self.endpoint, name, bucket, extra)
     }
 
     /// A server with buckets `src{i}` and `dst{i}` for each of `lags`, each pair replicating

@@ -364,6 +364,13 @@ pub async fn run_cycle(
     }
 }
 
+/// One cycle of `target` from now, with its own timeout and nothing cancelling it: what `once`,
+/// the tests and the benchmark run.
+pub async fn run_alone(bucket: &Bucket, target: &Target) -> CycleReport {
+    let deadline = Instant::now() + target.timeout;
+    run_cycle(bucket, target, deadline, &CancellationToken::new()).await
+}
+
 async fn run_step(probe: Probe, c: &mut Cycle<'_>) -> Result<(), Failure> {
     match probe {
         Probe::Put => put::run(c).await,

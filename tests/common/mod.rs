@@ -7,13 +7,11 @@
 
 pub mod daemon;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use s3canary::config::{self, Target};
+use s3canary::config::Target;
 use s3canary::embedded::EmbeddedS3;
-use s3canary::probe::run_cycle;
 use s3canary::report::{CycleReport, Outcome, Reason};
 use s3canary::s3::{Bucket, ClientFactory};
 use s3canary::sinks::Sink;
@@ -27,14 +25,7 @@ pub fn factory() -> ClientFactory {
 
 /// A checked target named `name` on `bucket` at `endpoint`, with `extra` TOML lines appended.
 pub fn target(name: &str, bucket: &str, endpoint: &str, extra: &str) -> Target {
-    let text = format!(
-        "[[target]]\nname = \"{name}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\n\
-         endpoint = \"{endpoint}\"\npath_style = true\n{extra}\n"
-    );
-    config::parse(&text, Path::new("test.toml"))
-        .expect("test config is valid")
-        .targets
-        .remove(0)
+    s3canary::embedded::target_at(endpoint, name, bucket, extra)
 }
 
 /// Everything one probing test needs.
@@ -64,8 +55,7 @@ pub async fn rig(extra: &str) -> Rig {
 
 /// One cycle of `t` on `b` with the target's own deadline and nothing cancelling it.
 pub async fn one_cycle(b: &Bucket, t: &Target) -> CycleReport {
-    let deadline = tokio::time::Instant::now() + t.timeout;
-    run_cycle(b, t, deadline, &tokio_util::sync::CancellationToken::new()).await
+    s3canary::probe::run_alone(b, t).await
 }
 
 /// One cycle of the rig's target, recorded in its metrics as the daemon records it.
