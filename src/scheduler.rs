@@ -249,10 +249,8 @@ impl Loops {
         };
         let token = self.shutdown.clone();
         self.tracker.spawn(async move {
-            let flush = Arc::new(flush);
-            let f = flush.clone();
-            every(schedule, token, move |_| {
-                f();
+            every(schedule, token, |_| {
+                flush();
                 std::future::ready(())
             })
             .await;
