@@ -155,7 +155,7 @@ async fn schedule(targets: usize, seconds: u64) -> serde_json::Value {
                 late.lock()
                     .unwrap()
                     .push(due.elapsed().as_secs_f64() * 1000.0);
-                async {}
+                async { true }
             },
         ));
     }

@@ -159,6 +159,18 @@ pub fn monthly(cfg: &Config, lag: Duration) -> Vec<Line> {
     lines
 }
 
+/// The extra cycles per hour and their cost while `t` fails and its cycles run every
+/// `confirm_interval` instead of every interval; None when confirming is off. Priced as
+/// healthy cycles: a failing cycle usually stops at its first failed step, so this is an upper
+/// bound except for the re-reads that measure a stale view.
+pub fn confirm_cost_per_hour(t: &Target, prices: &Prices) -> Option<(f64, f64)> {
+    if t.confirm_interval.is_zero() || t.confirm_interval >= t.interval {
+        return None;
+    }
+    let extra = 3600.0 / t.confirm_interval.as_secs_f64() - 3600.0 / t.interval.as_secs_f64();
+    Some((extra, requests_per_cycle(t).scaled(extra).cost(prices)))
+}
+
 /// CloudWatch custom metrics the mirror publishes: SuccessRate and Latency per target and
 /// probe, Replication_Lag and Replication_Pending per pair.
 pub fn cloudwatch_metrics(cfg: &Config) -> usize {
@@ -234,6 +246,27 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
             "Replication assumes copies appear after {} ({d} destination + {s} source HEADs per canary; --replication-lag to change).",
             humantime::format_duration(lag)
         );
+    }
+    let confirming: Vec<_> = cfg
+        .targets
+        .iter()
+        .filter_map(|t| confirm_cost_per_hour(t, prices).map(|c| (t, c)))
+        .collect();
+    if !confirming.is_empty() {
+        let _ = writeln!(
+            out,
+            "While a target fails, its cycles run every confirm_interval until one passes (not counted above):"
+        );
+        for (t, (extra, usd)) in confirming {
+            let _ = writeln!(
+                out,
+                "  target {}: every {} instead of every {}: up to {} more cycles and ${usd:.3} per hour of failure",
+                t.name,
+                humantime::format_duration(t.confirm_interval),
+                humantime::format_duration(t.interval),
+                fmt_n(extra)
+            );
+        }
     }
     let cw = cloudwatch_metrics(cfg);
     if cfg.cloudwatch.enabled {
@@ -340,5 +373,22 @@ mod tests {
         assert!((probes.cost(&Prices::default()) - 3.5597).abs() < 0.001);
         // Plus one sweep LIST every 30 minutes.
         assert_eq!(lines[0].per_month.list, 2.0 * 86_400.0 + 1440.0);
+    }
+
+    #[test]
+    fn confirming_costs_the_extra_cycles_only_while_failing() {
+        let c = cfg("");
+        let t = &c.targets[0];
+        // 5 s instead of 30 s: 720 - 120 = 600 more cycles an hour, priced as healthy cycles.
+        let (extra, usd) = confirm_cost_per_hour(t, &Prices::default()).unwrap();
+        assert_eq!(extra, 600.0);
+        let per_cycle = requests_per_cycle(t).cost(&Prices::default());
+        assert!((usd - 600.0 * per_cycle).abs() < 1e-9);
+        assert!(
+            render(&c, &Prices::default(), Duration::from_secs(10))
+                .contains("every 5s instead of every 30s: up to 600 more cycles")
+        );
+        let off = cfg("confirm_interval = \"0s\"");
+        assert!(confirm_cost_per_hour(&off.targets[0], &Prices::default()).is_none());
     }
 }

@@ -34,11 +34,14 @@ pub struct Schedule {
     pub timeout: Duration,
     /// Delay of the first tick, in `[0, interval)`.
     pub offset: Duration,
+    /// After a failed cycle, the next one starts this long after the failed one started (or
+    /// as soon as it ended, if later), until one passes; zero keeps the interval.
+    pub confirm: Duration,
 }
 
 impl Schedule {
     /// A schedule whose offset is spread over the interval by hashing `name`: stable across
-    /// restarts (a target keeps its slot) and uniform over many targets.
+    /// restarts (a target keeps its slot) and uniform over many targets. No confirm cadence.
     pub fn spread(name: &str, interval: Duration, timeout: Duration) -> Self {
         let mut h = DefaultHasher::new();
         name.hash(&mut h);
@@ -47,7 +50,22 @@ impl Schedule {
             interval,
             timeout,
             offset: Duration::from_nanos(h.finish() % nanos),
+            confirm: Duration::ZERO,
         }
+    }
+
+    /// The same schedule with a confirm cadence (see [`Schedule::confirm`]).
+    pub fn confirming(self, confirm: Duration) -> Self {
+        Schedule { confirm, ..self }
+    }
+
+    /// The first regular tick after `now`, on the grid `first + k * interval`.
+    fn tick_after(&self, first: Instant, now: Instant) -> Instant {
+        if now < first {
+            return first;
+        }
+        let k = (now - first).as_nanos() / self.interval.as_nanos().max(1) + 1;
+        first + self.interval * u32::try_from(k).unwrap_or(u32::MAX)
     }
 }
 
@@ -69,12 +87,89 @@ pub fn replication_sweep_interval(r: &Replication) -> Duration {
     (r.interval * 10).max(Duration::from_secs(300))
 }
 
+/// A cycle in flight: its task (which answers whether the cycle passed) and when it started.
+struct Running {
+    task: JoinHandle<bool>,
+    started: Instant,
+}
+
+/// Waits for the cycle in flight, if any (forever if none): whether it passed. A cycle that
+/// panicked or was abandoned counts as failed.
+async fn ended(running: &mut Option<Running>) -> bool {
+    match running {
+        Some(r) => (&mut r.task).await.unwrap_or(false),
+        None => std::future::pending().await,
+    }
+}
+
+/// When a target's next cycle is due: on the regular grid, or sooner while confirming a
+/// failure.
+struct Cadence {
+    schedule: Schedule,
+    first: Instant,
+    /// The next regular tick.
+    next: Instant,
+    /// Whether the last cycle failed and the grid waits for a passing one.
+    confirming: bool,
+    /// While confirming, when the next cycle is due (None while a confirming cycle runs).
+    confirm_at: Option<Instant>,
+}
+
+impl Cadence {
+    fn new(schedule: Schedule) -> Self {
+        let first = Instant::now() + schedule.offset;
+        Cadence {
+            schedule,
+            first,
+            next: first,
+            confirming: false,
+            confirm_at: None,
+        }
+    }
+
+    /// When to wake for the next start; None while a confirming cycle runs.
+    fn wake(&self) -> Option<Instant> {
+        if self.confirming {
+            self.confirm_at
+        } else {
+            Some(self.next)
+        }
+    }
+
+    /// A cycle that started at `started` ended.
+    fn ended(&mut self, passed: bool, started: Instant) {
+        let now = Instant::now();
+        if !passed && !self.schedule.confirm.is_zero() {
+            self.confirming = true;
+            self.confirm_at = Some((started + self.schedule.confirm).max(now));
+        } else if self.confirming {
+            self.confirming = false;
+            self.confirm_at = None;
+            self.next = self.schedule.tick_after(self.first, now);
+        }
+    }
+
+    /// The due time was reached: a cycle starts, or a regular tick is skipped.
+    fn woke(&mut self) {
+        self.confirm_at = None;
+        if !self.confirming {
+            self.next = self.schedule.tick_after(self.first, Instant::now());
+        }
+    }
+}
+
 /// Runs `cycle` on `schedule` until `token` is cancelled.
 ///
-/// `cycle` receives the deadline of that cycle and a token that is cancelled on shutdown.
-/// `skipped` is called for every tick at which the previous cycle was still running after
-/// [`TICK_GRACE`]. The cycle is dropped if it runs past its deadline plus [`CLEANUP_GRACE`], so
-/// even a cycle that ignores its deadline cannot block the target forever.
+/// `cycle` receives the deadline of that cycle and a token that is cancelled on shutdown, and
+/// answers whether the cycle passed. Cycles start on the grid `offset + k * interval`; after
+/// a failed cycle (with a non-zero [`Schedule::confirm`]) the grid waits and the next cycle
+/// starts `confirm` after the failed one started, or as soon as it ended if that is later,
+/// until a cycle passes; then the grid resumes at its next tick. So two consecutive failures
+/// are known seconds apart, and the extra requests are spent only while failing.
+///
+/// `skipped` is called for every regular tick at which the previous cycle was still running
+/// after [`TICK_GRACE`]. The cycle is dropped if it runs past its deadline plus
+/// [`CLEANUP_GRACE`], so even a cycle that ignores its deadline cannot block the target forever.
 pub async fn run<F, Fut>(
     schedule: Schedule,
     token: CancellationToken,
@@ -83,38 +178,53 @@ pub async fn run<F, Fut>(
     mut cycle: F,
 ) where
     F: FnMut(Instant, CancellationToken) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
 {
-    let mut ticker = tokio::time::interval_at(Instant::now() + schedule.offset, schedule.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut running: Option<JoinHandle<()>> = None;
+    let mut cadence = Cadence::new(schedule);
+    let mut running: Option<Running> = None;
     loop {
+        let wake = cadence.wake();
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        if let Some(h) = running.as_mut().filter(|h| !h.is_finished()) {
-            let ended = tokio::select! {
-                biased;
-                _ = token.cancelled() => break,
-                r = tokio::time::timeout(TICK_GRACE, h) => r.is_ok(),
-            };
-            if !ended {
-                skipped();
+            passed = ended(&mut running), if running.is_some() => {
+                let started = running.take().map_or_else(Instant::now, |r| r.started);
+                cadence.ended(passed, started);
                 continue;
             }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
         }
-        let deadline = Instant::now() + schedule.timeout;
+        if running.is_some() {
+            // A regular tick while the last cycle still runs (a confirming wake only comes
+            // after it ended): wait a little for it, else skip this tick.
+            let waited = tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                r = tokio::time::timeout(TICK_GRACE, ended(&mut running)) => r,
+            };
+            let Ok(passed) = waited else {
+                cadence.woke();
+                skipped();
+                continue;
+            };
+            let started = running.take().map_or_else(Instant::now, |r| r.started);
+            // A failure known only now is confirmed by the cycle this tick starts.
+            cadence.ended(passed, started);
+        }
+        cadence.woke();
+        let started = Instant::now();
+        let deadline = started + schedule.timeout;
         let fut = cycle(deadline, token.clone());
-        running = Some(tracker.spawn(async move {
-            if tokio::time::timeout_at(deadline + CLEANUP_GRACE, fut)
-                .await
-                .is_err()
-            {
-                tracing::error!("cycle abandoned: it ran past its deadline and cleanup grace");
+        let task = tracker.spawn(async move {
+            match tokio::time::timeout_at(deadline + CLEANUP_GRACE, fut).await {
+                Ok(passed) => passed,
+                Err(_) => {
+                    tracing::error!("cycle abandoned: it ran past its deadline and cleanup grace");
+                    false
+                }
             }
-        }));
+        });
+        running = Some(Running { task, started });
     }
 }
 
@@ -153,7 +263,8 @@ impl Loops {
     pub fn start_target(&self, t: Target, bucket: Bucket, token: CancellationToken) {
         let t = Arc::new(t);
         self.start_sweeper(t.clone(), bucket.clone(), token.clone());
-        let schedule = Schedule::spread(&t.name, t.interval, t.timeout);
+        let schedule =
+            Schedule::spread(&t.name, t.interval, t.timeout).confirming(t.confirm_interval);
         let (sink, labels) = (self.sink.clone(), t.labels());
         let (me, loop_token) = (self.clone(), token.clone());
         self.tracker.spawn(run(
@@ -169,9 +280,10 @@ impl Loops {
                     // A target removed by a reload has had its series deleted: do not bring
                     // them back. On shutdown (the daemon's token) the figures are still kept.
                     if loop_token.is_cancelled() && !me.shutdown.is_cancelled() {
-                        return;
+                        return true;
                     }
                     me.sink.cycle(&t, &report);
+                    report.passed()
                 }
             },
         ));
@@ -185,6 +297,7 @@ impl Loops {
             interval: orphan_sweep_interval(&t),
             timeout: t.timeout,
             offset: first,
+            confirm: Duration::ZERO,
         };
         let sink = self.sink.clone();
         self.tracker.spawn(every(schedule, token, move |_| {
@@ -246,6 +359,7 @@ impl Loops {
             interval,
             timeout: interval,
             offset: interval,
+            confirm: Duration::ZERO,
         };
         let token = self.shutdown.clone();
         self.tracker.spawn(async move {

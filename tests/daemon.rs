@@ -387,3 +387,65 @@ async fn a_reload_from_a_fifo_neither_blocks_nor_delays_sigterm() {
     );
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_is_confirmed_within_seconds_and_its_streak_exists_from_the_first_scrape()
+{
+    // A name whose first cycle comes 2-5 s after start, so the first scrape precedes it.
+    let interval = Duration::from_secs(30);
+    let name = (0..)
+        .map(|i| format!("denied-{i}"))
+        .find(|n| {
+            let o =
+                s3canary::scheduler::Schedule::spread(n, interval, Duration::from_secs(5)).offset;
+            (Duration::from_secs(2)..Duration::from_secs(5)).contains(&o)
+        })
+        .unwrap();
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    s3.faults
+        .set_all(FaultConfig::error("AccessDenied", 1.0, vec![]));
+    let (addr, dir, cfg) = daemon_config(
+        &s3.endpoint,
+        "interval = \"30s\"\ntimeout = \"5s\"\nconfirm_interval = \"1s\"",
+        &[(&name, "alpha")],
+    );
+    let started = std::time::Instant::now();
+    let _child = start_daemon(&cfg, &addr, Stdio::null()).await;
+    let put = ["probe=\"put\"", "target=\"denied-"];
+    let (_, first) = http_get(&addr, "/metrics").await.unwrap();
+    let runs = sample(&first, "s3canary_probe_runs_total", &put);
+    if runs == Some(0.0) {
+        // Scraped before the first cycle: what the fast alerts read is already there, at 0.
+        assert_eq!(
+            sample(&first, "s3canary_probe_consecutive_failures", &put),
+            Some(0.0)
+        );
+        let denied = ["probe=\"put\"", "reason=\"access_denied\""];
+        assert_eq!(
+            sample(&first, "s3canary_probe_failures_total", &denied),
+            Some(0.0)
+        );
+    }
+    // Denied every time: the streak grows at the confirm interval, not the 30 s interval.
+    let confirmed = wait_until(Duration::from_secs(25), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(&text, "s3canary_probe_consecutive_failures", &put).unwrap_or(0.0) >= 3.0
+    })
+    .await;
+    assert!(confirmed, "three failures in a row were not seen");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "three failures took {:?}: not confirmed faster than the interval",
+        started.elapsed()
+    );
+    // Healed: the next cycle passes and the streak is 0 again.
+    s3.faults.clear();
+    let healed = wait_until(Duration::from_secs(15), || async {
+        let (_, text) = http_get(&addr, "/metrics").await.unwrap();
+        sample(&text, "s3canary_probe_consecutive_failures", &put) == Some(0.0)
+            && sample(&text, "s3canary_probe_success", &put) == Some(1.0)
+    })
+    .await;
+    assert!(healed, "the streak did not end after the fault was removed");
+    drop(dir);
+}

@@ -58,7 +58,22 @@ async fn healthy_cycle_passes_every_probe_and_leaves_nothing_behind() {
             .as_secs_f64();
         assert!((now - ts).abs() < 60.0);
     }
-    assert!(!text.contains("s3canary_probe_failures_total{"));
+    // Only the series the fast alerts read exist, at 0.
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("s3canary_probe_failures_total{"))
+    {
+        assert!(
+            l.contains("reason=\"access_denied\"") && l.ends_with(" 0"),
+            "{l}"
+        );
+    }
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("s3canary_probe_consecutive_failures{"))
+    {
+        assert!(l.ends_with(" 0"), "{l}");
+    }
     for check in [
         "read_after_write",
         "list_after_write",

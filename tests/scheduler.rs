@@ -21,7 +21,7 @@ fn spawn_loop<Fut>(
     body: impl Fn() -> Fut + Send + 'static,
 ) -> Starts
 where
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
 {
     let starts: Starts = Arc::default();
     let s = starts.clone();
@@ -49,10 +49,12 @@ async fn cycles_start_at_offset_then_exactly_every_interval() {
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
         offset: Duration::from_secs(7),
+        confirm: Duration::ZERO,
     };
     let skipped = Arc::new(AtomicUsize::new(0));
     let starts = spawn_loop(schedule, &token, &tracker, skipped.clone(), || async {
-        tokio::time::sleep(Duration::from_secs(2)).await
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        true
     });
     tokio::time::sleep(Duration::from_secs(7 + 30 * 9) + Duration::from_millis(1)).await;
     token.cancel();
@@ -95,6 +97,7 @@ async fn a_cycle_still_running_makes_the_next_tick_a_counted_skip_never_an_overl
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(25),
         offset: Duration::ZERO,
+        confirm: Duration::ZERO,
     };
     let active = Arc::new(AtomicUsize::new(0));
     let max_active = Arc::new(AtomicUsize::new(0));
@@ -108,6 +111,7 @@ async fn a_cycle_still_running_makes_the_next_tick_a_counted_skip_never_an_overl
             // 25 s of work on a 10 s interval: the ticks at 10 s and 20 s find it running.
             tokio::time::sleep(Duration::from_secs(25)).await;
             a.fetch_sub(1, Ordering::SeqCst);
+            true
         }
     });
     tokio::time::sleep(Duration::from_secs(95)).await;
@@ -131,11 +135,12 @@ async fn a_hanging_target_neither_delays_others_nor_blocks_itself_forever() {
             interval,
             timeout,
             offset: Duration::ZERO,
+            confirm: Duration::ZERO,
         },
         &token,
         &tracker,
         hang_skips.clone(),
-        std::future::pending::<()>,
+        std::future::pending::<bool>,
     );
     let t0 = Instant::now();
     let healthy = spawn_loop(
@@ -143,11 +148,15 @@ async fn a_hanging_target_neither_delays_others_nor_blocks_itself_forever() {
             interval,
             timeout,
             offset: Duration::from_secs(1),
+            confirm: Duration::ZERO,
         },
         &token,
         &tracker,
         Arc::new(AtomicUsize::new(0)),
-        || async { tokio::time::sleep(Duration::from_millis(50)).await },
+        || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            true
+        },
     );
     tokio::time::sleep(Duration::from_secs(61)).await;
     token.cancel();
@@ -167,4 +176,112 @@ async fn a_hanging_target_neither_delays_others_nor_blocks_itself_forever() {
     let offsets: Vec<u64> = hung.iter().map(|s| (*s - t0).as_secs()).collect();
     assert_eq!(offsets, vec![0, 10, 20, 30, 40, 50, 60]);
     assert_eq!(hang_skips.load(Ordering::Relaxed), 6);
+}
+
+/// A loop whose cycles take and answer what `script` says, in turn (then pass quickly).
+fn scripted(
+    schedule: Schedule,
+    token: &CancellationToken,
+    tracker: &TaskTracker,
+    skipped: Arc<AtomicUsize>,
+    script: Vec<(u64, bool)>,
+) -> Starts {
+    let script = Arc::new(Mutex::new(script.into_iter()));
+    spawn_loop(schedule, token, tracker, skipped, move || {
+        let (secs, passed) = script.lock().unwrap().next().unwrap_or((1, true));
+        async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            passed
+        }
+    })
+}
+
+fn offsets(t0: Instant, starts: &Starts) -> Vec<u64> {
+    let starts = starts.lock().unwrap();
+    starts.iter().map(|s| (*s - t0).as_secs()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_failed_cycle_cycles_run_at_the_confirm_interval_until_one_passes() {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let t0 = Instant::now();
+    let schedule = Schedule {
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        offset: Duration::ZERO,
+        confirm: Duration::from_secs(5),
+    };
+    let skipped = Arc::new(AtomicUsize::new(0));
+    // Passes at 0; fails at 30, 35, 40; passes at 45; the grid resumes at 60 and 90. A failure
+    // that outlasts the confirm interval (8 s, from 90) is followed as soon as it ends (98).
+    let script = vec![
+        (1, true),
+        (1, false),
+        (1, false),
+        (1, false),
+        (1, true),
+        (1, true),
+        (8, false),
+        (1, true),
+    ];
+    let starts = scripted(schedule, &token, &tracker, skipped.clone(), script);
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    token.cancel();
+    assert_eq!(
+        offsets(t0, &starts),
+        vec![0, 30, 35, 40, 45, 60, 90, 98, 120]
+    );
+    assert_eq!(skipped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_confirm_interval_keeps_the_interval_through_failures() {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let t0 = Instant::now();
+    let schedule = Schedule {
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        offset: Duration::from_secs(3),
+        confirm: Duration::ZERO,
+    };
+    let skipped = Arc::new(AtomicUsize::new(0));
+    let script = vec![(1, false), (1, false), (1, false)];
+    let starts = scripted(schedule, &token, &tracker, skipped.clone(), script);
+    tokio::time::sleep(Duration::from_secs(94)).await;
+    token.cancel();
+    assert_eq!(offsets(t0, &starts), vec![3, 33, 63, 93]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_failing_for_good_runs_one_cycle_per_confirm_interval_never_two_at_once() {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let t0 = Instant::now();
+    let schedule = Schedule {
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        offset: Duration::ZERO,
+        confirm: Duration::from_secs(5),
+    };
+    let skipped = Arc::new(AtomicUsize::new(0));
+    let active = Arc::new(AtomicUsize::new(0));
+    let max_active = Arc::new(AtomicUsize::new(0));
+    let (a, m) = (active.clone(), max_active.clone());
+    let starts = spawn_loop(schedule, &token, &tracker, skipped.clone(), move || {
+        let (a, m) = (a.clone(), m.clone());
+        async move {
+            m.fetch_max(a.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            a.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(60) + Duration::from_millis(1)).await;
+    token.cancel();
+    let got = offsets(t0, &starts);
+    assert_eq!(got, (0..=12).map(|i| i * 5).collect::<Vec<u64>>());
+    assert_eq!(max_active.load(Ordering::SeqCst), 1);
+    assert_eq!(skipped.load(Ordering::Relaxed), 0);
 }

@@ -28,6 +28,7 @@ struct Settings<'a> {
     object_size: u64,
     probes: &'a [String],
     orphan_ttl: Duration,
+    confirm_interval: Duration,
 }
 
 impl Settings<'_> {
@@ -106,6 +107,13 @@ impl Settings<'_> {
                     "{at}.probes must include \"put\": every other probe reads the canary it writes"
                 ));
             }
+        }
+        let confirm = self.confirm_interval;
+        if own("confirm_interval") && !confirm.is_zero() && confirm < Duration::from_secs(1) {
+            problems.push(format!(
+                "{at}.confirm_interval ({}) must be \"0s\" (off) or at least 1s",
+                fmt_d(confirm)
+            ));
         }
         if (own("orphan_ttl") || own("timeout")) && self.orphan_ttl <= self.timeout {
             problems.push(format!(
@@ -202,6 +210,7 @@ impl RawConfig {
             object_size: d.object_size,
             probes: &d.probes,
             orphan_ttl: d.orphan_ttl,
+            confirm_interval: d.confirm_interval,
         };
         defaults.check("defaults", |_| true, problems);
 
@@ -353,6 +362,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         object_size: t.object_size.unwrap_or(d.object_size),
         probes: t.probes.as_deref().unwrap_or(&d.probes),
         orphan_ttl: t.orphan_ttl.unwrap_or(d.orphan_ttl),
+        confirm_interval: t.confirm_interval.unwrap_or(d.confirm_interval),
     };
     s.check(
         at,
@@ -363,6 +373,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
             "object_size" => t.object_size.is_some(),
             "probes" => t.probes.is_some(),
             "orphan_ttl" => t.orphan_ttl.is_some(),
+            "confirm_interval" => t.confirm_interval.is_some(),
             _ => false,
         },
         problems,
@@ -381,5 +392,11 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         object_size: s.object_size,
         probes: s.probes(),
         orphan_ttl: s.orphan_ttl,
+        // Not shorter than the interval, confirming would only slow the cycles down: off.
+        confirm_interval: if s.confirm_interval < s.interval {
+            s.confirm_interval
+        } else {
+            Duration::ZERO
+        },
     }
 }

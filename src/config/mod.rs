@@ -92,6 +92,9 @@ pub struct Target {
     /// Enabled probes, in cycle order, without duplicates.
     pub probes: Vec<Probe>,
     pub orphan_ttl: Duration,
+    /// After a failed cycle, cycles start this often (but never overlap) until one passes;
+    /// zero keeps the interval.
+    pub confirm_interval: Duration,
 }
 
 impl Target {

@@ -24,6 +24,11 @@ fn default_listen() -> String {
 fn default_interval() -> Duration {
     Duration::from_secs(30)
 }
+/// After a failed cycle, how soon the next one runs (until one passes).
+fn default_confirm_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -108,6 +113,8 @@ pub struct Defaults {
     pub probes: Vec<String>,
     #[serde(default = "default_orphan_ttl", deserialize_with = "de_duration")]
     pub orphan_ttl: Duration,
+    #[serde(default = "default_confirm_interval", deserialize_with = "de_duration")]
+    pub confirm_interval: Duration,
 }
 
 impl Default for Defaults {
@@ -119,6 +126,7 @@ impl Default for Defaults {
             object_size: default_object_size(),
             probes: default_probes(),
             orphan_ttl: default_orphan_ttl(),
+            confirm_interval: default_confirm_interval(),
         }
     }
 }
@@ -140,6 +148,8 @@ pub struct RawTarget {
     pub interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub confirm_interval: Option<Duration>,
     pub prefix: Option<String>,
     pub object_size: Option<u64>,
     pub probes: Option<Vec<String>>,

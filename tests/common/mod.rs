@@ -118,6 +118,18 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     })
 }
 
+/// The sum of every sample `name{labels}` (as [`sample`] matches them), 0 when none.
+pub fn total(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|kv| rest.contains(kv))).then_some(value)
+        })
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
+}
+
 /// Polls `cond` every 50 ms for up to `limit` (a readiness wait, not a stand-in for one).
 pub async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
 where

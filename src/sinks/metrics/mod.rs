@@ -54,6 +54,7 @@ pub struct Metrics {
     pub probe_runs: series::CounterVec,
     pub probe_failures: series::CounterVec,
     pub probe_success: series::GaugeVec,
+    pub consecutive_failures: series::GaugeVec,
     pub probe_duration: series::HistogramVec,
     pub last_success: series::GaugeVec,
     pub request_duration: series::HistogramVec,
@@ -114,6 +115,14 @@ impl Metrics {
                 opts(
                     "s3canary_probe_success",
                     "1 if the last run of the probe succeeded, else 0.",
+                ),
+                &l(&["probe"]),
+            )
+            .unwrap(),
+            consecutive_failures: series::GaugeVec::new(
+                opts(
+                    "s3canary_probe_consecutive_failures",
+                    "Runs of the probe in a row that failed, 0 after a success (0 from the start).",
                 ),
                 &l(&["probe"]),
             )
@@ -276,6 +285,7 @@ impl Metrics {
         m.add(m.probe_runs.clone());
         m.add(m.probe_failures.clone());
         m.add(m.probe_success.clone());
+        m.add(m.consecutive_failures.clone());
         m.add(m.probe_duration.clone());
         m.add(m.last_success.clone());
         m.add(m.request_duration.clone());

@@ -14,7 +14,14 @@ impl Sink for Metrics {
     fn target_added(&self, t: &Target) {
         let tl = t.labels();
         for p in &t.probes {
+            // What the fast alerts read exists from the first scrape: a series that first
+            // appears at 1 is invisible to increase() and rate().
             self.probe_runs.with_label_values(&tl.with(&[p.as_str()]));
+            self.consecutive_failures
+                .with_label_values(&tl.with(&[p.as_str()]))
+                .set(0.0);
+            self.probe_failures
+                .with_label_values(&tl.with(&[p.as_str(), Reason::AccessDenied.as_str()]));
             for check in Check::of_probe(*p) {
                 self.violations
                     .with_label_values(&tl.with(&[check.as_str()]));
@@ -34,6 +41,7 @@ impl Sink for Metrics {
             let lv = tl.with(&[p.as_str()]);
             let _ = self.probe_runs.remove_label_values(&lv);
             let _ = self.probe_success.remove_label_values(&lv);
+            let _ = self.consecutive_failures.remove_label_values(&lv);
             let _ = self.probe_duration.remove_label_values(&lv);
             let _ = self.last_success.remove_label_values(&lv);
             for r in Reason::ALL {
@@ -74,6 +82,9 @@ impl Sink for Metrics {
                     self.probe_success
                         .with_label_values(&tl.with(&[probe]))
                         .set(1.0);
+                    self.consecutive_failures
+                        .with_label_values(&tl.with(&[probe]))
+                        .set(0.0);
                     self.last_success
                         .with_label_values(&tl.with(&[probe]))
                         .set(unix_seconds(r.finished_at));
@@ -85,6 +96,10 @@ impl Sink for Metrics {
                     self.probe_failures
                         .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
                         .inc();
+                    let streak = self
+                        .consecutive_failures
+                        .with_label_values(&tl.with(&[probe]));
+                    streak.set(streak.get() + 1.0);
                 }
             }
         }
