@@ -53,6 +53,22 @@ impl Probe {
         }
     }
 
+    /// The failure reasons the alert rules route on for this probe: `access_denied`
+    /// (credentials) and the wrong answers it can give (consistency). Their counters are
+    /// created at zero with the target, so `increase()` sees the first failure; the other
+    /// reasons appear with their first failure.
+    pub fn alerted_reasons(self) -> &'static [Reason] {
+        use Reason::*;
+        match self {
+            Probe::Put => &[AccessDenied, ContentMismatch],
+            Probe::Get => &[AccessDenied, StaleRead, ContentMismatch],
+            Probe::List => &[AccessDenied, MissingFromList],
+            Probe::Overwrite => &[AccessDenied, StaleRead, ContentMismatch],
+            Probe::Delete => &[AccessDenied, StaleRead],
+            Probe::Conditional => &[AccessDenied, PreconditionIgnored, ContentMismatch],
+        }
+    }
+
     /// The probe named `s`, as written in a config.
     pub fn parse(s: &str) -> Option<Probe> {
         Probe::ALL.into_iter().find(|p| p.as_str() == s)

@@ -74,8 +74,10 @@ wait_for 60 "Prometheus scrapes the daemon" scraped || status=1
 fault stale
 wait_for 60 "Prometheus sees staleness observed by the daemon" prom_true 'sum(increase(s3canary_staleness_seconds_count[20s])) > 0' || status=1
 fault outage
+wait_for 60 "S3RequestsFailing (two failed cycles in a row) reaches Alertmanager during an outage" am_has S3RequestsFailing source || status=1
 wait_for 150 "S3WriteFailureRateHigh reaches Alertmanager during an outage" am_has S3WriteFailureRateHigh source || status=1
 fault none
+wait_for 60 "S3RequestsFailing resolves after the fault is removed" am_lacks S3RequestsFailing source || status=1
 wait_for 180 "S3WriteFailureRateHigh resolves after the fault is removed" am_lacks S3WriteFailureRateHigh source || status=1
 curl -fs "http://127.0.0.1:$am_port/api/v2/alerts" >"$out/alertmanager-alerts.json" || true
 

@@ -20,8 +20,10 @@ impl Sink for Metrics {
             self.consecutive_failures
                 .with_label_values(&tl.with(&[p.as_str()]))
                 .set(0.0);
-            self.probe_failures
-                .with_label_values(&tl.with(&[p.as_str(), Reason::AccessDenied.as_str()]));
+            for r in p.alerted_reasons() {
+                self.probe_failures
+                    .with_label_values(&tl.with(&[p.as_str(), r.as_str()]));
+            }
             for check in Check::of_probe(*p) {
                 self.violations
                     .with_label_values(&tl.with(&[check.as_str()]));
