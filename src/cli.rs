@@ -55,8 +55,9 @@ pub enum Command {
         /// The daemon's HTTP address.
         #[arg(long, default_value = "127.0.0.1:9340")]
         listen: SocketAddr,
-        /// Fault profile of the embedded server: none, slow, flaky, stale, throttled, outage,
-        /// hang, unconditional.
+        /// Fault profile of the embedded server: none, slow, stall, flaky, stale, throttled,
+        /// outage, denied, hang, unreachable, slow-get, stale-reads, list-lag, unconditional, reset. Switch
+        /// at run time with POST /-/demo/faults/{profile}[?bucket=B[&requests=N]].
         #[arg(long, default_value = "none")]
         faults: String,
     },

@@ -47,8 +47,10 @@ pub enum HttpFault {
 /// What one bucket (or every bucket) does wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultConfig {
-    /// Added before every answer.
+    /// Added before every answer (of `latency_ops`).
     pub latency: Duration,
+    /// Operations `latency` applies to; empty means all.
+    pub latency_ops: Vec<Op>,
     /// Up to this much more, uniformly drawn per request.
     pub latency_jitter: Duration,
     pub error: Option<InjectedError>,
@@ -87,8 +89,11 @@ impl FaultConfig {
         }
     }
 
-    /// A named profile, as `demo --faults` accepts: none, slow, flaky, stale, throttled, outage,
-    /// hang, unconditional, reset.
+    /// A named profile, as `demo --faults` accepts: none, slow, stall (3 s on every request),
+    /// flaky, stale, throttled, outage (503), denied (403), hang (GetObject), unreachable (every request
+    /// hangs), slow-get (3 s on
+    /// GetObject), stale-reads (404 for 60 s after a write), list-lag (listings 60 s behind),
+    /// unconditional, reset.
     pub fn profile(name: &str) -> Option<FaultConfig> {
         let ms = Duration::from_millis;
         let f = match name {
@@ -99,6 +104,10 @@ impl FaultConfig {
                 ..Default::default()
             },
             "flaky" => FaultConfig::error("InternalError", 0.2, vec![]),
+            "stall" => FaultConfig {
+                latency: ms(3000),
+                ..Default::default()
+            },
             "stale" => FaultConfig {
                 stale_after_overwrite: ms(1500),
                 list_lag: ms(800),
@@ -107,8 +116,33 @@ impl FaultConfig {
             },
             "throttled" => FaultConfig::error("SlowDown", 0.5, vec![Op::PutObject]),
             "outage" => FaultConfig::error("ServiceUnavailable", 1.0, vec![]),
+            "denied" => FaultConfig::error("AccessDenied", 1.0, vec![]),
+            "slow-get" => FaultConfig {
+                latency: ms(3000),
+                latency_ops: vec![Op::GetObject],
+                ..Default::default()
+            },
+            "stale-reads" => FaultConfig {
+                stale_after_write: Duration::from_secs(60),
+                ..Default::default()
+            },
+            "list-lag" => FaultConfig {
+                list_lag: Duration::from_secs(60),
+                ..Default::default()
+            },
             "hang" => FaultConfig {
                 hang: vec![Op::GetObject],
+                ..Default::default()
+            },
+            "unreachable" => FaultConfig {
+                hang: vec![
+                    Op::PutObject,
+                    Op::GetObject,
+                    Op::HeadObject,
+                    Op::ListObjectsV2,
+                    Op::DeleteObject,
+                    Op::Other,
+                ],
                 ..Default::default()
             },
             "unconditional" => FaultConfig {
@@ -129,16 +163,25 @@ impl FaultConfig {
     pub const PROFILES: &'static [&'static str] = &[
         "none",
         "slow",
+        "stall",
         "flaky",
         "stale",
         "throttled",
         "outage",
+        "denied",
         "hang",
+        "unreachable",
+        "slow-get",
+        "stale-reads",
+        "list-lag",
         "unconditional",
         "reset",
     ];
 
-    pub(crate) fn delay(&self) -> Duration {
+    pub(crate) fn delay(&self, op: Op) -> Duration {
+        if !self.latency_ops.is_empty() && !self.latency_ops.contains(&op) {
+            return Duration::ZERO;
+        }
         if self.latency_jitter.is_zero() {
             return self.latency;
         }
@@ -168,11 +211,19 @@ impl FaultConfig {
     }
 }
 
-/// Fault settings: one for every bucket, optionally overridden per bucket.
+/// Fault settings: one for every bucket, optionally overridden per bucket, for good or for a
+/// number of requests.
 #[derive(Debug, Default)]
 pub struct Faults {
     all: Mutex<FaultConfig>,
-    per_bucket: Mutex<HashMap<String, FaultConfig>>,
+    per_bucket: Mutex<HashMap<String, Override>>,
+}
+
+/// A bucket's own faults, and how many more S3 requests they apply to (None: until changed).
+#[derive(Debug)]
+struct Override {
+    faults: FaultConfig,
+    requests_left: Option<u64>,
 }
 
 impl Faults {
@@ -183,10 +234,24 @@ impl Faults {
 
     /// Sets the faults of one bucket.
     pub fn set_bucket(&self, bucket: &str, f: FaultConfig) {
+        self.override_bucket(bucket, f, None);
+    }
+
+    /// Sets the faults of one bucket for its next `requests` S3 requests only (then the
+    /// bucket has no faults of its own): a single slow answer, one failed attempt.
+    pub fn set_bucket_for(&self, bucket: &str, f: FaultConfig, requests: u64) {
+        self.override_bucket(bucket, f, Some(requests));
+    }
+
+    fn override_bucket(&self, bucket: &str, faults: FaultConfig, requests_left: Option<u64>) {
+        let o = Override {
+            faults,
+            requests_left,
+        };
         self.per_bucket
             .lock()
             .unwrap()
-            .insert(bucket.to_string(), f);
+            .insert(bucket.to_string(), o);
     }
 
     /// Removes every fault.
@@ -197,9 +262,72 @@ impl Faults {
 
     /// The faults in force for `bucket`.
     pub fn for_bucket(&self, bucket: &str) -> FaultConfig {
-        if let Some(f) = self.per_bucket.lock().unwrap().get(bucket) {
-            return f.clone();
+        if let Some(o) = self.per_bucket.lock().unwrap().get(bucket) {
+            return o.faults.clone();
         }
         self.all.lock().unwrap().clone()
+    }
+
+    /// The faults for one S3 request to `bucket`, counting it against a limited override.
+    pub(crate) fn take_for(&self, bucket: &str) -> FaultConfig {
+        let mut per_bucket = self.per_bucket.lock().unwrap();
+        if let Some(o) = per_bucket.get_mut(bucket) {
+            let f = o.faults.clone();
+            match &mut o.requests_left {
+                Some(0) => {}
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_bucket.remove(bucket);
+                    }
+                    return f;
+                }
+                None => return f,
+            }
+            per_bucket.remove(bucket);
+        }
+        drop(per_bucket);
+        self.all.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limited_override_applies_to_its_requests_then_the_shared_faults_return() {
+        let f = Faults::default();
+        f.set_all(FaultConfig::profile("slow").unwrap());
+        f.set_bucket_for("b", FaultConfig::profile("outage").unwrap(), 2);
+        assert!(f.for_bucket("b").error.is_some(), "peeking does not count");
+        assert!(f.take_for("b").error.is_some());
+        assert!(
+            f.take_for("a").error.is_none(),
+            "other buckets keep the shared faults"
+        );
+        assert!(f.take_for("b").error.is_some());
+        let after = f.take_for("b");
+        assert!(after.error.is_none());
+        assert_eq!(after, FaultConfig::profile("slow").unwrap());
+        f.set_bucket("b", FaultConfig::profile("denied").unwrap());
+        for _ in 0..5 {
+            assert!(
+                f.take_for("b").error.is_some(),
+                "an unlimited override stays"
+            );
+        }
+    }
+
+    #[test]
+    fn slow_get_delays_only_get_object() {
+        let f = FaultConfig::profile("slow-get").unwrap();
+        assert_eq!(f.delay(Op::GetObject), Duration::from_secs(3));
+        assert_eq!(f.delay(Op::PutObject), Duration::ZERO);
+        assert!(
+            FaultConfig::PROFILES
+                .iter()
+                .all(|p| FaultConfig::profile(p).is_some())
+        );
     }
 }

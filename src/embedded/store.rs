@@ -108,8 +108,8 @@ impl Store {
     /// Logs the access, then applies latency, hangs and injected errors.
     async fn enter(&self, op: Op, bucket: &str, key: &str) -> S3Result<FaultConfig> {
         self.log.push(op, bucket, key);
-        let f = self.faults.for_bucket(bucket);
-        let delay = f.delay();
+        let f = self.faults.take_for(bucket);
+        let delay = f.delay(op);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

@@ -3,6 +3,7 @@
 pub mod page;
 pub mod server;
 pub mod status;
+pub mod svg;
 pub mod webconfig;
 
 use std::sync::Arc;
@@ -27,29 +28,46 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .with_state(daemon)
 }
 
-/// The demo's extra route: `POST /-/demo/faults/{profile}` switches the embedded server's
-/// fault profile at run time (used by the end-to-end alert test, handy when demonstrating).
+/// Where a fault profile applies: `?bucket=NAME` (else every bucket) and `&requests=N` (else
+/// until changed).
+#[derive(Debug, serde::Deserialize)]
+pub struct FaultScope {
+    bucket: Option<String>,
+    requests: Option<u64>,
+}
+
+/// The demo's extra route: `POST /-/demo/faults/{profile}[?bucket=B[&requests=N]]` switches
+/// the embedded server's fault profile at run time, for every bucket or one, for good or for
+/// its next N requests (used by the end-to-end suites, handy when demonstrating).
 pub fn demo_router(faults: Arc<crate::embedded::Faults>) -> Router {
+    use axum::extract::{Path, Query};
     Router::new().route(
         "/-/demo/faults/{profile}",
         post(
-            move |axum::extract::Path(profile): axum::extract::Path<String>| {
+            move |Path(profile): Path<String>, Query(scope): Query<FaultScope>| {
                 let faults = faults.clone();
                 async move {
-                    match crate::embedded::FaultConfig::profile(&profile) {
-                        Some(f) => {
-                            faults.set_all(f);
-                            tracing::info!(%profile, "demo fault profile switched");
-                            (StatusCode::OK, format!("fault profile {profile}\n"))
-                        }
-                        None => (
+                    let Some(f) = crate::embedded::FaultConfig::profile(&profile) else {
+                        let known = crate::embedded::FaultConfig::PROFILES.join(", ");
+                        return (
                             StatusCode::BAD_REQUEST,
-                            format!(
-                                "unknown profile {profile:?} (known: {})\n",
-                                crate::embedded::FaultConfig::PROFILES.join(", ")
-                            ),
-                        ),
+                            format!("unknown profile {profile:?} (known: {known})\n"),
+                        );
+                    };
+                    match (&scope.bucket, scope.requests) {
+                        (None, None) => faults.set_all(f),
+                        (Some(b), None) => faults.set_bucket(b, f),
+                        (Some(b), Some(n)) => faults.set_bucket_for(b, f, n),
+                        (None, Some(_)) => {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                "requests=N needs bucket=NAME\n".to_string(),
+                            );
+                        }
                     }
+                    tracing::info!(%profile, bucket = scope.bucket.as_deref().unwrap_or("*"),
+                        requests = scope.requests, "demo fault profile switched");
+                    (StatusCode::OK, format!("fault profile {profile}\n"))
                 }
             },
         ),

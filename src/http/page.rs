@@ -1,9 +1,11 @@
 //! The status page: one self-contained HTML document (no external assets, no JavaScript)
 //! rendered from a [`Snapshot`].
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::status::Snapshot;
+use super::svg;
+use crate::sinks::history::TargetState;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -19,6 +21,12 @@ fn when(t: Option<SystemTime>) -> String {
     }
 }
 
+/// How long ago `t` was, to the second ("4m 10s").
+fn ago(t: SystemTime, now: SystemTime) -> String {
+    let d = now.duration_since(t).unwrap_or_default();
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
 fn ms(s: Option<f64>) -> String {
     s.map_or("–".into(), |s| format!("{:.1} ms", s * 1000.0))
 }
@@ -27,34 +35,57 @@ fn ms(s: Option<f64>) -> String {
 /// State is written out in words (OK / FAILING), colour only repeats it.
 pub fn render(s: &Snapshot) -> String {
     let mut body = String::new();
-    let failing = s.targets.iter().filter(|t| !t.healthy).count();
+    let count = |state| s.targets.iter().filter(|t| t.state == state).count();
+    let (failing, waiting) = (count(TargetState::Failing), count(TargetState::Waiting));
+    let window = Duration::from_secs(s.window_seconds);
+    let now = s.generated_at;
     body.push_str(&format!(
-        "<p class=\"summary {}\">{} of {} targets failing · window {} min · generated {}</p>\n",
+        "<p class=\"summary {}\">{} of {} targets failing{} · window {} min · generated {}</p>\n",
         if failing > 0 { "bad" } else { "good" },
         failing,
         s.targets.len(),
+        if waiting > 0 {
+            format!(", {waiting} waiting for their first cycle")
+        } else {
+            String::new()
+        },
         s.window_seconds / 60,
-        when(Some(s.generated_at))
+        when(Some(now))
     ));
     for t in &s.targets {
-        let state = if t.healthy { "OK" } else { "FAILING" };
+        let (cls, state) = match (t.state, t.failing_since) {
+            (TargetState::Waiting, _) => ("wait", "WAITING for first cycle".to_string()),
+            (TargetState::Ok, _) => ("good", "OK".to_string()),
+            (TargetState::Failing, Some(since)) => (
+                "bad",
+                format!(
+                    "FAILING since {} ({} ago)",
+                    when(Some(since)),
+                    ago(since, now)
+                ),
+            ),
+            (TargetState::Failing, None) => ("bad", "FAILING".to_string()),
+        };
         body.push_str(&format!(
             "<section class=\"target\" id=\"target-{name}\"><h2><span class=\"state {cls}\">{state}</span> {name} <small>s3://{bucket} · {region} · last cycle {last}</small></h2>\n",
             name = esc(&t.name), bucket = esc(&t.bucket), region = esc(&t.region),
-            cls = if t.healthy { "good" } else { "bad" }, last = when(t.last_cycle_at)
+            state = esc(&state), last = when(t.last_cycle_at)
         ));
-        body.push_str("<div class=\"scroll\"><table><tr><th>probe</th><th>last result</th><th>failing since</th><th>success</th><th>p50</th><th>p99</th><th>last success</th></tr>\n");
+        body.push_str(&format!("<div class=\"scroll\"><table><tr><th>probe</th><th>last result</th><th>failing since</th><th>last {} min: passed, slow (over {} ms), failed</th><th>duration</th><th>success</th><th>p50</th><th>p99</th><th>last success</th></tr>\n", s.window_seconds / 60, svg::SLOW_SECONDS * 1000.0));
         for p in &t.probes {
             let (cls, result) = match (p.last_result, p.last_reason) {
                 (Some("success"), _) => ("good", "✔ ok".to_string()),
                 (Some(_), Some(r)) => ("bad", format!("✘ FAIL {r}")),
-                _ => ("", "not run yet".to_string()),
+                _ if t.state == TargetState::Waiting => ("", "waiting for first cycle".to_string()),
+                _ => ("", "not run yet (a step before it failed)".to_string()),
             };
             body.push_str(&format!(
-                "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr class=\"{cls}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 p.probe.as_str(),
                 esc(&result),
                 p.failing_since.map_or("–".into(), |t| when(Some(t))),
+                svg::strip(&p.runs, now, window),
+                svg::sparkline(&p.runs, now, window),
                 p.success_ratio.map_or("–".into(), |r| format!("{:.1}% of {}", r * 100.0, p.window_runs)),
                 ms(p.latency_p50_seconds),
                 ms(p.latency_p99_seconds),
@@ -104,7 +135,8 @@ h1{{font-size:1.4em}} h2{{font-size:1.1em;margin:1em 0 0.3em}} small{{color:#555
 .scroll{{overflow-x:auto}} table{{border-collapse:collapse;min-width:100%}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;font-size:14px;white-space:nowrap}}
 tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}}
-.state{{padding:1px 6px;border-radius:3px;font-size:0.9em}} .state.good{{background:#2e7d32;color:#fff}} .state.bad{{background:#c62828;color:#fff}}
+.state{{padding:1px 6px;border-radius:3px;font-size:0.9em}} .state.good{{background:#2e7d32;color:#fff}} .state.bad{{background:#c62828;color:#fff}} .state.wait{{background:#555;color:#fff}}
+svg{{display:block}}
 .summary.bad{{font-weight:bold;color:#c62828}} ul.failures li{{margin-bottom:0.5em;font-size:14px;word-break:break-all}}
 footer{{margin-top:2em;color:#555;font-size:13px}}
 </style></head>

@@ -157,6 +157,14 @@ impl History {
                 let mut lat: Vec<f64> = window.iter().map(|s| s.seconds()).collect();
                 lat.sort_by(f64::total_cmp);
                 let ok = window.iter().filter(|s| s.ok).count();
+                let runs = window
+                    .iter()
+                    .map(|s| Run {
+                        at: s.at(),
+                        ok: s.ok,
+                        seconds: s.seconds(),
+                    })
+                    .collect();
                 let last = ph.and_then(|x| x.last.as_ref());
                 ProbeStatus {
                     probe: *p,
@@ -170,14 +178,22 @@ impl History {
                     success_ratio: (!window.is_empty()).then(|| ok as f64 / window.len() as f64),
                     latency_p50_seconds: percentile(&lat, 0.5),
                     latency_p99_seconds: percentile(&lat, 0.99),
+                    runs,
                 }
             })
             .collect();
+        let healthy = probes.iter().all(|p| p.last_result != Some("failure"));
         TargetStatus {
             name: t.name.clone(),
             bucket: t.bucket.clone(),
             region: t.region.clone(),
-            healthy: probes.iter().all(|p| p.last_result != Some("failure")),
+            state: match (h.last_cycle, healthy) {
+                (None, _) => TargetState::Waiting,
+                (Some(_), true) => TargetState::Ok,
+                (Some(_), false) => TargetState::Failing,
+            },
+            healthy,
+            failing_since: probes.iter().filter_map(|p| p.failing_since).min(),
             last_cycle_at: h.last_cycle,
             probes,
             recent_failures: h.failures.iter().cloned().collect(),
@@ -209,14 +225,30 @@ pub(crate) fn opt_ts<S: serde::Serializer>(
     }
 }
 
+/// Where a target stands, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    /// No cycle has finished yet: nothing is known, which is not "OK".
+    Waiting,
+    /// The last run of every probe passed.
+    Ok,
+    /// The last run of some probe failed.
+    Failing,
+}
+
 /// One target.
 #[derive(Debug, Serialize)]
 pub struct TargetStatus {
     pub name: String,
     pub bucket: String,
     pub region: String,
+    pub state: TargetState,
     /// False when the last run of any probe failed.
     pub healthy: bool,
+    /// When the oldest current failure of its probes began.
+    #[serde(serialize_with = "opt_ts")]
+    pub failing_since: Option<SystemTime>,
     #[serde(serialize_with = "opt_ts")]
     pub last_cycle_at: Option<SystemTime>,
     pub probes: Vec<ProbeStatus>,
@@ -243,6 +275,17 @@ pub struct ProbeStatus {
     pub success_ratio: Option<f64>,
     pub latency_p50_seconds: Option<f64>,
     pub latency_p99_seconds: Option<f64>,
+    /// The runs in the window, oldest first: the page draws them (the API keeps its summary).
+    #[serde(skip)]
+    pub runs: Vec<Run>,
+}
+
+/// One run of a probe in the window.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub at: SystemTime,
+    pub ok: bool,
+    pub seconds: f64,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> Option<f64> {

@@ -1,60 +1,107 @@
 #!/usr/bin/env bash
-# Loads the status page in a real headless Chromium against a daemon whose S3 is failing
-# (demo --faults outage) and checks what a person would see: the failing target, its reason
-# and the S3 request IDs. Writes the rendered DOM and a screenshot to $1 (the output folder).
+# cleanup runs from the EXIT trap, which shellcheck cannot follow.
+# shellcheck disable=SC2317
+# Loads the status page in a real headless Chromium and checks what a person would see at 3 AM:
+# a failing target (every request 503) with its state written out, since when it fails, its
+# reason and S3 request IDs, and its last 15 minutes as a strip of red runs; a healthy target
+# with green runs and a latency sparkline; and a target whose first cycle has not finished
+# (every request hangs, interval 1h) reading "waiting for first cycle", never "OK".
+# Writes the rendered DOM and a screenshot to $1 (the output folder).
+# usage: tests/browser/status_page.sh OUTPUT_DIR
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 out=${1:-test-output}
 mkdir -p "$out"
 bin=$(s3canary_bin)
+fault_s3=${FAULT_S3_BIN:-target/debug/examples/fault-s3}
 chromium=$(command -v chromium || command -v chromium-browser)
-port=$(free_port)
-"$bin" demo --listen "127.0.0.1:$port" --faults outage >"$out/status-page-demo.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+s3_port=$(free_port); control_port=$(free_port); port=$(free_port)
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
 
-# Ready when the API reports a failed put with a request ID on the "source" target.
+"$fault_s3" "127.0.0.1:$s3_port" "127.0.0.1:$control_port" source quiet later >"$out/status-page-s3.log" 2>&1 & pids+=($!)
+wait_for 30 "the embedded S3 server is up" grep -q ready "$out/status-page-s3.log"
+fault() { curl -fs -X POST "http://127.0.0.1:$control_port/-/demo/faults/$1?bucket=$2" >/dev/null; }
+fault outage source
+fault unreachable later
+target() { # target NAME INTERVAL TIMEOUT
+    printf '\n[[target]]\nname = "%s"\nbucket = "%s"\nregion = "us-east-1"\nendpoint = "http://127.0.0.1:%s"\npath_style = true\ninterval = "%s"\ntimeout = "%s"\n' \
+        "$1" "$1" "$s3_port" "$2" "$3"
+}
+{
+    printf '[server]\nlisten = "127.0.0.1:%s"\n\n[defaults]\nconfirm_interval = "0s"\n' "$port"
+    target source 2s 1s
+    target quiet 2s 1s
+    target later 1h 50m
+} >"$dir/s3canary.toml"
+AWS_ACCESS_KEY_ID=s3canary-embedded AWS_SECRET_ACCESS_KEY=s3canary-embedded-secret AWS_EC2_METADATA_DISABLED=true \
+    "$bin" run --config "$dir/s3canary.toml" >"$out/status-page-daemon.log" 2>&1 & pids+=($!)
+
+# Ready when the API reports a failed put with a request ID on "source" and at least 3 runs of
+# "quiet"; the request ID is checked on the page.
 rid=""
 for _ in $(seq 1 300); do
     rid=$(curl -fs "http://127.0.0.1:$port/api/v1/status" 2>/dev/null | python3 -c '
 import json, sys
-s = json.load(sys.stdin)
-t = [t for t in s["targets"] if t["name"] == "source"][0]
-f = t["recent_failures"]
-print(f[0]["request_id"] if f and f[0].get("request_id") else "")
+s = {t["name"]: t for t in json.load(sys.stdin)["targets"]}
+f = s["source"]["recent_failures"]
+runs = s["quiet"]["probes"][0]["runs_total"]
+print(f[0]["request_id"] if f and f[0].get("request_id") and runs >= 3 else "")
 ' 2>/dev/null || true)
     [ -n "$rid" ] && break
     sleep 0.1
 done
 if [ -z "$rid" ]; then
     echo "no failure with a request ID appeared in /api/v1/status"
-    cat "$out/status-page-demo.log"
+    cat "$out/status-page-daemon.log"
     exit 1
 fi
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
     --disable-background-networking --disable-component-update --disable-sync
-    --user-data-dir="$(mktemp -d)")
+    --user-data-dir="$dir/chromium")
 timeout 90 "$chromium" "${flags[@]}" --dump-dom "http://127.0.0.1:$port/" >"$out/status-page.html" 2>"$out/chromium.log"
-timeout 90 "$chromium" "${flags[@]}" --window-size=1000,1400 --screenshot="$out/status-page.png" \
+timeout 90 "$chromium" "${flags[@]}" --window-size=1400,1400 --screenshot="$out/status-page.png" \
     "http://127.0.0.1:$port/" >>"$out/chromium.log" 2>&1
 
 fail=0
-check() { # check DESCRIPTION PATTERN
-    if grep -q -- "$2" "$out/status-page.html"; then
+# The section of one target in the rendered DOM.
+section() { python3 - "$out/status-page.html" "$1" <<'PY'
+import re, sys
+html = open(sys.argv[1]).read()
+m = re.search(r'<section class="target" id="target-%s">(.*?)</section>' % re.escape(sys.argv[2]), html, re.S)
+print(m.group(1) if m else "")
+PY
+}
+check() { # check DESCRIPTION TARGET PATTERN (an extended regex on the target's section)
+    local text
+    text=$(section "$2")
+    if grep -Eq -- "$3" <<<"$text"; then
         echo "ok: $1"
     else
-        echo "MISSING: $1 (pattern $2)"
+        echo "MISSING: $1 (pattern $3 in target $2)"
         fail=1
     fi
 }
-check "the failing target is named" 'id="target-source"'
-check "its state is written out, not only coloured" 'FAILING</span> source'
-check "the reason is shown" 'FAIL server_error'
-check "the S3 error code is shown" 'ServiceUnavailable'
-check "the x-amz-request-id of a failure is shown" "$rid"
-check "the x-amz-id-2 label is shown" 'x-amz-id-2'
+check "the failing target's state is written out, with since when" source 'FAILING since [0-9-]+T[0-9:]+Z \([0-9a-z ]+ ago\)</span> source'
+check "the reason is shown" source 'FAIL server_error'
+check "the S3 error code is shown" source 'ServiceUnavailable'
+check "the x-amz-request-id of a failure is shown" source "$rid"
+check "the x-amz-id-2 label is shown" source 'x-amz-id-2'
+check "the failing put's strip has red runs and counts them" source 'aria-label="[0-9]+ runs in 15 min: 0 passed, 0 slow, [1-9][0-9]* failed"'
+check "the failed runs are drawn" source 'class="failed" fill="#c62828" d="M[0-9.]+ 0h2'
+check "the healthy target reads OK" quiet 'class="state good">OK</span> quiet'
+check "the healthy target's strip has green runs" quiet 'class="passed" fill="#2e7d32" d="M[0-9.]+ 0h2'
+check "a latency sparkline is drawn" quiet '<polyline fill="none" stroke="#1565c0" stroke-width="1" points="[0-9.]+,[0-9.]+ [0-9.]+,[0-9.]+'
+check "a target without a finished cycle is waiting, not OK" later 'WAITING for first cycle</span> later'
+check "its probes say so too" later 'waiting for first cycle</td>'
+if grep -q '>OK<' <<<"$(section later)"; then
+    echo "MISSING: the waiting target must not read OK"
+    fail=1
+fi
 size=$(stat -c %s "$out/status-page.png" 2>/dev/null || echo 0)
 if [ "$size" -lt 10000 ]; then
     echo "MISSING: screenshot $out/status-page.png ($size bytes)"

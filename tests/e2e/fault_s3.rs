@@ -1,0 +1,41 @@
+//! The embedded S3 server on its own, for suites that run `s3canary run` against it with a
+//! config of their own: buckets given on the command line, faults switched per bucket over
+//! HTTP, exactly as `demo` does (`POST /-/demo/faults/{profile}[?bucket=B[&requests=N]]`).
+//!
+//! usage: fault-s3 S3_ADDR CONTROL_ADDR BUCKET...
+//!
+//! Prints "ready" once both listen; exits on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+
+use s3canary::embedded::EmbeddedS3;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(s3_addr), Some(control_addr)) = (
+        args.first().and_then(|a| a.parse::<SocketAddr>().ok()),
+        args.get(1).and_then(|a| a.parse::<SocketAddr>().ok()),
+    ) else {
+        eprintln!("usage: fault-s3 S3_ADDR CONTROL_ADDR BUCKET...");
+        return std::process::ExitCode::from(2);
+    };
+    let buckets: Vec<&str> = args[2..].iter().map(String::as_str).collect();
+    let s3 = EmbeddedS3::start_on(s3_addr, &buckets)
+        .await
+        .expect("the S3 address is free");
+    let control = tokio::net::TcpListener::bind(control_addr)
+        .await
+        .expect("the control address is free");
+    let router = s3canary::http::demo_router(s3.faults.clone());
+    println!("ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        r = axum::serve(control, router) => r.expect("the control server runs"),
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    s3.stop();
+    std::process::ExitCode::SUCCESS
+}
