@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config, Replication, Target};
+use crate::events::consumer::Route;
+use crate::events::{Consumer, Ledger};
 use crate::replication::Monitor;
 use crate::s3::{Bucket, ClientFactory};
 use crate::scheduler::Loops;
@@ -35,6 +37,23 @@ pub const RELOAD_READ_LIMIT: Duration = Duration::from_secs(5);
 struct Running {
     target: Target,
     bucket: Bucket,
+    token: CancellationToken,
+    /// The notifications it expects, with the events probe.
+    ledger: Option<Arc<Ledger>>,
+}
+
+/// What makes two targets share an events queue consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct QueueKey {
+    queue_url: String,
+    endpoint: Option<String>,
+    region: String,
+    role_arn: Option<String>,
+}
+
+/// A queue's consumer, as started, and the targets it serves.
+struct RunningConsumer {
+    targets: Vec<String>,
     token: CancellationToken,
 }
 
@@ -59,6 +78,7 @@ pub struct Daemon {
     config: RwLock<Config>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     replications: Mutex<HashMap<String, RunningReplication>>,
+    consumers: tokio::sync::Mutex<HashMap<QueueKey, RunningConsumer>>,
     ready: AtomicBool,
     /// The last reload error, if the last reload failed.
     reload_error: Mutex<Option<String>>,
@@ -95,6 +115,7 @@ impl Daemon {
             config: RwLock::new(config),
             running: tokio::sync::Mutex::new(HashMap::new()),
             replications: Mutex::new(HashMap::new()),
+            consumers: tokio::sync::Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
@@ -157,7 +178,20 @@ impl Daemon {
             }
             let token = self.token().child_token();
             self.loops.sink.target_added(t);
-            let bucket = self.factory.bucket(t, self.loops.sink.clone()).await;
+            let mut bucket = self.factory.bucket(t, self.loops.sink.clone()).await;
+            let ledger = t.events.as_ref().map(|e| {
+                let l = Arc::new(Ledger::new(
+                    t.labels(),
+                    t.canary_prefix(),
+                    e.timeout,
+                    self.loops.sink.clone(),
+                ));
+                self.loops.start_ledger(l.clone(), token.clone());
+                l
+            });
+            bucket.changes = ledger
+                .clone()
+                .map(|l| l as Arc<dyn crate::s3::ChangeObserver>);
             self.loops
                 .start_target(t.clone(), bucket.clone(), token.clone());
             tracing::info!(target = %t.name, bucket = %t.bucket, region = %t.region,
@@ -168,10 +202,84 @@ impl Daemon {
                     target: t.clone(),
                     bucket,
                     token,
+                    ledger,
                 },
             );
         }
         self.apply_replications(cfg, &running);
+        self.apply_consumers(&running).await;
+    }
+
+    /// One consumer per events queue for the targets that name it: started, restarted when its
+    /// targets change, stopped when none is left.
+    async fn apply_consumers(&self, running: &HashMap<String, Running>) {
+        let mut wanted: HashMap<QueueKey, Vec<(&Target, Arc<Ledger>)>> = HashMap::new();
+        for r in running.values() {
+            let (Some(e), Some(l)) = (&r.target.events, &r.ledger) else {
+                continue;
+            };
+            let key = QueueKey {
+                queue_url: e.queue_url.clone(),
+                endpoint: e.endpoint.clone(),
+                region: e.region().unwrap_or(&r.target.region).to_string(),
+                role_arn: r.target.role_arn.clone(),
+            };
+            wanted.entry(key).or_default().push((&r.target, l.clone()));
+        }
+        let mut consumers = self.consumers.lock().await;
+        consumers.retain(|key, c| {
+            let mut names: Vec<String> = wanted
+                .get(key)
+                .map(|v| v.iter().map(|(t, _)| t.name.clone()).collect())
+                .unwrap_or_default();
+            names.sort();
+            let keep = names == c.targets;
+            if !keep {
+                c.token.cancel();
+            }
+            keep
+        });
+        for (key, targets) in wanted {
+            if consumers.contains_key(&key) {
+                continue;
+            }
+            let client = self
+                .factory
+                .sqs(
+                    &key.region,
+                    key.endpoint.as_deref(),
+                    key.role_arn.as_deref(),
+                )
+                .await;
+            let routes = targets
+                .iter()
+                .map(|(t, l)| Route {
+                    bucket: t.bucket.clone(),
+                    prefix: t.prefix.clone(),
+                    ledger: l.clone(),
+                })
+                .collect();
+            let queue = targets[0].0.events.as_ref().map_or("", |e| e.queue_name());
+            let consumer = Consumer::new(
+                client,
+                &key.queue_url,
+                queue,
+                routes,
+                self.loops.sink.clone(),
+            );
+            let token = self.token().child_token();
+            self.loops.tracker.spawn(consumer.run(token.clone()));
+            let mut names: Vec<String> = targets.iter().map(|(t, _)| t.name.clone()).collect();
+            names.sort();
+            tracing::info!(queue = %queue, targets = ?names, "events queue consumer started");
+            consumers.insert(
+                key,
+                RunningConsumer {
+                    targets: names,
+                    token,
+                },
+            );
+        }
     }
 
     /// Starts, restarts and stops replication loops to match `cfg` (after the targets).

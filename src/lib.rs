@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod embedded;
+pub mod events;
 pub mod http;
 pub mod iam;
 pub mod once;

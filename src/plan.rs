@@ -99,6 +99,8 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
                 r.list += 1.0;
             }
             Probe::Conditional => r.put += if t.runs(Probe::Delete) { 4.0 } else { 3.0 },
+            // The notifications of the cycle's own writes: no S3 request (SQS is priced apart).
+            Probe::Events => {}
         }
     }
     // The canary is deleted at the end unless the delete step already did and nothing wrote

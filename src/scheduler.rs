@@ -289,6 +289,21 @@ impl Loops {
         ));
     }
 
+    /// Every second, reports the notifications `ledger` waited for too long as lost and how
+    /// many are pending, until `token` is cancelled.
+    pub fn start_ledger(&self, ledger: Arc<crate::events::Ledger>, token: CancellationToken) {
+        let schedule = Schedule {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            offset: Duration::from_secs(1),
+            confirm: Duration::ZERO,
+        };
+        self.tracker.spawn(every(schedule, token, move |_| {
+            ledger.tick(Instant::now());
+            std::future::ready(())
+        }));
+    }
+
     /// Deletes canaries of earlier runs at the target's first slot (its spread offset, so a
     /// thousand targets do not all list at once) and then every [`orphan_sweep_interval`].
     fn start_sweeper(&self, t: Arc<Target>, bucket: Bucket, token: CancellationToken) {

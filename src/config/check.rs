@@ -9,8 +9,9 @@ use super::names::{
     RESERVED_LABELS, RESERVED_TARGET_NAMES, bucket_problem, check_endpoint, prefix_problem,
     redact_url, valid_label_name, valid_name, valid_region,
 };
+use super::raw::RawEvents;
 use super::raw::{Defaults, RawConfig, RawTarget};
-use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
+use super::{Config, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target, Via};
 use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
@@ -94,7 +95,7 @@ impl Settings<'_> {
             for p in self.probes {
                 match Probe::parse(p) {
                     None => problems.push(format!(
-                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional)"
+                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events)"
                     )),
                     Some(probe) if !seen.insert(probe) => {
                         problems.push(format!("{at}.probes: {p:?} is listed twice"))
@@ -378,6 +379,23 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         },
         problems,
     );
+    let probes = s.probes();
+    let events = match (probes.contains(&Probe::Events), &t.events) {
+        (true, Some(e)) => check_events(&format!("{at}.events"), e, problems),
+        (true, None) => {
+            problems.push(format!(
+                "{at}.probes names \"events\" but the target has no [target.events] table (queue_url, via, timeout)"
+            ));
+            None
+        }
+        (false, Some(_)) => {
+            problems.push(format!(
+                "{at}.events is set but \"events\" is not in {at}.probes: add it, or remove the table"
+            ));
+            None
+        }
+        (false, None) => None,
+    };
     Target {
         name: t.name.clone(),
         bucket: t.bucket.clone(),
@@ -390,7 +408,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         timeout: s.timeout,
         prefix: s.prefix.to_string(),
         object_size: s.object_size,
-        probes: s.probes(),
+        probes,
         orphan_ttl: s.orphan_ttl,
         // Not shorter than the interval, confirming would only slow the cycles down: off.
         confirm_interval: if s.confirm_interval < s.interval {
@@ -398,5 +416,55 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         } else {
             Duration::ZERO
         },
+        events,
     }
+}
+
+/// Default time an expected event may take before it counts as lost.
+const DEFAULT_EVENTS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `[target.events]` at key path `at`.
+fn check_events(at: &str, e: &RawEvents, problems: &mut Vec<String>) -> Option<Events> {
+    let before = problems.len();
+    if let Err(why) = check_endpoint(&e.queue_url) {
+        problems.push(format!(
+            "{at}.queue_url ({:?}) {why}",
+            redact_url(&e.queue_url)
+        ));
+    }
+    let via = match e.via.as_deref() {
+        None | Some("s3") => Via::S3,
+        Some("eventbridge") => Via::EventBridge,
+        Some(other) => {
+            problems.push(format!(
+                "{at}.via ({other:?}) must be \"s3\" or \"eventbridge\""
+            ));
+            Via::S3
+        }
+    };
+    let timeout = e.timeout.unwrap_or(DEFAULT_EVENTS_TIMEOUT);
+    if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(12 * 3600) {
+        problems.push(format!(
+            "{at}.timeout ({}) must be between 1s and 12h",
+            fmt_d(timeout)
+        ));
+    }
+    if let Some(endpoint) = &e.endpoint
+        && let Err(why) = check_endpoint(endpoint)
+    {
+        problems.push(format!("{at}.endpoint ({:?}) {why}", redact_url(endpoint)));
+    }
+    let events = Events {
+        queue_url: e.queue_url.clone(),
+        via,
+        timeout,
+        endpoint: e.endpoint.clone(),
+    };
+    if problems.len() == before && events.endpoint.is_none() && events.region().is_none() {
+        problems.push(format!(
+            "{at}.queue_url ({:?}) is not an SQS queue URL like \"https://sqs.us-east-1.amazonaws.com/123456789012/name\" (set endpoint for other servers)",
+            e.queue_url
+        ));
+    }
+    (problems.len() == before).then_some(events)
 }

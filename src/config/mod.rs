@@ -56,6 +56,64 @@ impl ConfigError {
     }
 }
 
+/// How S3 events reach the queue of the events probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The bucket's notification configuration sends S3 event records to the queue.
+    S3,
+    /// An EventBridge rule sends the bucket's events to the queue.
+    EventBridge,
+}
+
+/// `[target.events]`: the SQS queue where the notifications of the target's canaries arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    pub queue_url: String,
+    pub via: Via,
+    /// An expected event not received within this is lost.
+    pub timeout: Duration,
+    /// An SQS-compatible endpoint instead of the queue URL's host (tests, VPC endpoints).
+    pub endpoint: Option<String>,
+}
+
+impl Events {
+    /// The queue's region, from an AWS queue URL (`https://sqs.<region>.amazonaws.com/...`).
+    pub fn region(&self) -> Option<&str> {
+        let host = self.queue_url.split("://").nth(1)?.split('/').next()?;
+        let mut parts = host.split('.');
+        match (parts.next(), parts.next()) {
+            (Some("sqs"), Some(region)) if region != "amazonaws" => Some(region),
+            _ => None,
+        }
+    }
+
+    /// The queue's ARN, from an AWS queue URL (`.../<account>/<name>`), for the IAM policy.
+    pub fn queue_arn(&self) -> Option<String> {
+        let mut path = self.queue_url.split("://").nth(1)?.split('/').skip(1);
+        let (account, name) = (path.next()?, path.next()?);
+        let partition = if self.region()?.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region()?.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
+        Some(format!(
+            "arn:{partition}:sqs:{}:{account}:{name}",
+            self.region()?
+        ))
+    }
+
+    /// The queue's name: the last segment of its URL.
+    pub fn queue_name(&self) -> &str {
+        self.queue_url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+    }
+}
+
 /// Server-side encryption requested on canary writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sse {
@@ -95,6 +153,8 @@ pub struct Target {
     /// After a failed cycle, cycles start this often (but never overlap) until one passes;
     /// zero keeps the interval.
     pub confirm_interval: Duration,
+    /// The events probe's queue, when `events` is among the probes.
+    pub events: Option<Events>,
 }
 
 impl Target {
@@ -250,7 +310,7 @@ mod tests {
         assert_eq!(t.interval, Duration::from_secs(30));
         assert_eq!(t.timeout, Duration::from_secs(10));
         assert_eq!(t.prefix, "s3canary/");
-        assert_eq!(t.probes, Probe::ALL.to_vec());
+        assert_eq!(t.probes, Probe::STEPS.to_vec());
         assert_eq!(t.canary_prefix(), "s3canary/a/");
         assert_eq!(c.listen.to_string(), "0.0.0.0:9340");
     }

@@ -39,7 +39,10 @@ fn default_object_size() -> u64 {
     1024
 }
 fn default_probes() -> Vec<String> {
-    Probe::ALL.iter().map(|p| p.as_str().to_string()).collect()
+    Probe::STEPS
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect()
 }
 fn default_orphan_ttl() -> Duration {
     Duration::from_secs(3600)
@@ -155,6 +158,18 @@ pub struct RawTarget {
     pub probes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub orphan_ttl: Option<Duration>,
+    pub events: Option<RawEvents>,
+}
+
+/// `[target.events]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    pub queue_url: String,
+    pub via: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    pub endpoint: Option<String>,
 }
 
 /// `[[replication]]` as written.

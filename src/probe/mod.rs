@@ -300,7 +300,7 @@ pub async fn run_cycle(
     };
     let mut results = Vec::with_capacity(target.probes.len());
     let mut put_ok = false;
-    for &probe in &target.probes {
+    for &probe in target.probes.iter().filter(|p| p.is_step()) {
         let runnable = probe == Probe::Put || put_ok;
         if !runnable || token.is_cancelled() || Instant::now() >= deadline {
             results.push(ProbeResult {
@@ -379,5 +379,6 @@ async fn run_step(probe: Probe, c: &mut Cycle<'_>) -> Result<(), Failure> {
         Probe::Overwrite => overwrite::run(c).await,
         Probe::Delete => delete::run(c).await,
         Probe::Conditional => conditional::run(c).await,
+        Probe::Events => unreachable!("events is not a step; run_cycle runs steps only"),
     }
 }

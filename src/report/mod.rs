@@ -3,6 +3,7 @@
 //! sinks (Prometheus, CloudWatch, the status history), which is why this file depends on nothing
 //! else in the crate.
 
+mod events;
 mod labels;
 mod replication;
 mod text;
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+pub use events::{EventKind, EventReport};
 pub use labels::{
     KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetLabels, bounded_code,
 };
@@ -28,11 +30,25 @@ pub enum Probe {
     Overwrite,
     Delete,
     Conditional,
+    /// Not a step: the S3 event notifications of the cycle's writes and deletes, matched on an
+    /// SQS queue as they arrive (see [`crate::events`]).
+    Events,
 }
 
 impl Probe {
-    /// Every probe, in cycle order.
-    pub const ALL: [Probe; 6] = [
+    /// Every probe: the steps in cycle order, then the probes that watch the steps' effects.
+    pub const ALL: [Probe; 7] = [
+        Probe::Put,
+        Probe::Get,
+        Probe::List,
+        Probe::Overwrite,
+        Probe::Delete,
+        Probe::Conditional,
+        Probe::Events,
+    ];
+
+    /// The steps of a cycle, in order: the default `probes`.
+    pub const STEPS: [Probe; 6] = [
         Probe::Put,
         Probe::Get,
         Probe::List,
@@ -40,6 +56,11 @@ impl Probe {
         Probe::Delete,
         Probe::Conditional,
     ];
+
+    /// Whether the probe is a step of the cycle (the others report on their own time).
+    pub fn is_step(self) -> bool {
+        !matches!(self, Probe::Events)
+    }
 
     /// The name used in config and in the `probe` label.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +71,7 @@ impl Probe {
             Probe::Overwrite => "overwrite",
             Probe::Delete => "delete",
             Probe::Conditional => "conditional",
+            Probe::Events => "events",
         }
     }
 
@@ -66,6 +88,7 @@ impl Probe {
             Probe::Overwrite => &[AccessDenied, StaleRead, ContentMismatch],
             Probe::Delete => &[AccessDenied, StaleRead],
             Probe::Conditional => &[AccessDenied, PreconditionIgnored, ContentMismatch],
+            Probe::Events => &[EventLost, EventDuplicate],
         }
     }
 
@@ -96,12 +119,16 @@ pub enum Reason {
     MissingFromList,
     ContentMismatch,
     PreconditionIgnored,
+    /// An expected S3 event notification did not arrive within the events timeout.
+    EventLost,
+    /// An S3 event notification arrived more often than its write or delete happened.
+    EventDuplicate,
     Other,
 }
 
 impl Reason {
     /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Timeout,
         Reason::Connection,
         Reason::Throttled,
@@ -113,6 +140,8 @@ impl Reason {
         Reason::MissingFromList,
         Reason::ContentMismatch,
         Reason::PreconditionIgnored,
+        Reason::EventLost,
+        Reason::EventDuplicate,
         Reason::Other,
     ];
 
@@ -130,6 +159,8 @@ impl Reason {
             Reason::MissingFromList => "missing_from_list",
             Reason::ContentMismatch => "content_mismatch",
             Reason::PreconditionIgnored => "precondition_ignored",
+            Reason::EventLost => "event_lost",
+            Reason::EventDuplicate => "event_duplicate",
             Reason::Other => "other",
         }
     }
@@ -171,6 +202,7 @@ impl Check {
             Probe::Overwrite => &[Check::ReadAfterOverwrite],
             Probe::Delete => &[Check::ReadAfterDelete, Check::ListAfterDelete],
             Probe::Conditional => &[Check::ConditionalCreate, Check::ConditionalUpdate],
+            Probe::Events => &[],
         }
     }
 }

@@ -92,16 +92,13 @@ impl ClientFactory {
                 sink,
                 labels: t.labels(),
             }),
+            changes: None,
         }
     }
 
-    /// A client for targets with `key`: their region, endpoint and path style, optional
-    /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
-    /// attempts, and the attempt recorder.
-    async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
-        let region = Region::new(key.region.clone());
-        let base = self
-            .base
+    /// The configuration every client starts from, loaded once.
+    async fn base(&self) -> &aws_config::SdkConfig {
+        self.base
             .get_or_init(|| async {
                 // The region is set per client below; this one only serves the credential
                 // chain's own calls (STS, SSO) when nothing else names one.
@@ -127,7 +124,52 @@ impl ClientFactory {
                 };
                 loader.load().await
             })
-            .await;
+            .await
+    }
+
+    /// An SQS client for the events probe's queue: its region, an optional endpoint and
+    /// assumed role, short timeouts around the 20 s long poll, at most [`MAX_ATTEMPTS`]
+    /// attempts, and replies bounded like S3's.
+    pub async fn sqs(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> aws_sdk_sqs::Client {
+        let region = Region::new(region.to_string());
+        let base = self.base().await;
+        let mut b = aws_sdk_sqs::config::Builder::from(base).region(region.clone());
+        if let Some(arn) = role_arn {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                .session_name("s3canary")
+                .region(region)
+                .configure(base)
+                .build()
+                .await;
+            b = b.credentials_provider(provider);
+        }
+        if let Some(e) = endpoint {
+            b = b.endpoint_url(e);
+        }
+        b = b
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .interceptor(BodyLimit);
+        aws_sdk_sqs::Client::from_conf(b.build())
+    }
+
+    /// A client for targets with `key`: their region, endpoint and path style, optional
+    /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
+    /// attempts, and the attempt recorder.
+    async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
+        let region = Region::new(key.region.clone());
+        let base = self.base().await;
         let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());
         if let Some(arn) = &key.role_arn {
             let provider = aws_config::sts::AssumeRoleProvider::builder(arn)

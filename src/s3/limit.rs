@@ -19,11 +19,14 @@ pub const MAX_ERROR_BODY: usize = 64 * 1024;
 pub const MAX_LIST_BODY: usize = 4 * 1024 * 1024;
 /// Most bytes of any other answer (PutObject, HeadObject and DeleteObject have little or none).
 pub const MAX_OTHER_BODY: usize = 64 * 1024;
+/// Most bytes of an SQS ReceiveMessage answer: ten messages of up to 1 MiB and their JSON.
+pub const MAX_RECEIVE_BODY: usize = 11 * 1024 * 1024;
 /// Bytes a GetObject body may have beyond the canary's size before reading stops: a longer
 /// body is already a wrong answer, the margin only lets the probe say by how much.
 pub const GET_MARGIN: usize = 1024;
 
-/// Wraps every response body but GetObject's successful one in a length limit.
+/// Wraps every response body but GetObject's successful one in a length limit (S3's and
+/// SQS's: the events probe's client uses it too).
 #[derive(Debug)]
 pub(super) struct BodyLimit;
 
@@ -43,6 +46,7 @@ impl Intercept for BodyLimit {
             (false, _) => MAX_ERROR_BODY,
             (true, "GetObject") => return Ok(()),
             (true, "ListObjectsV2") => MAX_LIST_BODY,
+            (true, "ReceiveMessage") => MAX_RECEIVE_BODY,
             (true, _) => MAX_OTHER_BODY,
         };
         let body = ctx.response_mut().take_body();

@@ -79,6 +79,41 @@ pub struct Head {
     pub ids: RequestIds,
 }
 
+/// What a bucket change (a write or a delete) may be notified as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    Created,
+    Removed,
+}
+
+/// How S3 answered a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged: it happened.
+    Done,
+    /// Refused (a 4xx other than 408/429): nothing changed.
+    Refused,
+    /// No answer, or a 5xx: it may have happened.
+    Unknown,
+}
+
+/// Told of every change a [`Bucket`] makes under the target's canary prefix: before the
+/// request is sent (a notification can arrive before the answer) and once it is answered.
+pub trait ChangeObserver: Send + Sync + std::fmt::Debug {
+    /// A change of `key` is about to be sent; the returned token names it in `answered`.
+    fn sending(&self, key: &str, change: Change) -> u64;
+    /// The change named by `token` was answered.
+    fn answered(&self, token: u64, outcome: Outcome);
+}
+
+/// How a failed change was answered.
+fn outcome_of(f: &Failure) -> Outcome {
+    match f.status {
+        Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => Outcome::Refused,
+        _ => Outcome::Unknown,
+    }
+}
+
 /// One bucket of one target: the operations probes use, errors already classified.
 ///
 /// The client is shared with every target that has the same region, endpoint, addressing
@@ -92,12 +127,28 @@ pub struct Bucket {
     /// Most bytes of a GetObject body read: the canary's size and a margin.
     pub max_body: usize,
     pub(crate) recording: Arc<Recording>,
+    /// Told of every write and delete (the events probe), when set.
+    pub changes: Option<Arc<dyn ChangeObserver>>,
 }
 
 impl Bucket {
     /// Runs one request with its attempts recorded under this target's labels.
     async fn recorded<F: std::future::Future>(&self, request: F) -> F::Output {
         RECORDING.scope(self.recording.clone(), request).await
+    }
+
+    /// Runs `change` of `key`, telling the change observer before and after.
+    async fn changing<T, F>(&self, key: &str, change: Change, request: F) -> Result<T, Failure>
+    where
+        F: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let Some(observer) = &self.changes else {
+            return request.await;
+        };
+        let token = observer.sending(key, change);
+        let r = request.await;
+        observer.answered(token, r.as_ref().map_or_else(outcome_of, |_| Outcome::Done));
+        r
     }
 
     /// PutObject under a condition that S3 must refuse: the refusal is the expected answer and is
@@ -113,6 +164,16 @@ impl Bucket {
 
     /// PutObject of `body` at `key`, honouring the target's SSE setting and `cond`.
     pub async fn put(&self, key: &str, body: Bytes, cond: &Condition) -> Result<Written, Failure> {
+        self.changing(key, Change::Created, self.put_object(key, body, cond))
+            .await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        cond: &Condition,
+    ) -> Result<Written, Failure> {
         let mut req = self
             .client
             .put_object()
@@ -234,6 +295,11 @@ impl Bucket {
     /// DeleteObject (S3 answers 204 whether or not the key existed); on a versioned bucket it
     /// adds a delete marker and keeps the versions.
     pub async fn delete(&self, key: &str) -> Result<Deleted, Failure> {
+        self.changing(key, Change::Removed, self.delete_object(key))
+            .await
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<Deleted, Failure> {
         let req = self.client.delete_object().bucket(&self.name).key(key);
         match self.recorded(req.send()).await {
             Ok(o) => Ok(Deleted {
@@ -251,6 +317,15 @@ impl Bucket {
     /// DeleteObject of one version (or delete marker) of `key`: on a versioned bucket, the
     /// only delete that leaves nothing behind.
     pub async fn delete_version(&self, key: &str, version_id: &str) -> Result<RequestIds, Failure> {
+        let request = self.delete_object_version(key, version_id);
+        self.changing(key, Change::Removed, request).await
+    }
+
+    async fn delete_object_version(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<RequestIds, Failure> {
         let req = self
             .client
             .delete_object()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Target;
-use crate::report::{CycleReport, PairLabels, ReplicationEvent, TargetLabels};
+use crate::report::{CycleReport, EventReport, PairLabels, ReplicationEvent, TargetLabels};
 
 /// What producers report. Every method has an empty default, so an output implements only what
 /// it shows.
@@ -45,6 +45,13 @@ pub trait Sink: Send + Sync {
     /// Canaries of the pair in flight now, and the age of the oldest (before every scrape,
     /// flush and status request).
     fn replication_pending(&self, _p: &PairLabels, _count: usize, _oldest: Duration) {}
+    /// An expected S3 event notification of the target was expected, delivered, lost or
+    /// duplicated.
+    fn event(&self, _t: &TargetLabels, _r: &EventReport) {}
+    /// Notifications of the target expected and not yet received, and the age of the oldest.
+    fn events_pending(&self, _t: &TargetLabels, _count: usize, _oldest: Duration) {}
+    /// A message on `queue` about no key of any target was left on the queue.
+    fn foreign_message(&self, _queue: &str) {}
 }
 
 /// Every output of the daemon: each report goes to each sink, in order.
@@ -93,6 +100,17 @@ impl Sink for Sinks {
     }
     fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
         self.0.iter().for_each(|s| s.replication(p, e));
+    }
+    fn event(&self, t: &TargetLabels, r: &EventReport) {
+        self.0.iter().for_each(|s| s.event(t, r));
+    }
+    fn events_pending(&self, t: &TargetLabels, count: usize, oldest: Duration) {
+        self.0
+            .iter()
+            .for_each(|s| s.events_pending(t, count, oldest));
+    }
+    fn foreign_message(&self, queue: &str) {
+        self.0.iter().for_each(|s| s.foreign_message(queue));
     }
     fn replication_pending(&self, p: &PairLabels, count: usize, oldest: Duration) {
         self.0

@@ -43,6 +43,7 @@ pub fn check_name(p: Probe) -> &'static str {
         Probe::Put => "Put",
         Probe::Delete => "Delete_Consistency",
         Probe::Conditional => "Conditional_Write",
+        Probe::Events => "Event_Delivery",
     }
 }
 

@@ -45,6 +45,12 @@ pub const REPLICATION_LAG_BUCKETS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
+/// Event notification delivery buckets: 0.1 s to 15 min (S3 delivers most within a second;
+/// the events timeout defaults to 5 minutes).
+pub const EVENT_DELIVERY_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+];
+
 /// Every metric of the contract (probe, request and meta series).
 pub struct Metrics {
     /// Registration checks names and label sets for duplicates; rendering goes through
@@ -63,6 +69,13 @@ pub struct Metrics {
     pub staleness: series::HistogramVec,
     pub cycles_skipped: series::CounterVec,
     pub orphans_deleted: series::CounterVec,
+    pub event_delivery: series::HistogramVec,
+    pub events_expected: series::CounterVec,
+    pub events_lost: series::CounterVec,
+    pub event_duplicates: series::CounterVec,
+    pub events_pending: series::GaugeVec,
+    pub events_oldest_pending: series::GaugeVec,
+    pub foreign_messages: IntCounterVec,
     pub replication_canaries: IntCounterVec,
     pub replication_lag: HistogramVec,
     pub replication_pending: IntGaugeVec,
@@ -194,6 +207,63 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
+            event_delivery: series::HistogramVec::new(
+                hopts(
+                    "s3canary_event_delivery_seconds",
+                    "Write or delete acknowledgement to its S3 event notification received.",
+                    EVENT_DELIVERY_BUCKETS,
+                ),
+                &l(&["event"]),
+            )
+            .unwrap(),
+            events_expected: series::CounterVec::new(
+                opts(
+                    "s3canary_event_expected_total",
+                    "Acknowledged writes and deletes whose S3 event notification is expected.",
+                ),
+                &l(&["event"]),
+            )
+            .unwrap(),
+            events_lost: series::CounterVec::new(
+                opts(
+                    "s3canary_event_lost_total",
+                    "Expected S3 event notifications not received within the events timeout.",
+                ),
+                &l(&["event"]),
+            )
+            .unwrap(),
+            event_duplicates: series::CounterVec::new(
+                opts(
+                    "s3canary_event_duplicates_total",
+                    "S3 event notifications received for a change already notified.",
+                ),
+                &l(&["event"]),
+            )
+            .unwrap(),
+            events_pending: series::GaugeVec::new(
+                opts(
+                    "s3canary_event_pending",
+                    "Expected S3 event notifications not yet received.",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
+            events_oldest_pending: series::GaugeVec::new(
+                opts(
+                    "s3canary_event_oldest_pending_seconds",
+                    "Age of the oldest expected notification not yet received (0 when none).",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
+            foreign_messages: IntCounterVec::new(
+                opts(
+                    "s3canary_event_foreign_messages_total",
+                    "Messages on an events queue about no target's keys, left on the queue.",
+                ),
+                &["queue"],
+            )
+            .unwrap(),
             replication_canaries: IntCounterVec::new(
                 opts(
                     "s3canary_replication_canaries_total",
@@ -294,6 +364,13 @@ impl Metrics {
         m.add(m.staleness.clone());
         m.add(m.cycles_skipped.clone());
         m.add(m.orphans_deleted.clone());
+        m.add(m.event_delivery.clone());
+        m.add(m.events_expected.clone());
+        m.add(m.events_lost.clone());
+        m.add(m.event_duplicates.clone());
+        m.add(m.events_pending.clone());
+        m.add(m.events_oldest_pending.clone());
+        m.add(m.foreign_messages.clone());
         m.add(m.replication_canaries.clone());
         m.add(m.replication_lag.clone());
         m.add(m.replication_pending.clone());

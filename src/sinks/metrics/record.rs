@@ -5,8 +5,9 @@ use std::time::Duration;
 use super::Metrics;
 use crate::config::Target;
 use crate::report::{
-    Check, CycleReport, KNOWN_CODES, OPERATIONS, Outcome, PairLabels, Probe, Reason,
-    ReplicationEvent, ReplicationFailure, TRANSPORT_CODES, TargetLabels, unix_seconds,
+    Check, CycleReport, EventKind, EventReport, KNOWN_CODES, OPERATIONS, Outcome, PairLabels,
+    Probe, Reason, ReplicationEvent, ReplicationFailure, TRANSPORT_CODES, TargetLabels,
+    unix_seconds,
 };
 use crate::sinks::Sink;
 
@@ -28,6 +29,20 @@ impl Sink for Metrics {
                 self.violations
                     .with_label_values(&tl.with(&[check.as_str()]));
             }
+        }
+        if t.events.is_some() {
+            for k in EventKind::ALL {
+                let lv = tl.with(&[k.as_str()]);
+                self.events_expected.with_label_values(&lv);
+                self.events_lost.with_label_values(&lv);
+                self.event_duplicates.with_label_values(&lv);
+            }
+            self.events_pending
+                .with_label_values(&tl.with(&[]))
+                .set(0.0);
+            self.events_oldest_pending
+                .with_label_values(&tl.with(&[]))
+                .set(0.0);
         }
         self.cycles_skipped.with_label_values(&tl.with(&[]));
         self.target_interval
@@ -64,6 +79,17 @@ impl Sink for Metrics {
                     .remove_label_values(&tl.with(&[op, code]));
             }
         }
+        for k in EventKind::ALL {
+            let lv = tl.with(&[k.as_str()]);
+            let _ = self.event_delivery.remove_label_values(&lv);
+            let _ = self.events_expected.remove_label_values(&lv);
+            let _ = self.events_lost.remove_label_values(&lv);
+            let _ = self.event_duplicates.remove_label_values(&lv);
+        }
+        let _ = self.events_pending.remove_label_values(&tl.with(&[]));
+        let _ = self
+            .events_oldest_pending
+            .remove_label_values(&tl.with(&[]));
         let _ = self.cycles_skipped.remove_label_values(&tl.with(&[]));
         let _ = self.orphans_deleted.remove_label_values(&tl.with(&[]));
         let _ = self.target_interval.remove_label_values(&tl.with(&[]));
@@ -115,6 +141,73 @@ impl Sink for Metrics {
                     .observe(staleness.as_secs_f64());
             }
         }
+    }
+
+    /// The events probe: per-kind counters and delivery times, and one run of the `events`
+    /// probe per expected notification resolved (delivered, or lost after the timeout).
+    fn event(&self, tl: &TargetLabels, r: &EventReport) {
+        let probe = Probe::Events.as_str();
+        let run = |ok: bool, reason: Option<Reason>| {
+            self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
+            self.probe_success
+                .with_label_values(&tl.with(&[probe]))
+                .set(if ok { 1.0 } else { 0.0 });
+            let streak = self
+                .consecutive_failures
+                .with_label_values(&tl.with(&[probe]));
+            if ok {
+                streak.set(0.0);
+                self.last_success
+                    .with_label_values(&tl.with(&[probe]))
+                    .set(unix_seconds(std::time::SystemTime::now()));
+            } else {
+                streak.set(streak.get() + 1.0);
+            }
+            if let Some(reason) = reason {
+                self.probe_failures
+                    .with_label_values(&tl.with(&[probe, reason.as_str()]))
+                    .inc();
+            }
+        };
+        match r {
+            EventReport::Expected(k) => self
+                .events_expected
+                .with_label_values(&tl.with(&[k.as_str()]))
+                .inc(),
+            EventReport::Delivered { kind, after, .. } => {
+                self.event_delivery
+                    .with_label_values(&tl.with(&[kind.as_str()]))
+                    .observe(after.as_secs_f64());
+                run(true, None);
+            }
+            EventReport::Lost { kind, .. } => {
+                self.events_lost
+                    .with_label_values(&tl.with(&[kind.as_str()]))
+                    .inc();
+                run(false, Some(Reason::EventLost));
+            }
+            EventReport::Duplicate { kind, .. } => {
+                self.event_duplicates
+                    .with_label_values(&tl.with(&[kind.as_str()]))
+                    .inc();
+                self.probe_failures
+                    .with_label_values(&tl.with(&[probe, Reason::EventDuplicate.as_str()]))
+                    .inc();
+            }
+        }
+    }
+
+    fn events_pending(&self, tl: &TargetLabels, count: usize, oldest: Duration) {
+        self.events_pending
+            .with_label_values(&tl.with(&[]))
+            .set(count as f64);
+        self.events_oldest_pending
+            .with_label_values(&tl.with(&[]))
+            .set(oldest.as_secs_f64());
+    }
+
+    fn foreign_message(&self, queue: &str) {
+        self.foreign_messages.with_label_values(&[queue]).inc();
     }
 
     fn cycle_skipped(&self, tl: &TargetLabels) {

@@ -1,0 +1,251 @@
+//! One consumer per queue, shared by the targets that name it: long polls (20 s, up to ten
+//! messages), hands every notification about a target's key space to that target's ledger and
+//! deletes the message in one batch; a message about any other key is made visible again at
+//! once (never deleted) and counted once.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ledger::{Ledger, Received};
+use super::message::{self, Message};
+use crate::report::{MAX_MESSAGE, bounded_text};
+use crate::sinks::Sink;
+
+/// Long-poll wait of one ReceiveMessage (the SQS maximum: fewest requests on a quiet queue).
+pub const WAIT: Duration = Duration::from_secs(20);
+/// Pause after a receive that returned only foreign messages already counted, so a shared
+/// queue's other messages (visible again at once) do not make the consumer spin.
+pub const FOREIGN_PAUSE: Duration = Duration::from_secs(5);
+/// Longest pause after failed receives (doubling from one second).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Foreign message ids remembered, so each is counted once.
+const SEEN_FOREIGN: usize = 10_000;
+
+/// Where the notifications about one target's keys go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub bucket: String,
+    /// The target's whole key space (`prefix`): notifications about it are consumed.
+    pub prefix: String,
+    pub ledger: Arc<Ledger>,
+}
+
+/// The consumer of one queue.
+pub struct Consumer {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    /// The queue's name, in logs and the foreign-message counter.
+    queue: String,
+    routes: Vec<Route>,
+    sink: Arc<dyn Sink>,
+    /// Canaries written before this are an earlier process's: consumed, not judged.
+    started: SystemTime,
+}
+
+/// Remembers recent foreign message ids, oldest forgotten first.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl Seen {
+    /// Whether `id` is new (and remembers it).
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() >= SEEN_FOREIGN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        self.order.push_back(id.to_string());
+        self.ids.insert(id.to_string());
+        true
+    }
+}
+
+impl Consumer {
+    /// A consumer of `queue_url` for `routes`.
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: &str,
+        queue: &str,
+        routes: Vec<Route>,
+        sink: Arc<dyn Sink>,
+    ) -> Self {
+        Consumer {
+            client,
+            queue_url: queue_url.to_string(),
+            queue: queue.to_string(),
+            routes,
+            sink,
+            started: SystemTime::now(),
+        }
+    }
+
+    /// The route of a notification about `key` in `bucket`: the target whose canaries it is
+    /// about, else any target whose key space holds it.
+    fn route(&self, bucket: &str, key: &str) -> Option<&Route> {
+        let here = |r: &&Route| r.bucket == bucket;
+        let mut routes = self.routes.iter().filter(here);
+        routes
+            .clone()
+            .find(|r| key.starts_with(r.ledger.canaries()))
+            .or_else(|| routes.find(|r| key.starts_with(&r.prefix)))
+    }
+
+    /// Reads one message received at `now`; true if it is ours (to delete).
+    fn read(&self, body: &str, now: Instant) -> bool {
+        match message::parse(body) {
+            // Saving a notification configuration sends one to the queue: on a dedicated
+            // queue nobody else would ever remove it.
+            Message::Test { bucket } => self.routes.iter().any(|r| r.bucket == bucket),
+            Message::Other => false,
+            Message::Changes(notices) => {
+                let routes: Option<Vec<&Route>> = notices
+                    .iter()
+                    .map(|n| self.route(&n.bucket, &n.key))
+                    .collect();
+                // A message that also reports a change outside every key space is not ours.
+                let Some(routes) = routes else { return false };
+                for (n, r) in notices.iter().zip(routes) {
+                    if !n.key.starts_with(r.ledger.canaries()) {
+                        continue;
+                    }
+                    if r.ledger.received(&n.key, n.change, now) == Received::Unknown {
+                        let earlier = r.ledger.is_earlier_canary(&n.key, self.started);
+                        tracing::debug!(queue = %self.queue, key = %bounded_text(&n.key, MAX_MESSAGE),
+                            earlier, "notification of a canary no longer expected, consumed");
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Receives until `token` is cancelled.
+    pub async fn run(self, token: CancellationToken) {
+        let mut seen = Seen::default();
+        let mut pause = Duration::ZERO;
+        let mut failures = 0u32;
+        loop {
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            let receive = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(WAIT.as_secs() as i32)
+                .send();
+            let answer = tokio::select! {
+                _ = token.cancelled() => return,
+                r = receive => r,
+            };
+            let messages = match answer {
+                Ok(o) => {
+                    failures = 0;
+                    pause = Duration::ZERO;
+                    o.messages.unwrap_or_default()
+                }
+                Err(e) => {
+                    failures += 1;
+                    pause = (Duration::from_secs(1) * 2u32.saturating_pow(failures - 1))
+                        .min(MAX_BACKOFF);
+                    let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                    tracing::warn!(queue = %self.queue, retry_in = ?pause,
+                        "receiving from the events queue failed: {}", bounded_text(&why, MAX_MESSAGE));
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let (mut ours, mut others, mut new_others) = (Vec::new(), Vec::new(), 0);
+            for m in messages {
+                let Some(handle) = m.receipt_handle else {
+                    continue;
+                };
+                if self.read(m.body.as_deref().unwrap_or(""), now) {
+                    ours.push(handle);
+                } else {
+                    if seen.first_time(m.message_id.as_deref().unwrap_or(&handle)) {
+                        self.sink.foreign_message(&self.queue);
+                        new_others += 1;
+                    }
+                    others.push(handle);
+                }
+            }
+            self.delete(ours).await;
+            if !others.is_empty() {
+                self.release(others).await;
+                if new_others == 0 {
+                    pause = FOREIGN_PAUSE;
+                }
+            }
+        }
+    }
+
+    /// Deletes the messages read (one batch of at most ten).
+    async fn delete(&self, handles: Vec<String>) {
+        if handles.is_empty() {
+            return;
+        }
+        let entries = handles.into_iter().enumerate().filter_map(|(i, h)| {
+            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(h)
+                .build()
+                .ok()
+        });
+        let r = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await;
+        match r {
+            Ok(o) if !o.failed().is_empty() => tracing::warn!(queue = %self.queue,
+                failed = o.failed().len(), "some notifications could not be deleted; they will come back"),
+            Ok(_) => {}
+            Err(e) => {
+                let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                tracing::warn!(queue = %self.queue, "deleting notifications failed: {}",
+                    bounded_text(&why, MAX_MESSAGE));
+            }
+        }
+    }
+
+    /// Makes messages that are not ours visible again at once.
+    async fn release(&self, handles: Vec<String>) {
+        let entries = handles.into_iter().enumerate().filter_map(|(i, h)| {
+            aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(h)
+                .visibility_timeout(0)
+                .build()
+                .ok()
+        });
+        let r = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await;
+        if let Err(e) = r {
+            let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            tracing::warn!(queue = %self.queue, "releasing other messages failed (they return after the queue's visibility timeout): {}",
+                bounded_text(&why, MAX_MESSAGE));
+        }
+    }
+}
