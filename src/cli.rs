@@ -89,6 +89,9 @@ pub enum Command {
         /// USD per CloudWatch custom metric and month.
         #[arg(long, default_value_t = 0.30)]
         cw_metric_price: f64,
+        /// USD per million SQS requests (the events probe's queue).
+        #[arg(long, default_value_t = 0.40)]
+        sqs_price: f64,
         /// Replication lag assumed for the HEAD polls of replication canaries.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         replication_lag: std::time::Duration,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::app::{self, Daemon};
 use crate::cli::{Cli, Command, LogFormat, OutputFormat};
 use crate::config::{self, Config, Target};
+use crate::embedded::queue::NotifyRule;
 use crate::embedded::{EmbeddedS3, FaultConfig, Lag, Rule};
 use crate::s3::ClientFactory;
 
@@ -93,12 +94,14 @@ pub fn main(cli: Cli) -> ExitCode {
             get_price,
             cw_metric_price,
             replication_lag,
+            sqs_price,
         } => match config::load(&c.config) {
             Ok(cfg) => {
                 let prices = crate::plan::Prices {
                     put_per_1k: put_price,
                     get_per_1k: get_price,
                     cw_metric_month: cw_metric_price,
+                    sqs_per_million: sqs_price,
                     ..Default::default()
                 };
                 print!("{}", crate::plan::render(&cfg, &prices, replication_lag));
@@ -173,9 +176,23 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
             Lag::Uniform(Duration::from_secs(1), Duration::from_secs(4)),
         ));
     }
+    for t in &cfg.targets {
+        if t.events.is_some() {
+            s3.queues.notify(NotifyRule {
+                bucket: t.bucket.clone(),
+                prefix: t.canary_prefix(),
+                queue: "s3canary-events".into(),
+                delay: Lag::Uniform(Duration::from_millis(200), Duration::from_secs(2)),
+            });
+        }
+    }
     let to_embedded = |t: &mut Target| {
         t.endpoint = Some(s3.endpoint.clone());
         t.path_style = true;
+        if let Some(e) = &mut t.events {
+            e.queue_url = format!("{}/000000000000/s3canary-events", s3.endpoint);
+            e.endpoint = Some(s3.endpoint.clone());
+        }
     };
     cfg.targets.iter_mut().for_each(&to_embedded);
     for r in &mut cfg.replications {

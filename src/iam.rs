@@ -23,7 +23,19 @@ pub fn policy(cfg: &Config) -> Value {
     let mut lists: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut kms = Vec::new();
     let mut roles = Vec::new();
+    let mut queues = Vec::new();
     for t in &cfg.targets {
+        if let Some(e) = &t.events {
+            // A queue behind a custom endpoint has no ARN to name: any queue of its name.
+            queues.push(e.queue_arn().unwrap_or_else(|| {
+                format!(
+                    "arn:{}:sqs:{}:*:{}",
+                    partition(&t.region),
+                    t.region,
+                    e.queue_name()
+                )
+            }));
+        }
         let part = partition(&t.region);
         objects.push(format!("arn:{part}:s3:::{}/{}*", t.bucket, t.prefix));
         let e = lists
@@ -40,7 +52,7 @@ pub fn policy(cfg: &Config) -> Value {
             roles.push(r.clone());
         }
     }
-    for v in [&mut objects, &mut kms, &mut roles] {
+    for v in [&mut objects, &mut kms, &mut roles, &mut queues] {
         v.sort();
         v.dedup();
     }
@@ -68,6 +80,19 @@ pub fn policy(cfg: &Config) -> Value {
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": kms,
+        }));
+    }
+    if !queues.is_empty() {
+        statements.push(json!({
+            "Sid": "S3canaryEventsQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage"
+            ],
+            "Resource": queues,
         }));
     }
     if !roles.is_empty() {

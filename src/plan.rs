@@ -1,6 +1,7 @@
 //! What a config costs: S3 requests and money per month, from the same cadence functions the
 //! scheduler runs (`plan`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Prices {
     pub cw_metric_month: f64,
     /// CloudWatch API requests (PutMetricData), per 1,000.
     pub cw_requests_per_1k: f64,
+    /// SQS standard queue requests, per million (the first million a month are free).
+    pub sqs_per_million: f64,
 }
 
 impl Default for Prices {
@@ -34,6 +37,7 @@ impl Default for Prices {
             get_per_1k: 0.0004,
             cw_metric_month: 0.30,
             cw_requests_per_1k: 0.01,
+            sqs_per_million: 0.40,
         }
     }
 }
@@ -173,6 +177,38 @@ pub fn confirm_cost_per_hour(t: &Target, prices: &Prices) -> Option<(f64, f64)> 
     Some((extra, requests_per_cycle(t).scaled(extra).cost(prices)))
 }
 
+/// Event notifications one healthy cycle of `t` causes: one per acknowledged write (put,
+/// overwrite, and the conditional step's re-create and matching update) and delete.
+pub fn notifications_per_cycle(t: &Target) -> (f64, f64) {
+    let mut created = 0.0;
+    for p in &t.probes {
+        created += match p {
+            Probe::Put | Probe::Overwrite => 1.0,
+            Probe::Conditional if t.runs(Probe::Delete) => 2.0,
+            Probe::Conditional => 1.0,
+            _ => 0.0,
+        };
+    }
+    (created, requests_per_cycle(t).delete)
+}
+
+/// SQS requests a month on each events queue: a long poll every 20 s while idle, and at most
+/// one receive and one batch delete per notification (fewer when they arrive together).
+pub fn sqs_monthly(cfg: &Config) -> Vec<(String, f64, f64)> {
+    let mut queues: BTreeMap<String, f64> = BTreeMap::new();
+    for t in cfg.targets.iter().filter(|t| t.events.is_some()) {
+        let (c, r) = notifications_per_cycle(t);
+        let per_month = (c + r) * MONTH / t.interval.as_secs_f64();
+        let name = t.events.as_ref().map_or("", |e| e.queue_name()).to_string();
+        *queues.entry(name).or_default() += per_month;
+    }
+    let polls = MONTH / 20.0;
+    queues
+        .into_iter()
+        .map(|(q, notifications)| (q, notifications, polls + 2.0 * notifications))
+        .collect()
+}
+
 /// CloudWatch custom metrics the mirror publishes: SuccessRate and Latency per target and
 /// probe, Replication_Lag and Replication_Pending per pair.
 pub fn cloudwatch_metrics(cfg: &Config) -> usize {
@@ -247,6 +283,16 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
             out,
             "Replication assumes copies appear after {} ({d} destination + {s} source HEADs per canary; --replication-lag to change).",
             humantime::format_duration(lag)
+        );
+    }
+    for (queue, notifications, requests) in sqs_monthly(cfg) {
+        let _ = writeln!(
+            out,
+            "Events queue {queue}: {} notifications a month; at most {} SQS requests (long polls every 20 s, a receive and a batch delete per notification): ${:.2}/month at ${}/million (before the free tier).",
+            fmt_n(notifications),
+            fmt_n(requests),
+            requests / 1e6 * prices.sqs_per_million,
+            prices.sqs_per_million
         );
     }
     let confirming: Vec<_> = cfg

@@ -73,6 +73,8 @@ pub struct FaultConfig {
     pub http: Option<(HttpFault, Vec<Op>)>,
     /// Share of matching requests that get the HTTP fault (0 means 1: every one).
     pub http_rate: f64,
+    /// Share of event notifications of acknowledged changes that are never delivered.
+    pub drop_events: f64,
 }
 
 impl FaultConfig {
@@ -93,7 +95,7 @@ impl FaultConfig {
     /// flaky, stale, throttled, outage (503), denied (403), hang (GetObject), unreachable (every request
     /// hangs), slow-get (3 s on
     /// GetObject), stale-reads (404 for 60 s after a write), list-lag (listings 60 s behind),
-    /// unconditional, reset.
+    /// unconditional, lost-events (half of the event notifications never delivered), reset.
     pub fn profile(name: &str) -> Option<FaultConfig> {
         let ms = Duration::from_millis;
         let f = match name {
@@ -149,6 +151,10 @@ impl FaultConfig {
                 ignore_conditional: true,
                 ..Default::default()
             },
+            "lost-events" => FaultConfig {
+                drop_events: 0.5,
+                ..Default::default()
+            },
             "reset" => FaultConfig {
                 http: Some((HttpFault::Reset, vec![])),
                 http_rate: 0.3,
@@ -175,6 +181,7 @@ impl FaultConfig {
         "stale-reads",
         "list-lag",
         "unconditional",
+        "lost-events",
         "reset",
     ];
 
@@ -200,6 +207,11 @@ impl FaultConfig {
             1.0
         };
         (rand::rng().random::<f64>() < rate).then_some(*fault)
+    }
+
+    /// Whether the notification of one change is lost.
+    pub(crate) fn drops_event(&self) -> bool {
+        self.drop_events > 0.0 && rand::rng().random::<f64>() < self.drop_events
     }
 
     pub(crate) fn error_for(&self, op: Op) -> Option<&str> {

@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod hostile;
+pub mod queue;
 pub mod replication;
 pub mod store;
 
@@ -36,6 +37,8 @@ pub struct EmbeddedS3 {
     pub endpoint: String,
     pub addr: SocketAddr,
     pub faults: Arc<Faults>,
+    /// Event notifications and the queues they go to (SQS requests on the same port).
+    pub queues: Arc<queue::Queues>,
     pub log: Arc<AccessLog>,
     pub replication: Arc<Replicator>,
     /// How long the server took over each request.
@@ -106,12 +109,14 @@ impl EmbeddedS3 {
         let faults = Arc::new(Faults::default());
         let log = Arc::new(AccessLog::default());
         let replication = Arc::new(Replicator::default());
+        let queues = Arc::new(queue::Queues::default());
         let store = store::Store::new(
             fs,
             root.clone(),
             faults.clone(),
             log.clone(),
             replication.clone(),
+            queues.clone(),
         );
         let service = {
             let mut b = S3ServiceBuilder::new(store);
@@ -120,6 +125,7 @@ impl EmbeddedS3 {
         };
 
         let faults_for_http = faults.clone();
+        let queues_for_http = queues.clone();
         let timings = Arc::new(Timings::default());
         let timings_for_http = timings.clone();
         let listener = TcpListener::bind(addr).await?;
@@ -150,15 +156,26 @@ impl EmbeddedS3 {
                 let seq = seq.clone();
                 let faults = faults_for_http.clone();
                 let timings = timings_for_http.clone();
+                let queues = queues_for_http.clone();
                 let svc =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let service = service.clone();
                         let timings = timings.clone();
+                        let queues = queues.clone();
+                        let sqs = req
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .filter(|t| t.starts_with("AmazonSQS."))
+                            .map(str::to_string);
                         let arrived = std::time::Instant::now();
                         let n = seq.fetch_add(1, Ordering::Relaxed);
                         let (bucket, op) = classify(&req);
                         let fault = faults.for_bucket(&bucket).http_fault_for(op);
                         async move {
+                            if let Some(target) = sqs {
+                                return Ok(queue_answer(&queues, &target, req).await);
+                            }
                             if fault == Some(HttpFault::Reset) {
                                 // An error from the service makes hyper drop the connection unanswered.
                                 return Err(s3s::HttpError::new(
@@ -226,6 +243,7 @@ impl EmbeddedS3 {
             endpoint: format!("http://{addr}"),
             addr,
             faults,
+            queues,
             log,
             replication,
             timings,
@@ -339,6 +357,29 @@ impl EmbeddedS3 {
 }
 
 /// The bucket and operation of a path-style request, as the fault layer selects them.
+/// Answers an SQS request of the embedded queues (its body read up to 1 MiB).
+async fn queue_answer(
+    queues: &queue::Queues,
+    target: &str,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<s3s::Body> {
+    let body =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(req.into_body(), 1 << 20))
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+    let (status, json) = queues.handle(target, &body).await;
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header(
+            "x-amzn-requestid",
+            format!("{:016x}", rand::random::<u64>()),
+        )
+        .body(s3s::Body::from(json))
+        .expect("a valid response")
+}
+
 fn classify<B>(req: &http::Request<B>) -> (String, Op) {
     let path = req.uri().path().trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));

@@ -23,7 +23,7 @@ pub enum Lag {
 }
 
 impl Lag {
-    fn sample(&self) -> Duration {
+    pub(crate) fn sample(&self) -> Duration {
         let mut rng = rand::rng();
         match self {
             Lag::Fixed(d) => *d,

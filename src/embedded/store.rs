@@ -73,6 +73,8 @@ pub struct Store {
     faults: Arc<Faults>,
     log: Arc<AccessLog>,
     replication: Arc<Replicator>,
+    /// Event notifications of acknowledged changes.
+    queues: Arc<super::queue::Queues>,
     /// Striped locks: writes to one key are serialised, so a conditional check and its write
     /// are atomic (s3s-fs checks and writes in two steps).
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -86,6 +88,7 @@ impl Store {
         faults: Arc<Faults>,
         log: Arc<AccessLog>,
         replication: Arc<Replicator>,
+        queues: Arc<super::queue::Queues>,
     ) -> Self {
         Store {
             fs,
@@ -93,6 +96,7 @@ impl Store {
             faults,
             log,
             replication,
+            queues,
             locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             history: Mutex::new(HashMap::new()),
         }
@@ -252,6 +256,8 @@ impl S3 for Store {
             Err(e) => return Err(e),
         };
         self.replication.on_write(&self.root, &bucket, &key);
+        self.queues
+            .on_change(&bucket, &key, crate::s3::Change::Created, f.drops_event());
         let now = Instant::now();
         let mut hist = self.history.lock().unwrap();
         hist.retain(|_, h| now.duration_since(h.last_write) < HISTORY_TTL);
@@ -323,7 +329,7 @@ impl S3 for Store {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        self.enter(Op::DeleteObject, &bucket, &key).await?;
+        let f = self.enter(Op::DeleteObject, &bucket, &key).await?;
         let _guard = self.lock_for(&bucket, &key).lock().await;
         let out = match self.fs.delete_object(req).await {
             Ok(out) => out,
@@ -334,6 +340,8 @@ impl S3 for Store {
             Err(e) => return Err(e),
         };
         self.replication.forget(&bucket, &key);
+        self.queues
+            .on_change(&bucket, &key, crate::s3::Change::Removed, f.drops_event());
         if let Some(h) = self.history.lock().unwrap().get_mut(&(bucket, key))
             && h.deleted_at.is_none()
         {

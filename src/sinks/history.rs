@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::config::Target;
-use crate::report::{CycleReport, Failure, Outcome, Probe, unix_seconds};
+use crate::report::{
+    CycleReport, EventReport, Failure, Outcome, Probe, Reason, TargetLabels, unix_seconds,
+};
 
 /// The window of the success ratio and latency percentiles.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -83,6 +85,48 @@ struct TargetHistory {
     last_cycle: Option<SystemTime>,
 }
 
+impl TargetHistory {
+    /// One run of `probe` that finished `at` after `took`, failed with `failure` if any.
+    fn run(
+        &mut self,
+        probe: Probe,
+        at: SystemTime,
+        took: Duration,
+        failure: Option<&Failure>,
+        key: &str,
+    ) {
+        let p = self.probes.entry(probe).or_default();
+        p.runs += 1;
+        p.window.push_back(Sample::new(at, failure.is_none(), took));
+        while p.window.len() > WINDOW_SAMPLES
+            || p.window
+                .front()
+                .is_some_and(|s| at.duration_since(s.at()).unwrap_or_default() > WINDOW)
+        {
+            p.window.pop_front();
+        }
+        match failure {
+            None => {
+                p.last = Some((at, None));
+                p.last_success = Some(at);
+                p.failing_since = None;
+            }
+            Some(f) => {
+                p.failures += 1;
+                p.last = Some((at, Some(f.clone())));
+                p.failing_since.get_or_insert(at);
+                self.failures.push_front(FailureRecord {
+                    at,
+                    probe,
+                    key: key.to_string(),
+                    failure: f.clone(),
+                });
+                self.failures.truncate(RECENT_FAILURES);
+            }
+        }
+    }
+}
+
 /// Recent results of every target.
 #[derive(Debug, Default)]
 pub struct History(RwLock<HashMap<String, TargetHistory>>);
@@ -95,38 +139,63 @@ impl History {
         t.last_cycle = Some(report.started_at);
         for r in &report.results {
             let Some(outcome) = &r.outcome else { continue };
-            let p = t.probes.entry(r.probe).or_default();
-            p.runs += 1;
-            let at = r.finished_at;
-            let ok = matches!(outcome, Outcome::Success);
-            p.window.push_back(Sample::new(at, ok, r.duration));
-            while p.window.len() > WINDOW_SAMPLES
-                || p.window
-                    .front()
-                    .is_some_and(|s| at.duration_since(s.at()).unwrap_or_default() > WINDOW)
-            {
-                p.window.pop_front();
-            }
-            match outcome {
-                Outcome::Success => {
-                    p.last = Some((at, None));
-                    p.last_success = Some(at);
-                    p.failing_since = None;
-                }
-                Outcome::Failure(f) => {
-                    p.failures += 1;
-                    p.last = Some((at, Some(f.clone())));
-                    p.failing_since.get_or_insert(at);
-                    t.failures.push_front(FailureRecord {
-                        at,
-                        probe: r.probe,
-                        key: report.key.clone(),
-                        failure: f.clone(),
-                    });
-                    t.failures.truncate(RECENT_FAILURES);
-                }
-            }
+            let failure = match outcome {
+                Outcome::Success => None,
+                Outcome::Failure(f) => Some(f),
+            };
+            t.run(r.probe, r.finished_at, r.duration, failure, &report.key);
         }
+    }
+
+    /// Adds what the events probe learnt: a delivered notification is a passed run taking its
+    /// delivery time, a lost or duplicated one a failed run.
+    pub fn record_event(&self, target: &str, r: &EventReport) {
+        let (after, failure, key) = match r {
+            EventReport::Expected(_) => return,
+            EventReport::Delivered { after, key, .. } => (*after, None, key),
+            EventReport::Lost { kind, key } => {
+                let why = format!(
+                    "{} notification not received within the events timeout",
+                    kind.as_str()
+                );
+                (
+                    Duration::ZERO,
+                    Some(Failure::new(
+                        Reason::EventLost,
+                        None,
+                        None,
+                        None,
+                        &why,
+                        &Default::default(),
+                    )),
+                    key,
+                )
+            }
+            EventReport::Duplicate { kind, key } => {
+                let why = format!("{} notification received again", kind.as_str());
+                (
+                    Duration::ZERO,
+                    Some(Failure::new(
+                        Reason::EventDuplicate,
+                        None,
+                        None,
+                        None,
+                        &why,
+                        &Default::default(),
+                    )),
+                    key,
+                )
+            }
+        };
+        let mut all = self.0.write().unwrap();
+        let t = all.entry(target.to_string()).or_default();
+        t.run(
+            Probe::Events,
+            SystemTime::now(),
+            after,
+            failure.as_ref(),
+            key,
+        );
     }
 
     /// Forgets a target (removed by a reload).
@@ -208,6 +277,10 @@ impl Sink for History {
 
     fn target_removed(&self, t: &Target) {
         self.remove(&t.name);
+    }
+
+    fn event(&self, t: &TargetLabels, r: &EventReport) {
+        self.record_event(&t.target, r);
     }
 }
 

@@ -3,9 +3,10 @@
 
 use super::Sink;
 use crate::config::Target;
-use crate::report::{CycleReport, Outcome, or_dash};
+use crate::report::{CycleReport, EventReport, Outcome, TargetLabels, or_dash};
 
-/// Writes a warning for every failed step of a cycle.
+/// Writes a warning for every failed step of a cycle and every lost or duplicated event
+/// notification.
 #[derive(Debug, Default)]
 pub struct Log;
 
@@ -17,6 +18,18 @@ impl Sink for Log {
                     reason = f.reason.as_str(), code = or_dash(&f.code), request_id = or_dash(&f.request_id),
                     key = %report.key, "probe failed: {}", f.message);
             }
+        }
+    }
+
+    fn event(&self, t: &TargetLabels, r: &EventReport) {
+        match r {
+            EventReport::Lost { kind, key } => tracing::warn!(target = %t.target,
+                probe = "events", event = kind.as_str(), key = %key,
+                "event notification lost: not received within the events timeout"),
+            EventReport::Duplicate { kind, key } => tracing::warn!(target = %t.target,
+                probe = "events", event = kind.as_str(), key = %key,
+                "event notification duplicated"),
+            _ => {}
         }
     }
 }
