@@ -3,16 +3,100 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
+use crate::events::consumer::Route;
+use crate::events::{Consumer, Ledger};
 use crate::probe;
 use crate::replication::{CanaryOutcome, Monitor};
-use crate::report::{CycleReport, Outcome};
+use crate::report::{
+    CycleReport, EventReport, Failure, Outcome, Probe, ProbeResult, Reason, TargetLabels,
+};
 use crate::s3::ClientFactory;
 use crate::sinks::{Sink, Sinks};
+
+/// Longest `once` waits for the notifications of its cycle (less if the events timeout is).
+pub const EVENTS_WAIT: Duration = Duration::from_secs(120);
+
+/// What the events probe of one `once` cycle learnt.
+#[derive(Default)]
+struct Heard {
+    reports: Mutex<Vec<EventReport>>,
+    pending: Mutex<usize>,
+}
+
+impl Sink for Heard {
+    fn event(&self, _t: &TargetLabels, r: &EventReport) {
+        self.reports.lock().unwrap().push(r.clone());
+    }
+    fn events_pending(&self, _t: &TargetLabels, count: usize, _oldest: Duration) {
+        *self.pending.lock().unwrap() = count;
+    }
+}
+
+/// Waits until every notification `ledger` expects arrived, or `wait`; then the events
+/// probe's result: passed if each arrived once.
+async fn events_result(ledger: &Ledger, heard: &Heard, wait: Duration) -> ProbeResult {
+    let start = Instant::now();
+    loop {
+        ledger.tick(Instant::now());
+        if *heard.pending.lock().unwrap() == 0 || start.elapsed() >= wait {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reports = heard.reports.lock().unwrap().clone();
+    let count = |f: fn(&EventReport) -> bool| reports.iter().filter(|r| f(r)).count();
+    let expected = count(|r| matches!(r, EventReport::Expected(_)));
+    let delivered = count(|r| matches!(r, EventReport::Delivered { .. }));
+    let duplicates = count(|r| matches!(r, EventReport::Duplicate { .. }));
+    let slowest = reports
+        .iter()
+        .filter_map(|r| match r {
+            EventReport::Delivered { after, .. } => Some(*after),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
+    let missing = expected.saturating_sub(delivered);
+    let outcome = if missing > 0 {
+        let why = format!(
+            "{missing} of {expected} notifications not received within {}",
+            humantime::format_duration(wait)
+        );
+        Outcome::Failure(Failure::new(
+            Reason::EventLost,
+            None,
+            None,
+            None,
+            &why,
+            &Default::default(),
+        ))
+    } else if duplicates > 0 {
+        let why = format!("{duplicates} notifications received twice");
+        Outcome::Failure(Failure::new(
+            Reason::EventDuplicate,
+            None,
+            None,
+            None,
+            &why,
+            &Default::default(),
+        ))
+    } else {
+        Outcome::Success
+    };
+    ProbeResult {
+        probe: Probe::Events,
+        outcome: Some(outcome),
+        duration: slowest,
+        finished_at: SystemTime::now(),
+    }
+}
 
 /// What one run found: each target's cycle and each pair's canary.
 pub type Found = (Vec<(Target, CycleReport)>, Vec<(String, CanaryOutcome)>);
@@ -23,12 +107,51 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
     let sink: Arc<dyn Sink> = Arc::new(Sinks::default());
     let token = CancellationToken::new();
     let mut buckets = HashMap::new();
+    let mut ledgers = HashMap::new();
     for t in &cfg.targets {
-        buckets.insert(t.name.clone(), factory.bucket(t, sink.clone()).await);
+        let mut bucket = factory.bucket(t, sink.clone()).await;
+        if let Some(e) = &t.events {
+            let heard = Arc::new(Heard::default());
+            let ledger = Arc::new(Ledger::new(
+                t.labels(),
+                t.canary_prefix(),
+                e.timeout,
+                heard.clone(),
+            ));
+            bucket.changes = Some(ledger.clone());
+            let region = e.region().unwrap_or(&t.region);
+            let client = factory
+                .sqs(region, e.endpoint.as_deref(), t.role_arn.as_deref())
+                .await;
+            let route = Route {
+                bucket: t.bucket.clone(),
+                prefix: t.prefix.clone(),
+                ledger: ledger.clone(),
+            };
+            let consumer = Consumer::new(
+                client,
+                &e.queue_url,
+                e.queue_name(),
+                vec![route],
+                sink.clone(),
+            );
+            tokio::spawn(consumer.run(token.clone()));
+            ledgers.insert(t.name.clone(), (ledger, heard, e.timeout.min(EVENTS_WAIT)));
+        }
+        buckets.insert(t.name.clone(), bucket);
     }
     let cycles = cfg.targets.iter().map(|t| {
         let bucket = buckets[&t.name].clone();
-        async move { (t.clone(), probe::run_alone(&bucket, t).await) }
+        let events = ledgers.get(&t.name).cloned();
+        async move {
+            let mut report = probe::run_alone(&bucket, t).await;
+            if let Some((ledger, heard, wait)) = events {
+                report
+                    .results
+                    .push(events_result(&ledger, &heard, wait).await);
+            }
+            (t.clone(), report)
+        }
     });
     let canaries = cfg.replications.iter().map(|r| {
         let monitor = Monitor::new(
@@ -40,11 +163,13 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
         let token = token.clone();
         async move { (r.name.clone(), monitor.run_canary(&token).await) }
     });
-    futures::future::join(
+    let found = futures::future::join(
         futures::future::join_all(cycles),
         futures::future::join_all(canaries),
     )
-    .await
+    .await;
+    token.cancel();
+    found
 }
 
 /// Whether everything passed (the exit code of `once`).

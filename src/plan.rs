@@ -210,7 +210,8 @@ pub fn sqs_monthly(cfg: &Config) -> Vec<(String, f64, f64)> {
 }
 
 /// CloudWatch custom metrics the mirror publishes: SuccessRate and Latency per target and
-/// probe, Replication_Lag and Replication_Pending per pair.
+/// step probe, Event_Delivery_Latency and Event_Lost for the events probe, Replication_Lag and
+/// Replication_Pending per pair.
 pub fn cloudwatch_metrics(cfg: &Config) -> usize {
     cfg.targets
         .iter()

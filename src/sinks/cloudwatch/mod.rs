@@ -26,7 +26,9 @@ pub use sender::{MAX_BYTES_PER_CALL, MAX_DATUMS_PER_CALL, client, next_batch};
 use super::Sink;
 use super::metrics::Metrics;
 use crate::config::{CloudWatchSection, Target};
-use crate::report::{CycleReport, Outcome, PairLabels, Probe, ReplicationEvent};
+use crate::report::{
+    CycleReport, EventReport, Outcome, PairLabels, Probe, ReplicationEvent, TargetLabels,
+};
 
 /// Most distinct values in one datum (the API limit).
 pub const MAX_VALUES_PER_DATUM: usize = 150;
@@ -61,6 +63,9 @@ struct Agg {
     checks: BTreeMap<(String, String, &'static str), CheckAgg>,
     /// (source bucket, destination bucket) -> lag in tenths of a second -> count
     lags: BTreeMap<(String, String), BTreeMap<u64, u32>>,
+    /// bucket -> notifications delivered (delivery time in hundredths of a second -> count)
+    /// and lost
+    events: BTreeMap<String, (BTreeMap<u64, u32>, u64)>,
 }
 
 /// Replication pair -> (source bucket, destination bucket, canaries in flight), as last
@@ -203,6 +208,28 @@ impl Mirror {
                 res,
             ));
         }
+        for (bucket, (delivery, lost)) in &agg.events {
+            let dims = [dim("BucketName", bucket)];
+            datums.extend(values_datums(
+                "S3Consistency_Event_Delivery_Latency",
+                &dims,
+                StandardUnit::Seconds,
+                delivery,
+                100.0,
+                at,
+                res,
+            ));
+            datums.push(
+                MetricDatum::builder()
+                    .metric_name("S3Consistency_Event_Lost")
+                    .set_dimensions(Some(dims.to_vec()))
+                    .unit(StandardUnit::Count)
+                    .value(*lost as f64)
+                    .timestamp(at)
+                    .storage_resolution(res)
+                    .build(),
+            );
+        }
         for (src, dst, n) in pending.values() {
             datums.push(
                 MetricDatum::builder()
@@ -266,6 +293,21 @@ impl Sink for Mirror {
     fn pair_removed(&self, p: &PairLabels) {
         self.pending.lock().unwrap().remove(&p.0[0]);
     }
+
+    /// Delivery times and lost notifications per bucket (`Expected` opens the bucket's
+    /// figures, so an interval with expected events and none lost publishes a 0).
+    fn event(&self, t: &TargetLabels, r: &EventReport) {
+        let mut agg = self.agg.lock().unwrap();
+        let e = agg.events.entry(t.bucket.clone()).or_default();
+        match r {
+            EventReport::Delivered { after, .. } => {
+                *e.0.entry((after.as_secs_f64() * 100.0).round() as u64)
+                    .or_default() += 1;
+            }
+            EventReport::Lost { .. } => e.1 += 1,
+            EventReport::Expected(_) | EventReport::Duplicate { .. } => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,5 +357,45 @@ mod tests {
             vec![150, 150, 100]
         );
         assert_eq!(d[0].values()[1], 0.1);
+    }
+
+    #[test]
+    fn events_are_published_as_delivery_latency_and_lost_per_bucket() {
+        let metrics = Arc::new(Metrics::new(&Default::default()));
+        let m = Mirror::new(CloudWatchSection::default(), metrics);
+        let t = TargetLabels {
+            target: "t".into(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+        };
+        let kind = crate::report::EventKind::ObjectCreated;
+        m.event(&t, &EventReport::Expected(kind));
+        for ms in [250, 250, 1500] {
+            let after = Duration::from_millis(ms);
+            let key = "k".to_string();
+            m.event(&t, &EventReport::Delivered { kind, after, key });
+        }
+        m.event(
+            &t,
+            &EventReport::Lost {
+                kind,
+                key: "k".into(),
+            },
+        );
+        assert_eq!(m.flush(SystemTime::now()), 2);
+        let q = m.queue.lock().unwrap();
+        let latency = q
+            .iter()
+            .find(|d| d.metric_name() == Some("S3Consistency_Event_Delivery_Latency"))
+            .unwrap();
+        assert_eq!(latency.values(), &[0.25, 1.5]);
+        assert_eq!(latency.counts(), &[2.0, 1.0]);
+        assert_eq!(latency.unit(), Some(&StandardUnit::Seconds));
+        let lost = q
+            .iter()
+            .find(|d| d.metric_name() == Some("S3Consistency_Event_Lost"))
+            .unwrap();
+        assert_eq!(lost.value(), Some(1.0));
+        assert_eq!(lost.dimensions()[0].value(), Some("b"));
     }
 }
