@@ -4,6 +4,8 @@
 //!   bench schedule TARGETS SECONDS  start-time lateness of TARGETS loops with 1 s intervals
 //!   bench scrape TARGETS            /metrics render time and size with TARGETS targets
 //!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
+//!   bench events SECONDS DELAY_MS...  notification delivery time measured vs delivered after a
+//!                                   known delay (the embedded queue), SQS requests per cycle
 //!   bench server BUCKETS            an embedded S3 server with BUCKETS buckets (b0000...),
 //!                                   prints its endpoint, runs until stdin closes
 //!   bench hostile endless|message   a hostile endpoint (endless GetObject body, or 20 MB error
@@ -233,6 +235,90 @@ async fn replication(lags: Vec<f64>) -> serde_json::Value {
     json!({"replication": out})
 }
 
+/// Delivery times the events probe measures against notifications the embedded server delivers
+/// exactly `delay` after the change, one cycle a second for `seconds`; and the SQS requests it
+/// made, per cycle and while idle.
+async fn events(seconds: u64, delays_ms: Vec<u64>) -> serde_json::Value {
+    #[derive(Default)]
+    struct Delivered(Mutex<Vec<f64>>);
+    impl Sink for Delivered {
+        fn event(&self, _t: &s3canary::report::TargetLabels, r: &s3canary::report::EventReport) {
+            if let s3canary::report::EventReport::Delivered { after, .. } = r {
+                self.0.lock().unwrap().push(after.as_secs_f64());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for delay in delays_ms {
+        let s3 = EmbeddedS3::start(&["events"]).await.unwrap();
+        let queue_url = format!("{}/000000000000/events", s3.endpoint);
+        let extra = format!(
+            "interval = \"2s\"\ntimeout = \"1s\"\nprobes = [\"put\", \"get\", \"list\", \"overwrite\", \"delete\", \"conditional\", \"events\"]\n\
+             [target.events]\nqueue_url = \"{queue_url}\"\nendpoint = \"{}\"\ntimeout = \"1m\"",
+            s3.endpoint
+        );
+        let t = s3.target("ev", "events", &extra);
+        s3.queues.notify(s3canary::embedded::queue::NotifyRule {
+            bucket: "events".into(),
+            prefix: t.canary_prefix(),
+            queue: "events".into(),
+            delay: s3canary::embedded::Lag::Fixed(Duration::from_millis(delay)),
+        });
+        let delivered = Arc::new(Delivered::default());
+        let factory = EmbeddedS3::client_factory();
+        let mut bucket = factory.bucket(&t, delivered.clone()).await;
+        let ledger = Arc::new(s3canary::events::Ledger::new(
+            t.labels(),
+            t.canary_prefix(),
+            Duration::from_secs(60),
+            delivered.clone(),
+        ));
+        bucket.changes = Some(ledger.clone());
+        let route = s3canary::events::consumer::Route {
+            bucket: "events".into(),
+            prefix: t.prefix.clone(),
+            ledger,
+        };
+        let client = factory.sqs("us-east-1", Some(&s3.endpoint), None).await;
+        let token = CancellationToken::new();
+        let consumer = s3canary::events::Consumer::new(
+            client,
+            &queue_url,
+            "events",
+            vec![route],
+            delivered.clone(),
+        );
+        tokio::spawn(consumer.run(token.clone()));
+        let start = Instant::now();
+        let mut cycles = 0u64;
+        while start.elapsed() < Duration::from_secs(seconds) {
+            let next = Instant::now() + Duration::from_secs(1);
+            s3canary::probe::run_alone(&bucket, &t).await;
+            cycles += 1;
+            tokio::time::sleep_until(next).await;
+        }
+        // The last notifications, then an idle minute's worth of long polls is not waited for:
+        // idle cost is three receives a minute by construction (20 s polls).
+        tokio::time::sleep(Duration::from_millis(delay + 1500)).await;
+        token.cancel();
+        let requests = s3.queues.requests();
+        let total: u64 = requests.values().sum();
+        let mut err: Vec<f64> = delivered
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| (d - delay as f64 / 1000.0) * 1000.0)
+            .collect();
+        err.sort_by(f64::total_cmp);
+        out.push(json!({"delay_ms": delay, "notifications": err.len(), "cycles": cycles,
+            "error_p50_ms": pct(&err, 0.5), "error_p99_ms": pct(&err, 0.99),
+            "error_min_ms": err.first(), "sqs_requests": requests, "sqs_requests_per_cycle": total as f64 / cycles as f64}));
+        s3.stop();
+    }
+    json!({"events": out})
+}
+
 async fn server(buckets: usize) {
     let names: Vec<String> = (0..buckets).map(|i| format!("b{i:04}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -254,6 +340,13 @@ async fn main() {
         Some("replication") => {
             replication(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
         }
+        Some("events") => {
+            events(
+                n(1, 30),
+                args[2..].iter().filter_map(|x| x.parse().ok()).collect(),
+            )
+            .await
+        }
         Some("server") => {
             server(n(1, 1) as usize).await;
             return;
@@ -270,7 +363,9 @@ async fn main() {
             return;
         }
         _ => {
-            eprintln!("usage: bench overhead|schedule|scrape|replication|server|hostile ...");
+            eprintln!(
+                "usage: bench overhead|schedule|scrape|replication|events|server|hostile ..."
+            );
             std::process::exit(2);
         }
     };

@@ -48,6 +48,8 @@ pub struct Queues {
     rules: Mutex<Vec<NotifyRule>>,
     arrived: tokio::sync::Notify,
     seq: AtomicU64,
+    /// SQS requests answered, by operation (what the events probe costs).
+    requests: Mutex<HashMap<String, u64>>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -186,8 +188,32 @@ impl Queues {
         }
     }
 
+    /// Messages on `queue` now, visible or not (0 for no such queue).
+    pub fn len(&self, queue: &str) -> usize {
+        self.queues
+            .lock()
+            .unwrap()
+            .get(queue)
+            .map_or(0, VecDeque::len)
+    }
+
+    /// The bodies of the messages on `queue` now.
+    pub fn bodies(&self, queue: &str) -> Vec<String> {
+        let queues = self.queues.lock().unwrap();
+        let q = queues.get(queue);
+        q.map(|q| q.iter().map(|m| m.body.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// SQS requests answered so far, by operation.
+    pub fn requests(&self) -> HashMap<String, u64> {
+        self.requests.lock().unwrap().clone()
+    }
+
     /// Answers one SQS request (`target` is the operation's `X-Amz-Target`): status and JSON.
     pub async fn handle(&self, target: &str, body: &[u8]) -> (u16, String) {
+        let op = target.strip_prefix("AmazonSQS.").unwrap_or("").to_string();
+        *self.requests.lock().unwrap().entry(op).or_default() += 1;
         let input: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(_) => return error("InvalidParameterValue", "the request is not JSON"),
