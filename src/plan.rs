@@ -440,4 +440,20 @@ mod tests {
         let off = cfg("confirm_interval = \"0s\"");
         assert!(confirm_cost_per_hour(&off.targets[0], &Prices::default()).is_none());
     }
+
+    #[test]
+    fn the_events_queue_is_priced_per_notification_and_idle_poll() {
+        let events = "probes = [\"put\", \"get\", \"list\", \"overwrite\", \"delete\", \"conditional\", \"events\"]\n\
+            [target.events]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"";
+        let c = cfg(events);
+        // put, overwrite, the conditional re-create and update; the delete step and cleanup.
+        assert_eq!(notifications_per_cycle(&c.targets[0]), (4.0, 2.0));
+        let q = sqs_monthly(&c);
+        assert_eq!(q.len(), 1);
+        let (name, notifications, requests) = &q[0];
+        assert_eq!(name, "q");
+        assert_eq!(*notifications, 6.0 * 86_400.0);
+        assert_eq!(*requests, 129_600.0 + 2.0 * 6.0 * 86_400.0);
+        assert!(sqs_monthly(&cfg("")).is_empty());
+    }
 }
