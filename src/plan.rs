@@ -105,6 +105,8 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
             Probe::Conditional => r.put += if t.runs(Probe::Delete) { 4.0 } else { 3.0 },
             // The notifications of the cycle's own writes: no S3 request (SQS is priced apart).
             Probe::Events => {}
+            // CDN GETs go to the CDN; its requests to S3 are cache misses, priced by the CDN.
+            Probe::Cdn => {}
         }
     }
     // The canary is deleted at the end unless the delete step already did and nothing wrote

@@ -11,7 +11,7 @@ use super::names::{
 };
 use super::raw::RawEvents;
 use super::raw::{Defaults, RawConfig, RawTarget};
-use super::{Config, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target, Via};
+use super::{Cdn, Config, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target, Via};
 use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
@@ -95,7 +95,7 @@ impl Settings<'_> {
             for p in self.probes {
                 match Probe::parse(p) {
                     None => problems.push(format!(
-                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events)"
+                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events, cdn)"
                     )),
                     Some(probe) if !seen.insert(probe) => {
                         problems.push(format!("{at}.probes: {p:?} is listed twice"))
@@ -380,22 +380,22 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         problems,
     );
     let probes = s.probes();
-    let events = match (probes.contains(&Probe::Events), &t.events) {
-        (true, Some(e)) => check_events(&format!("{at}.events"), e, problems),
-        (true, None) => {
-            problems.push(format!(
-                "{at}.probes names \"events\" but the target has no [target.events] table (queue_url, via, timeout)"
-            ));
-            None
-        }
-        (false, Some(_)) => {
-            problems.push(format!(
-                "{at}.events is set but \"events\" is not in {at}.probes: add it, or remove the table"
-            ));
-            None
-        }
-        (false, None) => None,
-    };
+    let events = sub_table(
+        at,
+        "events",
+        probes.contains(&Probe::Events),
+        t.events.as_ref(),
+        problems,
+    )
+    .and_then(|e| check_events(&format!("{at}.events"), e, problems));
+    let cdn = sub_table(
+        at,
+        "cdn",
+        probes.contains(&Probe::Cdn),
+        t.cdn.as_ref(),
+        problems,
+    )
+    .and_then(|c| check_cdn(&format!("{at}.cdn"), &c.url, problems));
     Target {
         name: t.name.clone(),
         bucket: t.bucket.clone(),
@@ -417,7 +417,48 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
             Duration::ZERO
         },
         events,
+        cdn,
     }
+}
+
+/// A probe's sub-table (`[target.<name>]`): present exactly when the probe is named.
+fn sub_table<'a, T>(
+    at: &str,
+    name: &str,
+    named: bool,
+    table: Option<&'a T>,
+    problems: &mut Vec<String>,
+) -> Option<&'a T> {
+    match (named, table) {
+        (true, None) => {
+            problems.push(format!(
+                "{at}.probes names \"{name}\" but the target has no [target.{name}] table"
+            ));
+            None
+        }
+        (false, Some(_)) => {
+            problems.push(format!(
+                "{at}.{name} is set but \"{name}\" is not in {at}.probes: add it, or remove the table"
+            ));
+            None
+        }
+        (_, t) => t,
+    }
+}
+
+/// `[target.cdn]` at key path `at`.
+fn check_cdn(at: &str, url: &str, problems: &mut Vec<String>) -> Option<Cdn> {
+    let before = problems.len();
+    if let Err(why) = check_endpoint(url) {
+        problems.push(format!("{at}.url ({:?}) {why}", redact_url(url)));
+    } else if !url.ends_with('/') {
+        problems.push(format!(
+            "{at}.url ({url:?}) must end with \"/\": <url><key> is the canary's address"
+        ));
+    }
+    (problems.len() == before).then(|| Cdn {
+        url: url.to_string(),
+    })
 }
 
 /// Default time an expected event may take before it counts as lost.

@@ -114,6 +114,13 @@ impl Events {
     }
 }
 
+/// `[target.cdn]`: the bucket read through a CDN or caching proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdn {
+    /// `<url><key>` serves `s3://bucket/<key>`; ends with `/`.
+    pub url: String,
+}
+
 /// Server-side encryption requested on canary writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sse {
@@ -155,6 +162,8 @@ pub struct Target {
     pub confirm_interval: Duration,
     /// The events probe's queue, when `events` is among the probes.
     pub events: Option<Events>,
+    /// The cdn probe's CDN, when `cdn` is among the probes.
+    pub cdn: Option<Cdn>,
 }
 
 impl Target {

@@ -159,6 +159,14 @@ pub struct RawTarget {
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub orphan_ttl: Option<Duration>,
     pub events: Option<RawEvents>,
+    pub cdn: Option<RawCdn>,
+}
+
+/// `[target.cdn]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCdn {
+    pub url: String,
 }
 
 /// `[target.events]` as written.

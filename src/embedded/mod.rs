@@ -39,6 +39,8 @@ pub struct EmbeddedS3 {
     pub faults: Arc<Faults>,
     /// Event notifications and the queues they go to (SQS requests on the same port).
     pub queues: Arc<queue::Queues>,
+    /// Buckets whose objects anyone may GET or HEAD without signing (a CDN's origin).
+    public: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pub log: Arc<AccessLog>,
     pub replication: Arc<Replicator>,
     /// How long the server took over each request.
@@ -107,6 +109,7 @@ impl EmbeddedS3 {
         let fs =
             s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let faults = Arc::new(Faults::default());
+        let public: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
         let log = Arc::new(AccessLog::default());
         let replication = Arc::new(Replicator::default());
         let queues = Arc::new(queue::Queues::default());
@@ -121,6 +124,7 @@ impl EmbeddedS3 {
         let service = {
             let mut b = S3ServiceBuilder::new(store);
             b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            b.set_access(PublicReads(public.clone()));
             b.build()
         };
 
@@ -244,12 +248,19 @@ impl EmbeddedS3 {
             addr,
             faults,
             queues,
+            public,
             log,
             replication,
             timings,
             root,
             shutdown,
         })
+    }
+
+    /// Lets anyone GET and HEAD the objects of `bucket` without signing, as a bucket policy
+    /// for a CDN's origin does (the cdn probe's tests put a caching proxy in front).
+    pub fn public_read(&self, bucket: &str) {
+        self.public.lock().unwrap().insert(bucket.to_string());
     }
 
     /// Credentials the server accepts.
@@ -357,6 +368,29 @@ impl EmbeddedS3 {
 }
 
 /// The bucket and operation of a path-style request, as the fault layer selects them.
+/// Access control: signed requests as usual; unsigned GetObject and HeadObject on a public
+/// bucket's objects.
+struct PublicReads(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for PublicReads {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        let public = match cx.s3_path() {
+            s3s::path::S3Path::Object { bucket, .. } => self.0.lock().unwrap().contains(&**bucket),
+            _ => false,
+        };
+        let read = matches!(cx.s3_op().name(), "GetObject" | "HeadObject");
+        if public && read {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied, "Signature is required"))
+        }
+    }
+}
+
 /// Answers an SQS request of the embedded queues (its body read up to 1 MiB).
 async fn queue_answer(
     queues: &queue::Queues,

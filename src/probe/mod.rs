@@ -5,6 +5,7 @@
 //! [`run_cycle`] enforces it around every step, and the re-reads that measure a stale view
 //! ([`Cycle::reread_until`]) stop at it too.
 
+mod cdn;
 mod conditional;
 mod delete;
 mod get;
@@ -22,7 +23,8 @@ use crate::canary;
 use crate::canary::md5_hex;
 use crate::config::Target;
 use crate::report::{
-    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, RequestIds, Violation, or_dash,
+    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, RequestIds, Violation,
+    or_dash,
 };
 use crate::s3::{Bucket, Condition, Read, Written};
 
@@ -71,6 +73,10 @@ pub(crate) struct Cycle<'a> {
     /// The failure a step had established when the deadline cut it short.
     pub pending_failure: Option<Failure>,
     pub requests: u32,
+    /// The CDN's base URL, with the cdn probe.
+    pub cdn: Option<String>,
+    /// GETs sent through the CDN.
+    pub cdn_requests: u32,
 }
 
 impl<'a> Cycle<'a> {
@@ -250,6 +256,8 @@ pub(crate) enum Want {
     Absent,
     /// ListObjectsV2 shows the key, or does not (a failed listing counts as stale).
     Listed(bool),
+    /// A GET through the CDN returns the current version.
+    Cdn,
 }
 
 impl Cycle<'_> {
@@ -266,6 +274,7 @@ impl Cycle<'_> {
                 let listing = self.list_shows_key().await;
                 Some(listing.is_ok_and(|(shown, _)| shown == present))
             }
+            Want::Cdn => self.cdn_reread().await,
         }
     }
 }
@@ -297,9 +306,19 @@ pub async fn run_cycle(
         violations: Vec::new(),
         pending_failure: None,
         requests: 0,
+        cdn: target
+            .cdn
+            .as_ref()
+            .filter(|_| target.runs(Probe::Cdn))
+            .map(|c| c.url.clone()),
+        cdn_requests: 0,
     };
     let mut results = Vec::with_capacity(target.probes.len());
     let mut put_ok = false;
+    let mut cdn = CdnRun::default();
+    if c.cdn.is_some() {
+        cdn.phase(&mut c, deadline, Phase::BeforePut).await;
+    }
     for &probe in target.probes.iter().filter(|p| p.is_step()) {
         let runnable = probe == Probe::Put || put_ok;
         if !runnable || token.is_cancelled() || Instant::now() >= deadline {
@@ -327,10 +346,27 @@ pub async fn run_cycle(
         if probe == Probe::Put {
             put_ok = matches!(outcome, Outcome::Success);
         }
+        if c.cdn.is_some() && matches!(outcome, Outcome::Success) {
+            match probe {
+                Probe::Put => cdn.phase(&mut c, deadline, Phase::AfterWrite).await,
+                Probe::Overwrite => cdn.phase(&mut c, deadline, Phase::AfterOverwrite).await,
+                _ => {}
+            }
+        }
         results.push(ProbeResult {
             probe,
             outcome: Some(outcome),
             duration: start.elapsed(),
+            finished_at: SystemTime::now(),
+        });
+    }
+
+    if c.cdn.is_some() {
+        let took = cdn.took;
+        results.push(ProbeResult {
+            probe: Probe::Cdn,
+            outcome: cdn.outcome(put_ok),
+            duration: took,
             finished_at: SystemTime::now(),
         });
     }
@@ -364,6 +400,60 @@ pub async fn run_cycle(
     }
 }
 
+/// When in the cycle the CDN is read.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    BeforePut,
+    AfterWrite,
+    AfterOverwrite,
+}
+
+/// The cdn probe across its phases: the first failure and the time spent.
+#[derive(Debug, Default)]
+struct CdnRun {
+    ran: bool,
+    failure: Option<Failure>,
+    took: Duration,
+}
+
+impl CdnRun {
+    /// Runs one phase, bounded by the cycle's deadline; only the first failure is kept.
+    async fn phase(&mut self, c: &mut Cycle<'_>, deadline: Instant, phase: Phase) {
+        if self.failure.is_some() || Instant::now() >= deadline {
+            return;
+        }
+        let start = Instant::now();
+        c.pending_failure = None;
+        let step = async {
+            match phase {
+                Phase::BeforePut => cdn::before_put(c).await,
+                Phase::AfterWrite => cdn::after_write(c, Check::CdnReadAfterWrite).await,
+                Phase::AfterOverwrite => cdn::after_write(c, Check::CdnReadAfterOverwrite).await,
+            }
+        };
+        let r = tokio::time::timeout_at(deadline, step).await;
+        self.ran = true;
+        self.took += start.elapsed();
+        self.failure = match r {
+            Ok(r) => r.err(),
+            Err(_) => Some(
+                c.pending_failure
+                    .take()
+                    .unwrap_or_else(|| Failure::local(Reason::Timeout, "cycle deadline reached")),
+            ),
+        };
+    }
+
+    /// The probe's outcome: not run if the put failed and the CDN had nothing to show.
+    fn outcome(self, put_ok: bool) -> Option<Outcome> {
+        match (self.failure, self.ran) {
+            (Some(f), _) => Some(Outcome::Failure(f)),
+            (None, true) if put_ok => Some(Outcome::Success),
+            _ => None,
+        }
+    }
+}
+
 /// One cycle of `target` from now, with its own timeout and nothing cancelling it: what `once`,
 /// the tests and the benchmark run.
 pub async fn run_alone(bucket: &Bucket, target: &Target) -> CycleReport {
@@ -379,6 +469,8 @@ async fn run_step(probe: Probe, c: &mut Cycle<'_>) -> Result<(), Failure> {
         Probe::Overwrite => overwrite::run(c).await,
         Probe::Delete => delete::run(c).await,
         Probe::Conditional => conditional::run(c).await,
-        Probe::Events => unreachable!("events is not a step; run_cycle runs steps only"),
+        Probe::Events | Probe::Cdn => {
+            unreachable!("{probe} is not a step; run_cycle runs steps only")
+        }
     }
 }

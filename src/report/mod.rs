@@ -33,11 +33,14 @@ pub enum Probe {
     /// Not a step: the S3 event notifications of the cycle's writes and deletes, matched on an
     /// SQS queue as they arrive (see [`crate::events`]).
     Events,
+    /// Not a step of its own: reads of the canary through a CDN before the put, after it and
+    /// after the overwrite (see `probe::cdn`).
+    Cdn,
 }
 
 impl Probe {
     /// Every probe: the steps in cycle order, then the probes that watch the steps' effects.
-    pub const ALL: [Probe; 7] = [
+    pub const ALL: [Probe; 8] = [
         Probe::Put,
         Probe::Get,
         Probe::List,
@@ -45,6 +48,7 @@ impl Probe {
         Probe::Delete,
         Probe::Conditional,
         Probe::Events,
+        Probe::Cdn,
     ];
 
     /// The steps of a cycle, in order: the default `probes`.
@@ -59,7 +63,7 @@ impl Probe {
 
     /// Whether the probe is a step of the cycle (the others report on their own time).
     pub fn is_step(self) -> bool {
-        !matches!(self, Probe::Events)
+        !matches!(self, Probe::Events | Probe::Cdn)
     }
 
     /// The name used in config and in the `probe` label.
@@ -72,6 +76,7 @@ impl Probe {
             Probe::Delete => "delete",
             Probe::Conditional => "conditional",
             Probe::Events => "events",
+            Probe::Cdn => "cdn",
         }
     }
 
@@ -89,6 +94,7 @@ impl Probe {
             Probe::Delete => &[AccessDenied, StaleRead],
             Probe::Conditional => &[AccessDenied, PreconditionIgnored, ContentMismatch],
             Probe::Events => &[EventLost, EventDuplicate],
+            Probe::Cdn => &[StaleRead, ContentMismatch],
         }
     }
 
@@ -177,6 +183,10 @@ pub enum Check {
     ListAfterDelete,
     ConditionalCreate,
     ConditionalUpdate,
+    /// A read through the CDN after the put is 404 (a cached miss) or old.
+    CdnReadAfterWrite,
+    /// A read through the CDN after the overwrite returns the old bytes.
+    CdnReadAfterOverwrite,
 }
 
 impl Check {
@@ -190,6 +200,8 @@ impl Check {
             Check::ListAfterDelete => "list_after_delete",
             Check::ConditionalCreate => "conditional_create",
             Check::ConditionalUpdate => "conditional_update",
+            Check::CdnReadAfterWrite => "cdn_read_after_write",
+            Check::CdnReadAfterOverwrite => "cdn_read_after_overwrite",
         }
     }
 
@@ -203,6 +215,7 @@ impl Check {
             Probe::Delete => &[Check::ReadAfterDelete, Check::ListAfterDelete],
             Probe::Conditional => &[Check::ConditionalCreate, Check::ConditionalUpdate],
             Probe::Events => &[],
+            Probe::Cdn => &[Check::CdnReadAfterWrite, Check::CdnReadAfterOverwrite],
         }
     }
 }

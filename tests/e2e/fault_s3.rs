@@ -4,6 +4,9 @@
 //!
 //! usage: fault-s3 S3_ADDR CONTROL_ADDR BUCKET...
 //!
+//! Anyone may GET and HEAD the buckets' objects without signing, as a CDN's origin allows (the
+//! cdn probe's suite puts nginx in front); everything else needs the embedded credentials.
+//!
 //! Prints "ready" once both listen; exits on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
@@ -24,6 +27,9 @@ async fn main() -> std::process::ExitCode {
     let s3 = EmbeddedS3::start_on(s3_addr, &buckets)
         .await
         .expect("the S3 address is free");
+    for b in &buckets {
+        s3.public_read(b);
+    }
     let control = tokio::net::TcpListener::bind(control_addr)
         .await
         .expect("the control address is free");

@@ -46,6 +46,7 @@ pub fn check_name(p: Probe) -> &'static str {
         Probe::Delete => "Delete_Consistency",
         Probe::Conditional => "Conditional_Write",
         Probe::Events => "Event_Delivery",
+        Probe::Cdn => "Cdn_Consistency",
     }
 }
 
