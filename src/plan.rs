@@ -194,6 +194,14 @@ pub fn notifications_per_cycle(t: &Target) -> (f64, f64) {
     (created, requests_per_cycle(t).delete)
 }
 
+/// GETs through the CDN in one healthy cycle: before the put, after it, after the overwrite.
+pub fn cdn_gets_per_cycle(t: &Target) -> f64 {
+    if !t.runs(Probe::Cdn) {
+        return 0.0;
+    }
+    2.0 + if t.runs(Probe::Overwrite) { 1.0 } else { 0.0 }
+}
+
 /// SQS requests a month on each events queue: a long poll every 20 s while idle, and at most
 /// one receive and one batch delete per notification (fewer when they arrive together).
 pub fn sqs_monthly(cfg: &Config) -> Vec<(String, f64, f64)> {
@@ -286,6 +294,19 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
             out,
             "Replication assumes copies appear after {} ({d} destination + {s} source HEADs per canary; --replication-lag to change).",
             humantime::format_duration(lag)
+        );
+    }
+    for t in cfg
+        .targets
+        .iter()
+        .filter(|t| t.cdn.is_some() && t.runs(Probe::Cdn))
+    {
+        let gets = cdn_gets_per_cycle(t) * MONTH / t.interval.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "CDN of target {}: {} GETs a month through it (re-reads during stale views add a few); priced by the CDN.",
+            t.name,
+            fmt_n(gets)
         );
     }
     for (queue, notifications, requests) in sqs_monthly(cfg) {
