@@ -42,18 +42,18 @@ struct Running {
     ledger: Option<Arc<Ledger>>,
 }
 
-/// What makes two targets share an events queue consumer.
+/// What makes two targets share an events queue consumer: one consumer per queue, whatever
+/// the targets' roles (two consumers of one queue would take each other's messages for foreign
+/// ones). The consumer uses the first target's role.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct QueueKey {
     queue_url: String,
     endpoint: Option<String>,
-    region: String,
-    role_arn: Option<String>,
 }
 
-/// A queue's consumer, as started, and the targets it serves.
+/// A queue's consumer, as started, and the ledgers it feeds.
 struct RunningConsumer {
-    targets: Vec<String>,
+    ledgers: Vec<Arc<Ledger>>,
     token: CancellationToken,
 }
 
@@ -221,35 +221,41 @@ impl Daemon {
             let key = QueueKey {
                 queue_url: e.queue_url.clone(),
                 endpoint: e.endpoint.clone(),
-                region: e.region().unwrap_or(&r.target.region).to_string(),
-                role_arn: r.target.role_arn.clone(),
             };
             wanted.entry(key).or_default().push((&r.target, l.clone()));
         }
+        for targets in wanted.values_mut() {
+            targets.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        }
         let mut consumers = self.consumers.lock().await;
+        // A consumer is kept only while it feeds exactly the ledgers of the running targets: a
+        // changed target has a new ledger, and notifications for the old one would be lost.
         consumers.retain(|key, c| {
-            let mut names: Vec<String> = wanted
-                .get(key)
-                .map(|v| v.iter().map(|(t, _)| t.name.clone()).collect())
-                .unwrap_or_default();
-            names.sort();
-            let keep = names == c.targets;
-            if !keep {
+            let same = wanted.get(key).is_some_and(|v| {
+                v.len() == c.ledgers.len()
+                    && v.iter()
+                        .zip(&c.ledgers)
+                        .all(|((_, l), o)| Arc::ptr_eq(l, o))
+            });
+            if !same {
                 c.token.cancel();
             }
-            keep
+            same
         });
         for (key, targets) in wanted {
             if consumers.contains_key(&key) {
                 continue;
             }
+            let (first, _) = targets[0];
+            let region = first
+                .events
+                .as_ref()
+                .and_then(|e| e.region())
+                .unwrap_or(&first.region)
+                .to_string();
             let client = self
                 .factory
-                .sqs(
-                    &key.region,
-                    key.endpoint.as_deref(),
-                    key.role_arn.as_deref(),
-                )
+                .sqs(&region, key.endpoint.as_deref(), first.role_arn.as_deref())
                 .await;
             let routes = targets
                 .iter()
@@ -259,7 +265,7 @@ impl Daemon {
                     ledger: l.clone(),
                 })
                 .collect();
-            let queue = targets[0].0.events.as_ref().map_or("", |e| e.queue_name());
+            let queue = first.events.as_ref().map_or("", |e| e.queue_name());
             let consumer = Consumer::new(
                 client,
                 &key.queue_url,
@@ -269,16 +275,10 @@ impl Daemon {
             );
             let token = self.token().child_token();
             self.loops.tracker.spawn(consumer.run(token.clone()));
-            let mut names: Vec<String> = targets.iter().map(|(t, _)| t.name.clone()).collect();
-            names.sort();
+            let names: Vec<&str> = targets.iter().map(|(t, _)| t.name.as_str()).collect();
             tracing::info!(queue = %queue, targets = ?names, "events queue consumer started");
-            consumers.insert(
-                key,
-                RunningConsumer {
-                    targets: names,
-                    token,
-                },
-            );
+            let ledgers = targets.iter().map(|(_, l)| l.clone()).collect();
+            consumers.insert(key, RunningConsumer { ledgers, token });
         }
     }
 

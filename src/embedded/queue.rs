@@ -23,6 +23,16 @@ use crate::s3::Change;
 const VISIBILITY: Duration = Duration::from_secs(30);
 /// Longest long poll SQS allows.
 const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Longest visibility timeout and message delay SQS allows.
+const MAX_VISIBILITY: u64 = 43_200;
+const MAX_DELAY: u64 = 900;
+/// The operations served (others are refused and not counted).
+const OPERATIONS: &[&str] = &[
+    "ReceiveMessage",
+    "SendMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibilityBatch",
+];
 
 /// Notifications of one bucket's changes under a prefix go to a queue, after a delay.
 #[derive(Debug, Clone)]
@@ -212,8 +222,15 @@ impl Queues {
 
     /// Answers one SQS request (`target` is the operation's `X-Amz-Target`): status and JSON.
     pub async fn handle(&self, target: &str, body: &[u8]) -> (u16, String) {
-        let op = target.strip_prefix("AmazonSQS.").unwrap_or("").to_string();
-        *self.requests.lock().unwrap().entry(op).or_default() += 1;
+        let op = target.strip_prefix("AmazonSQS.").unwrap_or("");
+        if let Some(op) = OPERATIONS.iter().find(|o| **o == op) {
+            *self
+                .requests
+                .lock()
+                .unwrap()
+                .entry(op.to_string())
+                .or_default() += 1;
+        }
         let input: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(_) => return error("InvalidParameterValue", "the request is not JSON"),
@@ -235,7 +252,7 @@ impl Queues {
                 let wait = Duration::from_secs(input["WaitTimeSeconds"].as_u64().unwrap_or(0));
                 let visibility = input["VisibilityTimeout"]
                     .as_u64()
-                    .map_or(VISIBILITY, Duration::from_secs);
+                    .map_or(VISIBILITY, |s| Duration::from_secs(s.min(MAX_VISIBILITY)));
                 let got = self
                     .receive(&queue, max, wait, visibility)
                     .await
@@ -253,7 +270,8 @@ impl Queues {
                 let Some(body) = input["MessageBody"].as_str() else {
                     return error("MissingParameter", "MessageBody is required");
                 };
-                let delay = Duration::from_secs(input["DelaySeconds"].as_u64().unwrap_or(0));
+                let delay =
+                    Duration::from_secs(input["DelaySeconds"].as_u64().unwrap_or(0).min(MAX_DELAY));
                 self.send(&queue, body.to_string(), delay);
                 let md5 = crate::canary::md5_hex(body.as_bytes());
                 (

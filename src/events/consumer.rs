@@ -91,13 +91,17 @@ impl Consumer {
 
     /// The route of a notification about `key` in `bucket`: the target whose canaries it is
     /// about, else any target whose key space holds it.
+    /// The longest match wins, so nested prefixes route to the innermost target.
     fn route(&self, bucket: &str, key: &str) -> Option<&Route> {
-        let here = |r: &&Route| r.bucket == bucket;
-        let mut routes = self.routes.iter().filter(here);
-        routes
-            .clone()
-            .find(|r| key.starts_with(r.ledger.canaries()))
-            .or_else(|| routes.find(|r| key.starts_with(&r.prefix)))
+        let here = || self.routes.iter().filter(move |r| r.bucket == bucket);
+        here()
+            .filter(|r| key.starts_with(r.ledger.canaries()))
+            .max_by_key(|r| r.ledger.canaries().len())
+            .or_else(|| {
+                here()
+                    .filter(|r| key.starts_with(&r.prefix))
+                    .max_by_key(|r| r.prefix.len())
+            })
     }
 
     /// Reads one message received at `now`; true if it is ours (to delete).
@@ -115,10 +119,12 @@ impl Consumer {
                 // A message that also reports a change outside every key space is not ours.
                 let Some(routes) = routes else { return false };
                 for (n, r) in notices.iter().zip(routes) {
+                    // Other events on our keys (tagging, lifecycle, restore) are ours to consume.
+                    let Some(change) = n.change else { continue };
                     if !n.key.starts_with(r.ledger.canaries()) {
                         continue;
                     }
-                    if r.ledger.received(&n.key, n.change, now) == Received::Unknown {
+                    if r.ledger.received(&n.key, change, now) == Received::Unknown {
                         let earlier = r.ledger.is_earlier_canary(&n.key, self.started);
                         tracing::debug!(queue = %self.queue, key = %bounded_text(&n.key, MAX_MESSAGE),
                             earlier, "notification of a canary no longer expected, consumed");
@@ -184,10 +190,11 @@ impl Consumer {
                     others.push(handle);
                 }
             }
+            let read_ours = !ours.is_empty();
             self.delete(ours).await;
             if !others.is_empty() {
                 self.release(others).await;
-                if new_others == 0 {
+                if new_others == 0 && !read_ours {
                     pause = FOREIGN_PAUSE;
                 }
             }
@@ -247,5 +254,46 @@ impl Consumer {
             tracing::warn!(queue = %self.queue, "releasing other messages failed (they return after the queue's visibility timeout): {}",
                 bounded_text(&why, MAX_MESSAGE));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::Sinks;
+
+    fn route(bucket: &str, prefix: &str, target: &str) -> Route {
+        let labels = crate::report::TargetLabels {
+            target: target.into(),
+            bucket: bucket.into(),
+            region: "us-east-1".into(),
+        };
+        let sink: Arc<dyn Sink> = Arc::new(Sinks::default());
+        let canaries = format!("{prefix}{target}/");
+        Route {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            ledger: Arc::new(Ledger::new(labels, canaries, Duration::from_secs(60), sink)),
+        }
+    }
+
+    #[test]
+    fn nested_key_spaces_route_to_the_innermost_target() {
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .build();
+        let routes = vec![route("b", "s3canary/", "x"), route("b", "s3canary/x/", "y")];
+        let sink: Arc<dyn Sink> = Arc::new(Sinks::default());
+        let c = Consumer::new(aws_sdk_sqs::Client::from_conf(conf), "q", "q", routes, sink);
+        let to = |key| c.route("b", key).map(|r| r.ledger.canaries().to_string());
+        assert_eq!(to("s3canary/x/y/1-a").as_deref(), Some("s3canary/x/y/"));
+        assert_eq!(to("s3canary/x/1-a").as_deref(), Some("s3canary/x/"));
+        assert_eq!(
+            to("s3canary/replication/r/1-a").as_deref(),
+            Some("s3canary/x/")
+        );
+        assert_eq!(to("app/1-a"), None);
+        assert!(c.route("other", "s3canary/x/1-a").is_none());
     }
 }

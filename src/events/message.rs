@@ -14,7 +14,8 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct Notice {
     pub bucket: String,
     pub key: String,
-    pub change: Change,
+    /// None for other S3 events (tagging, ACL, restore, lifecycle transitions).
+    pub change: Option<Change>,
 }
 
 /// What a message is.
@@ -140,12 +141,10 @@ pub fn parse(body: &str) -> Message {
         let notices = r
             .records
             .into_iter()
-            .filter_map(|rec| {
-                Some(Notice {
-                    change: change_of(&rec.event_name)?,
-                    bucket: rec.s3.bucket.name,
-                    key: decode_key(&rec.s3.object.key),
-                })
+            .map(|rec| Notice {
+                change: change_of(&rec.event_name),
+                bucket: rec.s3.bucket.name,
+                key: decode_key(&rec.s3.object.key),
             })
             .collect::<Vec<_>>();
         return if notices.is_empty() {
@@ -161,12 +160,11 @@ pub fn parse(body: &str) -> Message {
     }
     if let Ok(e) = serde_json::from_str::<BridgeEvent>(body)
         && e.source == "aws.s3"
-        && let Some(change) = change_of(&e.detail_type)
     {
         return Message::Changes(vec![Notice {
             bucket: e.detail.bucket.name,
             key: decode_key(&e.detail.object.key),
-            change,
+            change: change_of(&e.detail_type),
         }]);
     }
     if let Ok(env) = serde_json::from_str::<SnsEnvelope>(body)
@@ -192,12 +190,12 @@ mod tests {
                 Notice {
                     bucket: "b".into(),
                     key: "s3canary/primary/1795-ab".into(),
-                    change: Change::Created
+                    change: Some(Change::Created)
                 },
                 Notice {
                     bucket: "b".into(),
                     key: "a b c".into(),
-                    change: Change::Removed
+                    change: Some(Change::Removed)
                 },
             ])
         );
@@ -211,7 +209,7 @@ mod tests {
             Message::Changes(vec![Notice {
                 bucket: "b".into(),
                 key: "s3canary/p/1-a".into(),
-                change: Change::Removed
+                change: Some(Change::Removed)
             }])
         );
         let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-24T00:00:00Z","Bucket":"b","RequestId":"r","HostId":"h"}"#;
@@ -222,6 +220,19 @@ mod tests {
         assert_eq!(parse("not json"), Message::Other);
         assert_eq!(parse(r#"{"Records":[]}"#), Message::Other);
         assert_eq!(parse(&"x".repeat(MAX_BODY + 1)), Message::Other);
+    }
+
+    #[test]
+    fn other_s3_events_are_read_without_a_change() {
+        let body = r#"{"Records":[{"eventName":"ObjectTagging:Put","s3":{"bucket":{"name":"b"},"object":{"key":"s3canary/t/1-a"}}}]}"#;
+        assert_eq!(
+            parse(body),
+            Message::Changes(vec![Notice {
+                bucket: "b".into(),
+                key: "s3canary/t/1-a".into(),
+                change: None
+            }])
+        );
     }
 
     #[test]

@@ -89,14 +89,19 @@ async fn fetch(url: &str, max: usize) -> Result<Answer, Failure> {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let body = Limited::new(resp.into_body(), max)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            let why = format!("reading the CDN's answer failed: {e}");
-            Failure::local(Reason::Connection, bounded_text(&why, MAX_MESSAGE))
-        })?;
+    // Only a 200's body is compared; an error page of any size is not read.
+    let body = if status == 200 {
+        Limited::new(resp.into_body(), max)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|e| {
+                let why = format!("reading the CDN's answer failed: {e}");
+                Failure::local(Reason::Connection, bounded_text(&why, MAX_MESSAGE))
+            })?
+    } else {
+        Bytes::new()
+    };
     Ok(Answer {
         status,
         body,

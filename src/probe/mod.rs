@@ -223,7 +223,9 @@ impl<'a> Cycle<'a> {
             }
             tokio::time::sleep(delay).await;
             attempt += 1;
-            self.count();
+            if !matches!(want, Want::Cdn) {
+                self.count();
+            }
             let Some(consistent) = self.reread(want).await else {
                 continue;
             };
@@ -316,8 +318,12 @@ pub async fn run_cycle(
     let mut results = Vec::with_capacity(target.probes.len());
     let mut put_ok = false;
     let mut cdn = CdnRun::default();
+    // A CDN phase (its re-reads of a stale view) may use half the cycle's budget, so a CDN that
+    // caches longer than that cannot keep the S3 steps after it from running.
+    let cdn_budget = target.timeout / 2;
     if c.cdn.is_some() {
-        cdn.phase(&mut c, deadline, Phase::BeforePut).await;
+        cdn.phase(&mut c, deadline, cdn_budget, Phase::BeforePut)
+            .await;
     }
     for &probe in target.probes.iter().filter(|p| p.is_step()) {
         let runnable = probe == Probe::Put || put_ok;
@@ -346,19 +352,26 @@ pub async fn run_cycle(
         if probe == Probe::Put {
             put_ok = matches!(outcome, Outcome::Success);
         }
-        if c.cdn.is_some() && matches!(outcome, Outcome::Success) {
-            match probe {
-                Probe::Put => cdn.phase(&mut c, deadline, Phase::AfterWrite).await,
-                Probe::Overwrite => cdn.phase(&mut c, deadline, Phase::AfterOverwrite).await,
-                _ => {}
-            }
-        }
+        let passed = matches!(outcome, Outcome::Success);
         results.push(ProbeResult {
             probe,
             outcome: Some(outcome),
             duration: start.elapsed(),
             finished_at: SystemTime::now(),
         });
+        if c.cdn.is_some() && passed {
+            match probe {
+                Probe::Put => {
+                    cdn.phase(&mut c, deadline, cdn_budget, Phase::AfterWrite)
+                        .await
+                }
+                Probe::Overwrite => {
+                    cdn.phase(&mut c, deadline, cdn_budget, Phase::AfterOverwrite)
+                        .await
+                }
+                _ => {}
+            }
+        }
     }
 
     if c.cdn.is_some() {
@@ -417,13 +430,30 @@ struct CdnRun {
 }
 
 impl CdnRun {
-    /// Runs one phase, bounded by the cycle's deadline; only the first failure is kept.
-    async fn phase(&mut self, c: &mut Cycle<'_>, deadline: Instant, phase: Phase) {
-        if self.failure.is_some() || Instant::now() >= deadline {
+    /// Runs one phase, bounded by `budget` and the cycle's deadline; only the first failure
+    /// is kept, and a phase the deadline leaves no time for is a timeout.
+    async fn phase(
+        &mut self,
+        c: &mut Cycle<'_>,
+        deadline: Instant,
+        budget: Duration,
+        phase: Phase,
+    ) {
+        if self.failure.is_some() {
             return;
         }
         let start = Instant::now();
+        if start >= deadline {
+            self.failure = Some(Failure::local(
+                Reason::Timeout,
+                "cycle deadline reached before the CDN was read",
+            ));
+            return;
+        }
+        let until = deadline.min(start + budget);
         c.pending_failure = None;
+        // The re-reads of a stale view stop at the phase's end, not the cycle's.
+        let cycle_deadline = std::mem::replace(&mut c.deadline, until);
         let step = async {
             match phase {
                 Phase::BeforePut => cdn::before_put(c).await,
@@ -431,7 +461,8 @@ impl CdnRun {
                 Phase::AfterOverwrite => cdn::after_write(c, Check::CdnReadAfterOverwrite).await,
             }
         };
-        let r = tokio::time::timeout_at(deadline, step).await;
+        let r = tokio::time::timeout_at(until, step).await;
+        c.deadline = cycle_deadline;
         self.ran = true;
         self.took += start.elapsed();
         self.failure = match r {

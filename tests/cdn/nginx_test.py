@@ -108,7 +108,7 @@ http {{
 }}
 """
 (out / "nginx.conf").write_text(conf)
-config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "10s"\ntimeout = "8s"\nconfirm_interval = "0s"\n'
+config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "10s"\ntimeout = "9s"\nconfirm_interval = "0s"\n'
 for name, port in ports.items():
     config += (f'\n[[target]]\nname = "{name}"\nbucket = "cdn"\nregion = "us-east-1"\n'
                f'endpoint = "http://127.0.0.1:{s3_port}"\npath_style = true\n'
@@ -153,6 +153,10 @@ try:
               f"{target}: no {other} violation")
         check(sample("s3canary_probe_failures_total", target=target, probe="cdn", reason="stale_read") >= 1,
               f"{target}: the cdn probe fails with stale_read")
+        puts = sample("s3canary_probe_runs_total", target=target, probe="put")
+        deletes = sample("s3canary_probe_runs_total", target=target, probe="delete")
+        check(deletes == puts and sample("s3canary_probe_failures_total", target=target, probe="delete") == 0,
+              f"{target}: the S3 steps after a stale CDN still run ({puts:.0f} puts, {deletes:.0f} deletes)")
     status = get(f"http://127.0.0.1:{daemon_port}/api/v1/status")
     check("x-cache-status: HIT" in status, "the proxy's cache header is in the failure details")
     daemon.send_signal(signal.SIGTERM)
