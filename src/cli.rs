@@ -43,6 +43,20 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// What `durability` does.
+#[derive(Debug, Subcommand)]
+pub enum DurabilityCommand {
+    /// Write again the objects of a target's durability set that are missing or corrupt (the
+    /// daemon never does: it reports them). Logged; exits 0 when the set is whole again.
+    Reseed {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The target whose set to restore.
+        #[arg(long)]
+        target: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: probe every target on its interval and serve metrics.
@@ -75,6 +89,9 @@ pub enum Command {
     },
     /// Print the least-privilege IAM policy (JSON) for the configured buckets and prefix.
     IamPolicy(ConfigArg),
+    /// The durability set: objects that must never change or disappear.
+    #[command(subcommand)]
+    Durability(DurabilityCommand),
     /// Print S3 requests per month and the estimated monthly cost per target, and a lifecycle
     /// rule as a safety net. Touches nothing.
     Plan {

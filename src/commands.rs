@@ -33,6 +33,12 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     match cli.command {
+        Command::Durability(crate::cli::DurabilityCommand::Reseed { config, target }) => {
+            match config::load(&config.config) {
+                Ok(cfg) => rt.block_on(reseed(cfg, &target)),
+                Err(e) => bad_config(&e),
+            }
+        }
         Command::CheckConfig(c) => match config::load(&c.config) {
             Ok(cfg) => {
                 if let Err(e) = web_config(&cfg) {
@@ -144,6 +150,37 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// `durability reseed`: writes again what is missing or corrupt in `target`'s set.
+async fn reseed(cfg: Config, target: &str) -> ExitCode {
+    let Some(t) = cfg.targets.iter().find(|t| t.name == target) else {
+        eprintln!("error: no target named {target:?} in the config");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let Some(d) = t.durability.as_ref() else {
+        eprintln!("error: target {target:?} has no [target.durability] set");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let sink: Arc<dyn crate::sinks::Sink> = Arc::new(crate::sinks::Sinks::default());
+    let bucket = ClientFactory::default().bucket(t, sink).await;
+    match crate::durability::reseed(&bucket, t, d.objects).await {
+        Ok(r) => {
+            println!(
+                "target {target}: {} objects intact, {} written again {:?} under s3://{}/{}",
+                r.intact,
+                r.rewritten.len(),
+                r.rewritten,
+                t.bucket,
+                crate::durability::folder(t)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("error: {}: {}", f.reason.as_str(), f.message);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Starts `demo`: an embedded S3 server and the daemon against it.

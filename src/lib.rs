@@ -12,6 +12,7 @@ pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod durability;
 pub mod embedded;
 pub mod events;
 pub mod http;

@@ -145,6 +145,9 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
         let events = ledgers.get(&t.name).cloned();
         async move {
             let mut report = probe::run_alone(&bucket, t).await;
+            if let Some(d) = crate::durability::Monitor::new(t, Arc::new(Sinks::default())) {
+                report.results.push(d.check(&bucket).await);
+            }
             if let Some((ledger, heard, wait)) = events {
                 report
                     .results

@@ -107,6 +107,14 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
             Probe::Events => {}
             // CDN GETs go to the CDN; its requests to S3 are cache misses, priced by the CDN.
             Probe::Cdn => {}
+            // One GET of the set a cycle, one LIST every `objects` cycles.
+            Probe::Durability => {
+                r.get += 1.0;
+                r.list += t
+                    .durability
+                    .as_ref()
+                    .map_or(0.0, |d| 1.0 / f64::from(d.objects));
+            }
         }
     }
     // The canary is deleted at the end unless the delete step already did and nothing wrote
@@ -358,26 +366,45 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
             cw as f64 * prices.cw_metric_month
         );
     }
-    let mut prefixes: Vec<(String, String)> = cfg
-        .targets
-        .iter()
-        .map(|t| (t.bucket.clone(), t.prefix.clone()))
-        .collect();
+    // The rule expires everything under the prefix after a day; where a durability set lives
+    // under it, the rule covers the canaries' own folders instead.
+    let mut prefixes: Vec<(String, Vec<String>)> = Vec::new();
+    for t in &cfg.targets {
+        let keeps_set = cfg
+            .targets
+            .iter()
+            .any(|o| o.bucket == t.bucket && o.prefix == t.prefix && o.durability.is_some());
+        let folders = if keeps_set {
+            vec![t.canary_prefix(), format!("{}replication/", t.prefix)]
+        } else {
+            vec![t.prefix.clone()]
+        };
+        match prefixes.iter_mut().find(|(b, _)| *b == t.bucket) {
+            Some((_, v)) => v.extend(folders),
+            None => prefixes.push((t.bucket.clone(), folders)),
+        }
+    }
+    for (_, v) in prefixes.iter_mut() {
+        v.sort();
+        v.dedup();
+    }
     prefixes.sort();
-    prefixes.dedup();
-    let _ = writeln!(
-        out,
-        "\nSafety net: a lifecycle rule per bucket that expires what the daemon could leave behind:"
-    );
-    for (bucket, prefix) in prefixes {
-        let rule = json!({"Rules": [{
-            "ID": "s3canary-safety-net",
-            "Status": "Enabled",
-            "Filter": {"Prefix": prefix},
-            "Expiration": {"Days": 1},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}
-        }]});
+    for (bucket, folders) in prefixes {
+        let rules: Vec<_> = folders
+            .iter()
+            .enumerate()
+            .map(|(i, prefix)| {
+                json!({
+                    "ID": if folders.len() == 1 { "s3canary-safety-net".to_string() } else { format!("s3canary-safety-net-{i}") },
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": prefix},
+                    "Expiration": {"Days": 1},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}
+                })
+            })
+            .collect();
+        let rule = json!({ "Rules": rules });
         let _ = writeln!(
             out,
             "  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} --lifecycle-configuration '{rule}'"

@@ -267,6 +267,7 @@ impl Loops {
             Schedule::spread(&t.name, t.interval, t.timeout).confirming(t.confirm_interval);
         let (sink, labels) = (self.sink.clone(), t.labels());
         let (me, loop_token) = (self.clone(), token.clone());
+        let durability = crate::durability::Monitor::new(&t, self.sink.clone()).map(Arc::new);
         self.tracker.spawn(run(
             schedule,
             token,
@@ -275,8 +276,15 @@ impl Loops {
             move |deadline: Instant, cycle_token: CancellationToken| {
                 let (me, t, bucket) = (me.clone(), t.clone(), bucket.clone());
                 let loop_token = loop_token.clone();
+                let durability = durability.clone();
                 async move {
-                    let report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
+                    let mut report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
+                    if let Some(d) = &durability
+                        && !cycle_token.is_cancelled()
+                        && let Ok(r) = tokio::time::timeout(d.budget(), d.check(&bucket)).await
+                    {
+                        report.results.push(r);
+                    }
                     // A target removed by a reload has had its series deleted: do not bring
                     // them back. On shutdown (the daemon's token) the figures are still kept.
                     if loop_token.is_cancelled() && !me.shutdown.is_cancelled() {

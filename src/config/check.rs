@@ -11,7 +11,10 @@ use super::names::{
 };
 use super::raw::RawEvents;
 use super::raw::{Defaults, RawConfig, RawTarget};
-use super::{Cdn, Config, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target, Via};
+use super::{
+    Cdn, Config, Durability, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target,
+    Via,
+};
 use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
@@ -95,7 +98,7 @@ impl Settings<'_> {
             for p in self.probes {
                 match Probe::parse(p) {
                     None => problems.push(format!(
-                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events, cdn)"
+                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events, cdn, durability)"
                     )),
                     Some(probe) if !seen.insert(probe) => {
                         problems.push(format!("{at}.probes: {p:?} is listed twice"))
@@ -396,6 +399,23 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         problems,
     )
     .and_then(|c| check_cdn(&format!("{at}.cdn"), &c.url, problems));
+    let durability = sub_table(
+        at,
+        "durability",
+        probes.contains(&Probe::Durability),
+        t.durability.as_ref(),
+        problems,
+    )
+    .and_then(|d| {
+        let objects = d.objects.unwrap_or(16);
+        if !(1..=1000).contains(&objects) {
+            problems.push(format!(
+                "{at}.durability.objects ({objects}) must be between 1 and 1000"
+            ));
+            return None;
+        }
+        Some(Durability { objects })
+    });
     Target {
         name: t.name.clone(),
         bucket: t.bucket.clone(),
@@ -418,6 +438,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         },
         events,
         cdn,
+        durability,
     }
 }
 

@@ -121,6 +121,13 @@ pub struct Cdn {
     pub url: String,
 }
 
+/// `[target.durability]`: long-lived objects that must never change or disappear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// Objects in the set, under `<prefix>durability/<target>/`.
+    pub objects: u32,
+}
+
 /// Server-side encryption requested on canary writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sse {
@@ -164,6 +171,8 @@ pub struct Target {
     pub events: Option<Events>,
     /// The cdn probe's CDN, when `cdn` is among the probes.
     pub cdn: Option<Cdn>,
+    /// The durability set, when `durability` is among the probes.
+    pub durability: Option<Durability>,
 }
 
 impl Target {

@@ -160,6 +160,14 @@ pub struct RawTarget {
     pub orphan_ttl: Option<Duration>,
     pub events: Option<RawEvents>,
     pub cdn: Option<RawCdn>,
+    pub durability: Option<RawDurability>,
+}
+
+/// `[target.durability]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDurability {
+    pub objects: Option<u32>,
 }
 
 /// `[target.cdn]` as written.

@@ -500,7 +500,7 @@ async fn run_step(probe: Probe, c: &mut Cycle<'_>) -> Result<(), Failure> {
         Probe::Overwrite => overwrite::run(c).await,
         Probe::Delete => delete::run(c).await,
         Probe::Conditional => conditional::run(c).await,
-        Probe::Events | Probe::Cdn => {
+        Probe::Events | Probe::Cdn | Probe::Durability => {
             unreachable!("{probe} is not a step; run_cycle runs steps only")
         }
     }

@@ -36,11 +36,14 @@ pub enum Probe {
     /// Not a step of its own: reads of the canary through a CDN before the put, after it and
     /// after the overwrite (see `probe::cdn`).
     Cdn,
+    /// Not a step: one object of the target's durability set read and verified per cycle (see
+    /// [`crate::durability`]).
+    Durability,
 }
 
 impl Probe {
     /// Every probe: the steps in cycle order, then the probes that watch the steps' effects.
-    pub const ALL: [Probe; 8] = [
+    pub const ALL: [Probe; 9] = [
         Probe::Put,
         Probe::Get,
         Probe::List,
@@ -49,6 +52,7 @@ impl Probe {
         Probe::Conditional,
         Probe::Events,
         Probe::Cdn,
+        Probe::Durability,
     ];
 
     /// The steps of a cycle, in order: the default `probes`.
@@ -63,7 +67,7 @@ impl Probe {
 
     /// Whether the probe is a step of the cycle (the others report on their own time).
     pub fn is_step(self) -> bool {
-        !matches!(self, Probe::Events | Probe::Cdn)
+        !matches!(self, Probe::Events | Probe::Cdn | Probe::Durability)
     }
 
     /// The name used in config and in the `probe` label.
@@ -77,6 +81,7 @@ impl Probe {
             Probe::Conditional => "conditional",
             Probe::Events => "events",
             Probe::Cdn => "cdn",
+            Probe::Durability => "durability",
         }
     }
 
@@ -95,6 +100,7 @@ impl Probe {
             Probe::Conditional => &[AccessDenied, PreconditionIgnored, ContentMismatch],
             Probe::Events => &[EventLost, EventDuplicate],
             Probe::Cdn => &[StaleRead, ContentMismatch],
+            Probe::Durability => &[AccessDenied, ObjectLost, ObjectCorrupt],
         }
     }
 
@@ -129,12 +135,16 @@ pub enum Reason {
     EventLost,
     /// An S3 event notification arrived more often than its write or delete happened.
     EventDuplicate,
+    /// An object of the durability set is gone.
+    ObjectLost,
+    /// An object of the durability set has other bytes than its key's SHA-256.
+    ObjectCorrupt,
     Other,
 }
 
 impl Reason {
     /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Timeout,
         Reason::Connection,
         Reason::Throttled,
@@ -148,6 +158,8 @@ impl Reason {
         Reason::PreconditionIgnored,
         Reason::EventLost,
         Reason::EventDuplicate,
+        Reason::ObjectLost,
+        Reason::ObjectCorrupt,
         Reason::Other,
     ];
 
@@ -167,6 +179,8 @@ impl Reason {
             Reason::PreconditionIgnored => "precondition_ignored",
             Reason::EventLost => "event_lost",
             Reason::EventDuplicate => "event_duplicate",
+            Reason::ObjectLost => "object_lost",
+            Reason::ObjectCorrupt => "object_corrupt",
             Reason::Other => "other",
         }
     }
@@ -216,6 +230,7 @@ impl Check {
             Probe::Conditional => &[Check::ConditionalCreate, Check::ConditionalUpdate],
             Probe::Events => &[],
             Probe::Cdn => &[Check::CdnReadAfterWrite, Check::CdnReadAfterOverwrite],
+            Probe::Durability => &[],
         }
     }
 }

@@ -52,6 +52,8 @@ pub trait Sink: Send + Sync {
     fn events_pending(&self, _t: &TargetLabels, _count: usize, _oldest: Duration) {}
     /// A message on `queue` about no key of any target was left on the queue.
     fn foreign_message(&self, _queue: &str) {}
+    /// The target's durability set was counted.
+    fn durability(&self, _t: &TargetLabels, _c: crate::durability::Count) {}
 }
 
 /// Every output of the daemon: each report goes to each sink, in order.
@@ -111,6 +113,9 @@ impl Sink for Sinks {
     }
     fn foreign_message(&self, queue: &str) {
         self.0.iter().for_each(|s| s.foreign_message(queue));
+    }
+    fn durability(&self, t: &TargetLabels, c: crate::durability::Count) {
+        self.0.iter().for_each(|s| s.durability(t, c));
     }
     fn replication_pending(&self, p: &PairLabels, count: usize, oldest: Duration) {
         self.0

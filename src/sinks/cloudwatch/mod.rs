@@ -47,6 +47,7 @@ pub fn check_name(p: Probe) -> &'static str {
         Probe::Conditional => "Conditional_Write",
         Probe::Events => "Event_Delivery",
         Probe::Cdn => "Cdn_Consistency",
+        Probe::Durability => "Durability",
     }
 }
 
@@ -67,6 +68,8 @@ struct Agg {
     /// bucket -> notifications delivered (delivery time in hundredths of a second -> count)
     /// and lost
     events: BTreeMap<String, (BTreeMap<u64, u32>, u64)>,
+    /// bucket -> objects of the durability set lost, as last counted
+    durability_lost: BTreeMap<String, u32>,
 }
 
 /// Replication pair -> (source bucket, destination bucket, canaries in flight), as last
@@ -231,6 +234,18 @@ impl Mirror {
                     .build(),
             );
         }
+        for (bucket, lost) in &agg.durability_lost {
+            datums.push(
+                MetricDatum::builder()
+                    .metric_name("S3Consistency_Durability_Lost")
+                    .set_dimensions(Some(vec![dim("BucketName", bucket)]))
+                    .unit(StandardUnit::Count)
+                    .value(f64::from(*lost))
+                    .timestamp(at)
+                    .storage_resolution(res)
+                    .build(),
+            );
+        }
         for (src, dst, n) in pending.values() {
             datums.push(
                 MetricDatum::builder()
@@ -293,6 +308,12 @@ impl Sink for Mirror {
 
     fn pair_removed(&self, p: &PairLabels) {
         self.pending.lock().unwrap().remove(&p.0[0]);
+    }
+
+    /// The lost objects of the durability set, per bucket.
+    fn durability(&self, t: &TargetLabels, c: crate::durability::Count) {
+        let mut agg = self.agg.lock().unwrap();
+        agg.durability_lost.insert(t.bucket.clone(), c.lost);
     }
 
     /// Delivery times and lost notifications per bucket (`Expected` opens the bucket's

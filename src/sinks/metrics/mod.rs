@@ -76,6 +76,7 @@ pub struct Metrics {
     pub events_pending: series::GaugeVec,
     pub events_oldest_pending: series::GaugeVec,
     pub foreign_messages: IntCounterVec,
+    pub durability_objects: series::GaugeVec,
     pub replication_canaries: IntCounterVec,
     pub replication_lag: HistogramVec,
     pub replication_pending: IntGaugeVec,
@@ -256,6 +257,14 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
+            durability_objects: series::GaugeVec::new(
+                opts(
+                    "s3canary_durability_objects",
+                    "Objects of the durability set by state (present, lost, corrupt), as last counted.",
+                ),
+                &l(&["state"]),
+            )
+            .unwrap(),
             foreign_messages: IntCounterVec::new(
                 opts(
                     "s3canary_event_foreign_messages_total",
@@ -371,6 +380,7 @@ impl Metrics {
         m.add(m.events_pending.clone());
         m.add(m.events_oldest_pending.clone());
         m.add(m.foreign_messages.clone());
+        m.add(m.durability_objects.clone());
         m.add(m.replication_canaries.clone());
         m.add(m.replication_lag.clone());
         m.add(m.replication_pending.clone());

@@ -44,6 +44,13 @@ impl Sink for Metrics {
                 .with_label_values(&tl.with(&[]))
                 .set(0.0);
         }
+        if t.durability.is_some() && t.runs(Probe::Durability) {
+            for state in ["present", "lost", "corrupt"] {
+                self.durability_objects
+                    .with_label_values(&tl.with(&[state]))
+                    .set(0.0);
+            }
+        }
         self.cycles_skipped.with_label_values(&tl.with(&[]));
         self.target_interval
             .with_label_values(&tl.with(&[]))
@@ -87,6 +94,11 @@ impl Sink for Metrics {
             let _ = self.event_duplicates.remove_label_values(&lv);
         }
         let _ = self.events_pending.remove_label_values(&tl.with(&[]));
+        for state in ["present", "lost", "corrupt"] {
+            let _ = self
+                .durability_objects
+                .remove_label_values(&tl.with(&[state]));
+        }
         let _ = self
             .events_oldest_pending
             .remove_label_values(&tl.with(&[]));
@@ -204,6 +216,18 @@ impl Sink for Metrics {
         self.events_oldest_pending
             .with_label_values(&tl.with(&[]))
             .set(oldest.as_secs_f64());
+    }
+
+    fn durability(&self, tl: &TargetLabels, c: crate::durability::Count) {
+        for (state, n) in [
+            ("present", c.present),
+            ("lost", c.lost),
+            ("corrupt", c.corrupt),
+        ] {
+            self.durability_objects
+                .with_label_values(&tl.with(&[state]))
+                .set(f64::from(n));
+        }
     }
 
     fn foreign_message(&self, queue: &str) {
