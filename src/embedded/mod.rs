@@ -178,7 +178,9 @@ impl EmbeddedS3 {
                         let fault = faults.for_bucket(&bucket).http_fault_for(op);
                         async move {
                             if let Some(target) = sqs {
-                                return Ok(queue_answer(&queues, &target, req).await);
+                                // Boxed: the queue's long poll is a large future, and a
+                                // connection's future is polled on a worker's stack.
+                                return Ok(Box::pin(queue_answer(&queues, &target, req)).await);
                             }
                             if fault == Some(HttpFault::Reset) {
                                 // An error from the service makes hyper drop the connection unanswered.

@@ -340,7 +340,10 @@ pub async fn run_cycle(
         c.pending_failure = None;
         // Cancellation is honoured between steps, not inside one: an abandoned PUT could land
         // after the cleanup DELETE and leave a canary behind. A step is bounded by the deadline.
-        let outcome = match tokio::time::timeout_at(deadline, run_step(probe, &mut c)).await {
+        // Boxed: a step's future (the SDK's request futures inside) is large; kept inline it
+        // would make every cycle's future as large, and debug builds copy it on the stack.
+        let step = Box::pin(run_step(probe, &mut c));
+        let outcome = match tokio::time::timeout_at(deadline, step).await {
             Ok(Ok(())) => Outcome::Success,
             Ok(Err(f)) => Outcome::Failure(f),
             Err(_) => Outcome::Failure(
@@ -454,13 +457,15 @@ impl CdnRun {
         c.pending_failure = None;
         // The re-reads of a stale view stop at the phase's end, not the cycle's.
         let cycle_deadline = std::mem::replace(&mut c.deadline, until);
-        let step = async {
+        // Boxed: the HTTP client's futures are large, and the cycle's own future is polled on
+        // the caller's stack (a test thread's 2 MiB in debug builds).
+        let step = Box::pin(async {
             match phase {
                 Phase::BeforePut => cdn::before_put(c).await,
                 Phase::AfterWrite => cdn::after_write(c, Check::CdnReadAfterWrite).await,
                 Phase::AfterOverwrite => cdn::after_write(c, Check::CdnReadAfterOverwrite).await,
             }
-        };
+        });
         let r = tokio::time::timeout_at(until, step).await;
         c.deadline = cycle_deadline;
         self.ran = true;
