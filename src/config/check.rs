@@ -9,12 +9,9 @@ use super::names::{
     RESERVED_LABELS, RESERVED_TARGET_NAMES, bucket_problem, check_endpoint, prefix_problem,
     redact_url, valid_label_name, valid_name, valid_region,
 };
-use super::raw::RawEvents;
+use super::probes::{check_cdn, check_durability, check_events, sub_table};
 use super::raw::{Defaults, RawConfig, RawTarget};
-use super::{
-    Cdn, Config, Durability, Events, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target,
-    Via,
-};
+use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
 use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
@@ -406,16 +403,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         t.durability.as_ref(),
         problems,
     )
-    .and_then(|d| {
-        let objects = d.objects.unwrap_or(16);
-        if !(1..=1000).contains(&objects) {
-            problems.push(format!(
-                "{at}.durability.objects ({objects}) must be between 1 and 1000"
-            ));
-            return None;
-        }
-        Some(Durability { objects })
-    });
+    .and_then(|d| check_durability(&format!("{at}.durability"), d.objects, problems));
     Target {
         name: t.name.clone(),
         bucket: t.bucket.clone(),
@@ -440,93 +428,4 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         cdn,
         durability,
     }
-}
-
-/// A probe's sub-table (`[target.<name>]`): present exactly when the probe is named.
-fn sub_table<'a, T>(
-    at: &str,
-    name: &str,
-    named: bool,
-    table: Option<&'a T>,
-    problems: &mut Vec<String>,
-) -> Option<&'a T> {
-    match (named, table) {
-        (true, None) => {
-            problems.push(format!(
-                "{at}.probes names \"{name}\" but the target has no [target.{name}] table"
-            ));
-            None
-        }
-        (false, Some(_)) => {
-            problems.push(format!(
-                "{at}.{name} is set but \"{name}\" is not in {at}.probes: add it, or remove the table"
-            ));
-            None
-        }
-        (_, t) => t,
-    }
-}
-
-/// `[target.cdn]` at key path `at`.
-fn check_cdn(at: &str, url: &str, problems: &mut Vec<String>) -> Option<Cdn> {
-    let before = problems.len();
-    if let Err(why) = check_endpoint(url) {
-        problems.push(format!("{at}.url ({:?}) {why}", redact_url(url)));
-    } else if !url.ends_with('/') {
-        problems.push(format!(
-            "{at}.url ({url:?}) must end with \"/\": <url><key> is the canary's address"
-        ));
-    }
-    (problems.len() == before).then(|| Cdn {
-        url: url.to_string(),
-    })
-}
-
-/// Default time an expected event may take before it counts as lost.
-const DEFAULT_EVENTS_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// `[target.events]` at key path `at`.
-fn check_events(at: &str, e: &RawEvents, problems: &mut Vec<String>) -> Option<Events> {
-    let before = problems.len();
-    if let Err(why) = check_endpoint(&e.queue_url) {
-        problems.push(format!(
-            "{at}.queue_url ({:?}) {why}",
-            redact_url(&e.queue_url)
-        ));
-    }
-    let via = match e.via.as_deref() {
-        None | Some("s3") => Via::S3,
-        Some("eventbridge") => Via::EventBridge,
-        Some(other) => {
-            problems.push(format!(
-                "{at}.via ({other:?}) must be \"s3\" or \"eventbridge\""
-            ));
-            Via::S3
-        }
-    };
-    let timeout = e.timeout.unwrap_or(DEFAULT_EVENTS_TIMEOUT);
-    if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(12 * 3600) {
-        problems.push(format!(
-            "{at}.timeout ({}) must be between 1s and 12h",
-            fmt_d(timeout)
-        ));
-    }
-    if let Some(endpoint) = &e.endpoint
-        && let Err(why) = check_endpoint(endpoint)
-    {
-        problems.push(format!("{at}.endpoint ({:?}) {why}", redact_url(endpoint)));
-    }
-    let events = Events {
-        queue_url: e.queue_url.clone(),
-        via,
-        timeout,
-        endpoint: e.endpoint.clone(),
-    };
-    if problems.len() == before && events.endpoint.is_none() && events.region().is_none() {
-        problems.push(format!(
-            "{at}.queue_url ({:?}) is not an SQS queue URL like \"https://sqs.us-east-1.amazonaws.com/123456789012/name\" (set endpoint for other servers)",
-            e.queue_url
-        ));
-    }
-    (problems.len() == before).then_some(events)
 }

@@ -9,6 +9,7 @@
 
 mod check;
 mod names;
+mod probes;
 pub use names::redact_url;
 pub mod raw;
 

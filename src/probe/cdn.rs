@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
 use super::{Cycle, Seen};
-use crate::report::{Check, Failure, MAX_MESSAGE, Reason, bounded_text};
+use crate::report::{Check, Failure, MAX_MESSAGE, Outcome, Reason, bounded_text};
 use crate::s3::Read;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -224,4 +224,78 @@ pub(super) async fn after_write(c: &mut Cycle<'_>, check: Check) -> Result<(), F
     let i = c.violation(check, since);
     c.reread_until(i, since, super::Want::Cdn).await;
     Err(failure)
+}
+
+/// When in the cycle the CDN is read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Phase {
+    BeforePut,
+    AfterWrite,
+    AfterOverwrite,
+}
+
+/// The cdn probe across its phases: the first failure and the time spent.
+#[derive(Debug, Default)]
+pub(super) struct CdnRun {
+    ran: bool,
+    failure: Option<Failure>,
+    pub(super) took: Duration,
+}
+
+impl CdnRun {
+    /// Runs one phase, bounded by `budget` and the cycle's deadline; only the first failure
+    /// is kept, and a phase the deadline leaves no time for is a timeout.
+    pub(super) async fn phase(
+        &mut self,
+        c: &mut Cycle<'_>,
+        deadline: Instant,
+        budget: Duration,
+        phase: Phase,
+    ) {
+        if self.failure.is_some() {
+            return;
+        }
+        let start = Instant::now();
+        if start >= deadline {
+            self.failure = Some(Failure::local(
+                Reason::Timeout,
+                "cycle deadline reached before the CDN was read",
+            ));
+            return;
+        }
+        let until = deadline.min(start + budget);
+        c.pending_failure = None;
+        // The re-reads of a stale view stop at the phase's end, not the cycle's.
+        let cycle_deadline = std::mem::replace(&mut c.deadline, until);
+        // Boxed: the HTTP client's futures are large, and the cycle's own future is polled on
+        // the caller's stack (a test thread's 2 MiB in debug builds).
+        let step = Box::pin(async {
+            match phase {
+                Phase::BeforePut => before_put(c).await,
+                Phase::AfterWrite => after_write(c, Check::CdnReadAfterWrite).await,
+                Phase::AfterOverwrite => after_write(c, Check::CdnReadAfterOverwrite).await,
+            }
+        });
+        let r = tokio::time::timeout_at(until, step).await;
+        c.deadline = cycle_deadline;
+        self.ran = true;
+        self.took += start.elapsed();
+        self.failure = match r {
+            Ok(r) => r.err(),
+            Err(_) => Some(
+                c.pending_failure
+                    .take()
+                    .unwrap_or_else(|| Failure::local(Reason::Timeout, "cycle deadline reached")),
+            ),
+        };
+    }
+
+    /// The probe's outcome: not run if the put failed and the CDN had nothing to show.
+    pub(super) fn outcome(self, put_ok: bool) -> Option<Outcome> {
+        match (self.failure, self.ran) {
+            (Some(f), _) => Some(Outcome::Failure(f)),
+            (None, true) if put_ok => Some(Outcome::Success),
+            _ => None,
+        }
+    }
 }

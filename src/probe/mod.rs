@@ -23,10 +23,10 @@ use crate::canary;
 use crate::canary::md5_hex;
 use crate::config::Target;
 use crate::report::{
-    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, RequestIds, Violation,
-    or_dash,
+    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, RequestIds, Violation, or_dash,
 };
 use crate::s3::{Bucket, Condition, Read, Written};
+use cdn::{CdnRun, Phase};
 
 /// Most time allowed to delete the canary after the steps. On shutdown it is all given; while
 /// the daemon runs, cleanup also ends [`CLEANUP_SLACK`] before the target's next cycle is due,
@@ -413,80 +413,6 @@ pub async fn run_cycle(
         violations: c.violations,
         requests: c.requests,
         cleaned_up,
-    }
-}
-
-/// When in the cycle the CDN is read.
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    BeforePut,
-    AfterWrite,
-    AfterOverwrite,
-}
-
-/// The cdn probe across its phases: the first failure and the time spent.
-#[derive(Debug, Default)]
-struct CdnRun {
-    ran: bool,
-    failure: Option<Failure>,
-    took: Duration,
-}
-
-impl CdnRun {
-    /// Runs one phase, bounded by `budget` and the cycle's deadline; only the first failure
-    /// is kept, and a phase the deadline leaves no time for is a timeout.
-    async fn phase(
-        &mut self,
-        c: &mut Cycle<'_>,
-        deadline: Instant,
-        budget: Duration,
-        phase: Phase,
-    ) {
-        if self.failure.is_some() {
-            return;
-        }
-        let start = Instant::now();
-        if start >= deadline {
-            self.failure = Some(Failure::local(
-                Reason::Timeout,
-                "cycle deadline reached before the CDN was read",
-            ));
-            return;
-        }
-        let until = deadline.min(start + budget);
-        c.pending_failure = None;
-        // The re-reads of a stale view stop at the phase's end, not the cycle's.
-        let cycle_deadline = std::mem::replace(&mut c.deadline, until);
-        // Boxed: the HTTP client's futures are large, and the cycle's own future is polled on
-        // the caller's stack (a test thread's 2 MiB in debug builds).
-        let step = Box::pin(async {
-            match phase {
-                Phase::BeforePut => cdn::before_put(c).await,
-                Phase::AfterWrite => cdn::after_write(c, Check::CdnReadAfterWrite).await,
-                Phase::AfterOverwrite => cdn::after_write(c, Check::CdnReadAfterOverwrite).await,
-            }
-        });
-        let r = tokio::time::timeout_at(until, step).await;
-        c.deadline = cycle_deadline;
-        self.ran = true;
-        self.took += start.elapsed();
-        self.failure = match r {
-            Ok(r) => r.err(),
-            Err(_) => Some(
-                c.pending_failure
-                    .take()
-                    .unwrap_or_else(|| Failure::local(Reason::Timeout, "cycle deadline reached")),
-            ),
-        };
-    }
-
-    /// The probe's outcome: not run if the put failed and the CDN had nothing to show.
-    fn outcome(self, put_ok: bool) -> Option<Outcome> {
-        match (self.failure, self.ran) {
-            (Some(f), _) => Some(Outcome::Failure(f)),
-            (None, true) if put_ok => Some(Outcome::Success),
-            _ => None,
-        }
     }
 }
 
