@@ -31,7 +31,7 @@ import boto3
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from support import check, failures, free_port  # noqa: E402
 
-binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "cdn"
+binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]).resolve() / "cdn"
 shutil.rmtree(out, ignore_errors=True)
 (out / "tmp").mkdir(parents=True)
 s3_port, control_port, daemon_port = free_port(), free_port(), free_port()
