@@ -69,24 +69,10 @@ async fn events_result(ledger: &Ledger, heard: &Heard, wait: Duration) -> ProbeR
             "{missing} of {expected} notifications not received within {}",
             humantime::format_duration(wait)
         );
-        Outcome::Failure(Failure::new(
-            Reason::EventLost,
-            None,
-            None,
-            None,
-            &why,
-            &Default::default(),
-        ))
+        Outcome::Failure(Failure::local(Reason::EventLost, why))
     } else if duplicates > 0 {
         let why = format!("{duplicates} notifications received twice");
-        Outcome::Failure(Failure::new(
-            Reason::EventDuplicate,
-            None,
-            None,
-            None,
-            &why,
-            &Default::default(),
-        ))
+        Outcome::Failure(Failure::local(Reason::EventDuplicate, why))
     } else {
         Outcome::Success
     };

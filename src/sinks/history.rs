@@ -160,14 +160,7 @@ impl History {
                 );
                 (
                     Duration::ZERO,
-                    Some(Failure::new(
-                        Reason::EventLost,
-                        None,
-                        None,
-                        None,
-                        &why,
-                        &Default::default(),
-                    )),
+                    Some(Failure::local(Reason::EventLost, why)),
                     key,
                 )
             }
@@ -175,14 +168,7 @@ impl History {
                 let why = format!("{} notification received again", kind.as_str());
                 (
                     Duration::ZERO,
-                    Some(Failure::new(
-                        Reason::EventDuplicate,
-                        None,
-                        None,
-                        None,
-                        &why,
-                        &Default::default(),
-                    )),
+                    Some(Failure::local(Reason::EventDuplicate, why)),
                     key,
                 )
             }
