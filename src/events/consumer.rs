@@ -22,6 +22,12 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const FOREIGN_PAUSE: Duration = Duration::from_secs(5);
 /// Longest pause after failed receives (doubling from one second).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a message received stays hidden unless deleted or released. Ours are deleted
+/// within one request; a foreign message is released at once, and this bounds how long it
+/// stays hidden when that cannot happen: a long poll cut off at shutdown (the queue may have
+/// handed out messages the process never read) or a failed release. Short, so another
+/// consumer of a shared queue loses seconds, not the queue's own timeout (30 s by default).
+pub const RECEIVE_VISIBILITY: Duration = Duration::from_secs(10);
 /// Foreign message ids remembered, so each is counted once.
 const SEEN_FOREIGN: usize = 10_000;
 
@@ -54,6 +60,11 @@ struct Seen {
 }
 
 impl Seen {
+    /// Whether `id` is remembered.
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
     /// Whether `id` is new (and remembers it).
     fn first_time(&mut self, id: &str) -> bool {
         if self.ids.contains(id) {
@@ -138,6 +149,7 @@ impl Consumer {
     /// Receives until `token` is cancelled.
     pub async fn run(self, token: CancellationToken) {
         let mut seen = Seen::default();
+        let mut undeleted = Seen::default();
         let mut pause = Duration::ZERO;
         let mut failures = 0u32;
         loop {
@@ -153,6 +165,7 @@ impl Consumer {
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(WAIT.as_secs() as i32)
+                .visibility_timeout(RECEIVE_VISIBILITY.as_secs() as i32)
                 .send();
             let answer = tokio::select! {
                 _ = token.cancelled() => return,
@@ -180,10 +193,15 @@ impl Consumer {
                 let Some(handle) = m.receipt_handle else {
                     continue;
                 };
-                if self.read(m.body.as_deref().unwrap_or(""), now) {
-                    ours.push(handle);
+                let id = m.message_id.unwrap_or_default();
+                // A message read before whose delete failed is back: the queue's redelivery,
+                // not the store's duplicate notification.
+                if undeleted.contains(&id) {
+                    ours.push((id, handle));
+                } else if self.read(m.body.as_deref().unwrap_or(""), now) {
+                    ours.push((id, handle));
                 } else {
-                    if seen.first_time(m.message_id.as_deref().unwrap_or(&handle)) {
+                    if seen.first_time(if id.is_empty() { &handle } else { &id }) {
                         self.sink.foreign_message(&self.queue);
                         new_others += 1;
                     }
@@ -191,7 +209,9 @@ impl Consumer {
                 }
             }
             let read_ours = !ours.is_empty();
-            self.delete(ours).await;
+            for id in self.delete(ours).await {
+                undeleted.first_time(&id);
+            }
             if !others.is_empty() {
                 self.release(others).await;
                 if new_others == 0 && !read_ours {
@@ -201,12 +221,13 @@ impl Consumer {
         }
     }
 
-    /// Deletes the messages read (one batch of at most ten).
-    async fn delete(&self, handles: Vec<String>) {
-        if handles.is_empty() {
-            return;
+    /// Deletes the messages read (one batch of at most ten); answers the ids of those not
+    /// deleted, which the queue hands out again.
+    async fn delete(&self, messages: Vec<(String, String)>) -> Vec<String> {
+        if messages.is_empty() {
+            return Vec::new();
         }
-        let entries = handles.into_iter().enumerate().filter_map(|(i, h)| {
+        let entries = messages.iter().enumerate().filter_map(|(i, (_, h))| {
             aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .receipt_handle(h)
@@ -220,16 +241,29 @@ impl Consumer {
             .set_entries(Some(entries.collect()))
             .send()
             .await;
-        match r {
-            Ok(o) if !o.failed().is_empty() => tracing::warn!(queue = %self.queue,
-                failed = o.failed().len(), "some notifications could not be deleted; they will come back"),
-            Ok(_) => {}
+        let failed: Vec<usize> = match r {
+            Ok(o) => o
+                .failed()
+                .iter()
+                .filter_map(|f| f.id().parse().ok())
+                .collect(),
             Err(e) => {
                 let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
                 tracing::warn!(queue = %self.queue, "deleting notifications failed: {}",
                     bounded_text(&why, MAX_MESSAGE));
+                (0..messages.len()).collect()
             }
+        };
+        if !failed.is_empty() {
+            tracing::warn!(queue = %self.queue, failed = failed.len(),
+                "some notifications could not be deleted; they come back and are consumed again, not counted");
         }
+        failed
+            .into_iter()
+            .filter_map(|i| messages.get(i))
+            .map(|(id, _)| id.clone())
+            .filter(|id| !id.is_empty())
+            .collect()
     }
 
     /// Makes messages that are not ours visible again at once.
@@ -251,7 +285,7 @@ impl Consumer {
             .await;
         if let Err(e) = r {
             let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
-            tracing::warn!(queue = %self.queue, "releasing other messages failed (they return after the queue's visibility timeout): {}",
+            tracing::warn!(queue = %self.queue, "releasing other messages failed (they return within 10 s): {}",
                 bounded_text(&why, MAX_MESSAGE));
         }
     }
