@@ -196,9 +196,7 @@ impl Consumer {
                 let id = m.message_id.unwrap_or_default();
                 // A message read before whose delete failed is back: the queue's redelivery,
                 // not the store's duplicate notification.
-                if undeleted.contains(&id) {
-                    ours.push((id, handle));
-                } else if self.read(m.body.as_deref().unwrap_or(""), now) {
+                if undeleted.contains(&id) || self.read(m.body.as_deref().unwrap_or(""), now) {
                     ours.push((id, handle));
                 } else {
                     if seen.first_time(if id.is_empty() { &handle } else { &id }) {
