@@ -22,14 +22,13 @@ import signal
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import boto3
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port  # noqa: E402
+from support import check, failures, free_port, get, sample, wait  # noqa: E402
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]).resolve() / "cdn"
 shutil.rmtree(out, ignore_errors=True)
@@ -46,32 +45,8 @@ def start(name, cmd, **kw):
     return p
 
 
-def get(url):
-    return urllib.request.urlopen(url, timeout=5).read().decode()
-
-
-def wait(what, limit, cond):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            if cond():
-                check(True, what)
-                return True
-        except OSError:
-            pass
-        time.sleep(0.25)
-    check(False, f"{what} (within {limit}s)")
-    return False
-
-
-def sample(name, **labels):
-    total = None
-    for line in get(f"http://127.0.0.1:{daemon_port}/metrics").splitlines():
-        if line.startswith(name + "{"):
-            series, v = line.rsplit(" ", 1)
-            if all(f'{k}="{w}"' in series for k, w in labels.items()):
-                total = (total or 0.0) + float(v)
-    return total or 0.0
+def metric(name, **labels):
+    return sample(get(f"http://127.0.0.1:{daemon_port}/metrics"), name, **labels)
 
 
 def proxy(port, cache):
@@ -132,30 +107,30 @@ try:
     wait("nginx proxies the bucket (a missing key is a 404)", 30, missing_is_404)
     daemon = start("s3canary", [binary, "run", "--config", str(out / "s3canary.toml")], env=env)
     wait("every target ran the cdn probe twice", 60, lambda: all(
-        sample("s3canary_probe_runs_total", target=t, probe="cdn") >= 2 for t in ports))
-    wait("the negative cache was seen", 60, lambda: sample(
+        metric("s3canary_probe_runs_total", target=t, probe="cdn") >= 2 for t in ports))
+    wait("the negative cache was seen", 60, lambda: metric(
         "s3canary_consistency_violations_total", target="negative", check="cdn_read_after_write") >= 1)
-    wait("the positive cache was seen", 60, lambda: sample(
+    wait("the positive cache was seen", 60, lambda: metric(
         "s3canary_consistency_violations_total", target="positive", check="cdn_read_after_overwrite") >= 1)
 
-    plain_failures = sample("s3canary_probe_failures_total", target="plain", probe="cdn")
-    plain_violations = sample("s3canary_consistency_violations_total", target="plain")
+    plain_failures = metric("s3canary_probe_failures_total", target="plain", probe="cdn")
+    plain_violations = metric("s3canary_consistency_violations_total", target="plain")
     check(plain_failures == 0 and plain_violations == 0,
           f"no caching: the cdn probe passes ({plain_failures:.0f} failures, {plain_violations:.0f} violations)")
     for target, chk in [("negative", "cdn_read_after_write"), ("positive", "cdn_read_after_overwrite")]:
-        n = sample("s3canary_staleness_seconds_count", target=target, check=chk)
-        total = sample("s3canary_staleness_seconds_sum", target=target, check=chk)
+        n = metric("s3canary_staleness_seconds_count", target=target, check=chk)
+        total = metric("s3canary_staleness_seconds_sum", target=target, check=chk)
         mean = total / n if n else 0.0
         print(f"  {target}: {chk} x{n:.0f}, staleness mean {mean:.2f} s (cache TTL 3 s)")
         check(2.5 <= mean <= 5.0, f"{target}: the stale view lasted the 3 s TTL on nginx's clock ({mean:.2f} s)")
         other = "cdn_read_after_overwrite" if chk == "cdn_read_after_write" else "cdn_read_after_write"
-        check(sample("s3canary_consistency_violations_total", target=target, check=other) == 0,
+        check(metric("s3canary_consistency_violations_total", target=target, check=other) == 0,
               f"{target}: no {other} violation")
-        check(sample("s3canary_probe_failures_total", target=target, probe="cdn", reason="stale_read") >= 1,
+        check(metric("s3canary_probe_failures_total", target=target, probe="cdn", reason="stale_read") >= 1,
               f"{target}: the cdn probe fails with stale_read")
-        puts = sample("s3canary_probe_runs_total", target=target, probe="put")
-        deletes = sample("s3canary_probe_runs_total", target=target, probe="delete")
-        check(deletes == puts and sample("s3canary_probe_failures_total", target=target, probe="delete") == 0,
+        puts = metric("s3canary_probe_runs_total", target=target, probe="put")
+        deletes = metric("s3canary_probe_runs_total", target=target, probe="delete")
+        check(deletes == puts and metric("s3canary_probe_failures_total", target=target, probe="delete") == 0,
               f"{target}: the S3 steps after a stale CDN still run ({puts:.0f} puts, {deletes:.0f} deletes)")
     status = get(f"http://127.0.0.1:{daemon_port}/api/v1/status")
     check("x-cache-status: HIT" in status, "the proxy's cache header is in the failure details")

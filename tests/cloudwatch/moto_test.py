@@ -19,24 +19,11 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port  # noqa: E402
+from support import check, failures, free_port, wait  # noqa: E402
 
 binary, out = sys.argv[1], pathlib.Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
 here = pathlib.Path(__file__).resolve().parent
-
-
-def wait(what, fn, limit=60):
-    end = time.time() + limit
-    while time.time() < end:
-        try:
-            if fn():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.2)
-    check(False, what)
-    return False
 
 
 moto_port, shim_port, http_port = free_port(), free_port(), free_port()
@@ -52,7 +39,7 @@ try:
                                   stdout=open(out / "moto.log", "w"), stderr=subprocess.STDOUT, env=env))
     procs.append(subprocess.Popen([sys.executable, str(here / "cbor_shim.py"), str(shim_port), moto_url],
                                   stdout=open(out / "shim.log", "w"), stderr=subprocess.STDOUT, env=env))
-    wait("moto answers", lambda: urllib.request.urlopen(moto_url + "/moto-api/", timeout=2).status == 200)
+    wait("moto answers", 60, lambda: urllib.request.urlopen(moto_url + "/moto-api/", timeout=2).status == 200)
 
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -99,7 +86,7 @@ endpoint = "{shim_url}"
                 total += float(line.rsplit(" ", 1)[1])
         return total, text
 
-    wait("the daemon runs 6 cycles against moto S3 and publishes twice",
+    wait("the daemon runs 6 cycles against moto S3 and publishes twice", 60,
          lambda: metric("s3canary_probe_runs_total", 'target="ok",probe="get"')[0] >= 6
          and metric("s3canary_cloudwatch_publish_total", 'result="success"')[0] >= 2)
     prom_n, _ = metric("s3canary_probe_duration_seconds_count", 'target="ok",probe="get"')

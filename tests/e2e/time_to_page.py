@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port  # noqa: E402
+from support import check, failures, free_port, get, wait  # noqa: E402
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "time-to-page"
 out.mkdir(parents=True, exist_ok=True)
@@ -135,22 +135,8 @@ def stop_all():
             p.kill()
 
 
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
 def wait_for(what, limit, cond):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    check(False, f"{what} (within {limit:.0f}s)")
-    return False
+    return wait(what, limit, cond, report_ok=False, every=0.5)
 
 
 def prom(query):

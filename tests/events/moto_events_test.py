@@ -20,7 +20,6 @@ usage: moto_events_test.py S3CANARY_BINARY OUTPUT_DIR
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port  # noqa: E402
+from support import Daemon, check, failures, free_port, wait  # noqa: E402
 
 binary, out = sys.argv[1], pathlib.Path(sys.argv[2]) / "events"
 out.mkdir(parents=True, exist_ok=True)
@@ -44,47 +43,14 @@ moto = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moto_server"
 daemon = None
 
 
-def wait(what, limit, cond):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            if cond():
-                check(True, what)
-                return True
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.25)
-    check(False, f"{what} (within {limit}s)")
-    return False
-
-
-def metrics():
-    return urllib.request.urlopen(f"http://127.0.0.1:{daemon_port}/metrics", timeout=5).read().decode()
+def start_daemon(log):
+    d = Daemon(binary, out / "s3canary.toml", daemon_port, out / log, env)
+    d.ready()
+    return d
 
 
 def value(name, **labels):
-    """The sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in metrics().splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        series, v = line.rsplit(" ", 1)
-        if all(f'{k}="{w}"' in series for k, w in labels.items()):
-            total += float(v)
-    return total
-
-
-def start_daemon(log):
-    p = subprocess.Popen([binary, "run", "--config", str(out / "s3canary.toml")], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(out / log, "w"))
-    wait(f"daemon ({log}) ready", 20, lambda: urllib.request.urlopen(
-        f"http://127.0.0.1:{daemon_port}/-/ready", timeout=2).status == 200)
-    return p
-
-
-def stop_daemon(p):
-    p.send_signal(signal.SIGTERM)
-    check(p.wait(timeout=30) == 0, "the daemon exits 0 on SIGTERM")
+    return daemon.value(name, **labels)
 
 
 try:
@@ -189,7 +155,7 @@ try:
     # After a restart, the previous process's notifications are consumed without judging them.
     # While it is down, a canary of that process is written and deleted (the key carries its
     # time), as a cycle cut short by a crash leaves them.
-    stop_daemon(daemon)
+    daemon.stop()
     daemon = None
     earlier = f"s3canary/direct/{int(time.time() * 1000):013d}-{os.urandom(8).hex()}"
     s3.put_object(Bucket="events-bucket", Key=earlier, Body=b"left by an earlier process")
@@ -206,7 +172,7 @@ try:
     check(value("s3canary_event_duplicates_total") == 0, "the previous run's notifications are no duplicates")
     check(value("s3canary_event_foreign_messages_total", queue="s3canary-events") == 1,
           "and no foreign messages (only the one foreign message)")
-    stop_daemon(daemon)
+    daemon.stop()
     daemon = None
 
     # The foreign message was never deleted. A long poll cut off by the shutdown may have been

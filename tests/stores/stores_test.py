@@ -3,10 +3,12 @@
 from npm, or Ceph RGW from Debian's packages, a single-node cluster started by start_rgw.sh). What the store really does is first checked directly with boto3 (does it
 refuse a conditional write it must refuse?); then `s3canary once` runs every probe, and each
 result must agree with what the store did. The results go to OUTPUT_DIR/stores/STORE.json, from
-which tests/stores/matrix.py renders the compatibility matrix of README.md.
+which tests/stores/matrix.py renders the compatibility matrix of README.md. Last, a daemon
+watches a durability set on the store (on a versioned bucket where the store has versioning).
 
 usage: stores_test.py moto|s3rver|rgw S3CANARY_BINARY OUTPUT_DIR
 """
+import hashlib
 import json
 import os
 import pathlib
@@ -19,7 +21,7 @@ import boto3
 import botocore
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port  # noqa: E402
+from support import Daemon, check, failures, free_port, wait  # noqa: E402
 
 store, binary, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "stores"
 out.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,96 @@ def stop():
             pass
 
 
+def durability(s3, bucket, versioned):
+    """The durability set on this store, watched by a running daemon: seeded once; an object
+    deleted and one overwritten behind its back are reported lost and corrupt; a restart
+    recognises the set and writes nothing; only `durability reseed` restores it. On a versioned
+    bucket the set is plain current versions and the daemon adds none."""
+    if versioned:
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    folder, n, port = "s3canary/durability/keeper/", 3, free_port()
+    cfg = out / f"{store}-durability.toml"
+    cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n\n[defaults]\ninterval = "2s"\n'
+                   f'timeout = "1500ms"\n\n[[target]]\nname = "keeper"\nbucket = "{bucket}"\n'
+                   f'region = "us-east-1"\nendpoint = "{url}"\npath_style = true\n'
+                   f'probes = ["put", "durability"]\n\n[target.durability]\nobjects = {n}\n')
+
+    def listed():
+        got = s3.list_objects_v2(Bucket=bucket, Prefix=folder).get("Contents", [])
+        return {o["Key"]: o["ETag"] for o in got}
+
+    def versions():
+        v = s3.list_object_versions(Bucket=bucket, Prefix=folder)
+        return v.get("Versions", []), v.get("DeleteMarkers", [])
+
+    def whole(key):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return hashlib.sha256(body).hexdigest() == key.rsplit("-", 1)[1]
+
+    def state(d, s):
+        return d.value("s3canary_durability_objects", target="keeper", state=s)
+
+    daemon = Daemon(binary, cfg, port, out / f"{store}-durability.log", env)
+    try:
+        daemon.ready()
+        wait(f"{store}: durability set seeded and counted", 30, lambda: state(daemon, "present") == n
+             and daemon.value("s3canary_probe_success", target="keeper", probe="durability") == 1)
+        seeded = listed()
+        keys = sorted(seeded)
+        check(len(keys) == n and all(whole(k) for k in keys),
+              f"{store}: {n} objects whose SHA-256 is in their key")
+        if versioned:
+            vs, markers = versions()
+            check(len(vs) == n and all(v["IsLatest"] for v in vs) and not markers,
+                  f"{store}: on a versioned bucket, {n} current versions and no delete marker "
+                  f"({len(vs)}, {len(markers)})")
+        # Behind the daemon's back: the second object deleted, the third overwritten.
+        s3.delete_object(Bucket=bucket, Key=keys[1])
+        s3.put_object(Bucket=bucket, Key=keys[2], Body=b"other bytes")
+        wait(f"{store}: one lost and one corrupt", 30, lambda: state(daemon, "lost") == 1
+             and state(daemon, "corrupt") == 1 and state(daemon, "present") == n - 2)
+        for reason in ("object_lost", "object_corrupt"):
+            check(daemon.value("s3canary_probe_failures_total", target="keeper", probe="durability",
+                               reason=reason) >= 1, f"{store}: the durability probe fails as {reason}")
+        daemon.stop()
+
+        daemon = Daemon(binary, cfg, port, out / f"{store}-durability-restarted.log", env)
+        daemon.ready()
+        wait(f"{store}: after a restart the lost object is still lost, not re-seeded", 30,
+             lambda: state(daemon, "lost") == 1 and state(daemon, "corrupt") == 1)
+        now = listed()
+        check(keys[1] not in now and now.get(keys[0]) == seeded[keys[0]],
+              f"{store}: the daemon wrote nothing to the set ({len(now)} objects)")
+        if versioned:
+            vs, markers = versions()
+            check(len(vs) == n + 1 and len(markers) == 1,
+                  f"{store}: versions are the seed's and the test's only ({len(vs)}, {len(markers)})")
+        daemon.stop()
+
+        r = subprocess.run([binary, "durability", "reseed", "--target", "keeper", "--config", str(cfg)],
+                           env=env, capture_output=True, text=True, timeout=60)
+        (out / f"{store}-reseed.log").write_text(r.stderr)
+        now = listed()
+        check(r.returncode == 0 and sorted(now) == keys and all(whole(k) for k in keys),
+              f"{store}: reseed restores the set ({r.returncode})")
+        check(now[keys[0]] == seeded[keys[0]], f"{store}: reseed leaves a whole object alone")
+        daemon = Daemon(binary, cfg, port, out / f"{store}-durability-reseeded.log", env)
+        daemon.ready()
+        wait(f"{store}: the set is whole again", 30, lambda: state(daemon, "present") == n
+             and state(daemon, "lost") == 0 and state(daemon, "corrupt") == 0
+             and daemon.value("s3canary_probe_success", target="keeper", probe="durability") == 1)
+        daemon.stop()
+    finally:
+        daemon.kill()
+
+
 try:
     if store == "rgw" and server.wait(timeout=180) != 0:
+        # CI shows only this output: the logs' last lines say why.
+        for log in [out / "rgw.log", *sorted((data / "log").glob("*.log"))]:
+            print(f"--- {log} (tail)")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-8:]))
         raise SystemExit(f"the Ceph cluster did not start; see {out / 'rgw.log'} and {data / 'log'}")
     end = time.time() + 60
     while True:
@@ -158,6 +248,9 @@ try:
         v = s3.list_object_versions(Bucket="versioned", Prefix="s3canary/")
         left = [(x["Key"], x["VersionId"]) for x in v.get("Versions", []) + v.get("DeleteMarkers", [])]
         check(left == [], f"{store}: no version or delete marker left on a versioned bucket ({left})")
+    before = len(failures)
+    durability(s3, "durable" if store in ("moto", "rgw") else "canary", store in ("moto", "rgw"))
+    results["durability"] = "ok" if len(failures) == before else "failed"
     (out / f"{store}.json").write_text(json.dumps(
         {"store": store, "version": version, "direct": direct, "probes": results}, indent=2) + "\n")
 finally:
