@@ -130,8 +130,8 @@ mod tests {
         // Enough series that the largest families span several chunks.
         for i in 0..(RENDER_CHUNK * 2 + 7) {
             let t = format!("t{i}");
-            m.probe_duration
-                .with_label_values(&[&t, "b", "r", "put"])
+            m.request_duration
+                .with_label_values(&[&t, "b", "r", "GetObject"])
                 .observe(0.01 * i as f64);
             m.probe_runs.with_label_values(&[&t, "b", "r", "put"]).inc();
         }
@@ -149,10 +149,11 @@ mod tests {
                 .map(str::to_string)
                 .collect()
         };
-        assert!(ours(&want).len() > RENDER_CHUNK * 2 * 18);
+        // Nine buckets, +Inf, sum and count a histogram.
+        assert!(ours(&want).len() > RENDER_CHUNK * 2 * 12);
         assert_eq!(ours(&got), ours(&want));
         assert_eq!(
-            got.matches("# TYPE s3canary_probe_duration_seconds histogram")
+            got.matches("# TYPE s3canary_s3_request_duration_seconds histogram")
                 .count(),
             1
         );
