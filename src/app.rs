@@ -21,6 +21,7 @@ use crate::events::{Consumer, Ledger};
 use crate::replication::Monitor;
 use crate::s3::{Bucket, ClientFactory};
 use crate::scheduler::Loops;
+use crate::shard::Shard;
 use crate::sinks::cloudwatch::Mirror;
 use crate::sinks::history::History;
 use crate::sinks::log::Log;
@@ -75,7 +76,9 @@ pub struct Daemon {
     factory: ClientFactory,
     loops: Loops,
     config_path: Option<PathBuf>,
+    /// The whole config, as loaded; the daemon runs `shard`'s part of it.
     config: RwLock<Config>,
+    shard: Shard,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     replications: Mutex<HashMap<String, RunningReplication>>,
     consumers: tokio::sync::Mutex<HashMap<QueueKey, RunningConsumer>>,
@@ -90,6 +93,16 @@ impl Daemon {
     /// A daemon for `config`, not yet started. `config_path` is re-read on reload (None: the
     /// config is fixed, as in `demo`).
     pub fn new(config: Config, config_path: Option<PathBuf>, factory: ClientFactory) -> Arc<Self> {
+        Self::sharded(config, config_path, factory, Shard::WHOLE)
+    }
+
+    /// A daemon that runs only `shard`'s part of `config` (and of every reloaded config).
+    pub fn sharded(
+        config: Config,
+        config_path: Option<PathBuf>,
+        factory: ClientFactory,
+        shard: Shard,
+    ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new(&config.labels));
         metrics.config_loaded(true);
         let history = Arc::new(History::default());
@@ -113,6 +126,7 @@ impl Daemon {
             },
             config_path,
             config: RwLock::new(config),
+            shard,
             running: tokio::sync::Mutex::new(HashMap::new()),
             replications: Mutex::new(HashMap::new()),
             consumers: tokio::sync::Mutex::new(HashMap::new()),
@@ -120,6 +134,11 @@ impl Daemon {
             reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Which part of the config this daemon runs.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// The token whose cancellation shuts everything down.
@@ -159,7 +178,13 @@ impl Daemon {
 
     /// Brings the running loops in line with `cfg`: starts new targets, restarts changed ones,
     /// stops removed ones and deletes their series.
-    async fn apply(self: &Arc<Self>, cfg: &Config) {
+    async fn apply(self: &Arc<Self>, whole: &Config) {
+        let cfg = &self.shard.select(whole);
+        if !self.shard.is_whole() {
+            tracing::info!(shard = %self.shard, targets = cfg.targets.len(),
+                configured = whole.targets.len(), replications = cfg.replications.len(),
+                "this shard's part of the config");
+        }
         let mut running = self.running.lock().await;
         let wanted: HashMap<&str, &Target> =
             cfg.targets.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -206,7 +231,7 @@ impl Daemon {
                 },
             );
         }
-        self.apply_replications(cfg, &running);
+        self.apply_replications(cfg, &running).await;
         self.apply_consumers(&running).await;
     }
 
@@ -282,35 +307,35 @@ impl Daemon {
         }
     }
 
-    /// Starts, restarts and stops replication loops to match `cfg` (after the targets).
-    fn apply_replications(&self, cfg: &Config, running: &HashMap<String, Running>) {
-        let mut repls = self.replications.lock().unwrap();
-        repls.retain(|name, r| {
-            let keep = cfg.replications.contains(&r.cfg);
-            if !keep {
-                r.token.cancel();
-                r.monitor.remove_series();
-                tracing::info!(replication = %name, "replication stopped");
-            }
-            keep
-        });
-        for c in &cfg.replications {
-            if repls.contains_key(&c.name) {
-                continue;
-            }
-            let bucket = |t: &Target| running[&t.name].bucket.clone();
-            let monitor = Monitor::new(
-                c.clone(),
-                bucket(&c.source),
-                bucket(&c.destination),
-                self.loops.sink.clone(),
-            );
+    /// Starts, restarts and stops replication loops to match `cfg` (after the targets). A
+    /// pair's destination may be a target of another shard: it then gets a client of its own.
+    async fn apply_replications(&self, cfg: &Config, running: &HashMap<String, Running>) {
+        let starting: Vec<&Replication> = {
+            let mut repls = self.replications.lock().unwrap();
+            repls.retain(|name, r| {
+                let keep = cfg.replications.contains(&r.cfg);
+                if !keep {
+                    r.token.cancel();
+                    r.monitor.remove_series();
+                    tracing::info!(replication = %name, "replication stopped");
+                }
+                keep
+            });
+            cfg.replications
+                .iter()
+                .filter(|c| !repls.contains_key(&c.name))
+                .collect()
+        };
+        for c in starting {
+            let source = self.bucket_of(&c.source, running).await;
+            let destination = self.bucket_of(&c.destination, running).await;
+            let monitor = Monitor::new(c.clone(), source, destination, self.loops.sink.clone());
             let token = self.token().child_token();
             self.loops.start_replication(monitor.clone(), token.clone());
             tracing::info!(replication = %c.name, source = %c.source.bucket,
                 destination = %c.destination.bucket,
                 interval = %humantime::format_duration(c.interval), "replication scheduled");
-            repls.insert(
+            self.replications.lock().unwrap().insert(
                 c.name.clone(),
                 RunningReplication {
                     cfg: c.clone(),
@@ -318,6 +343,14 @@ impl Daemon {
                     monitor,
                 },
             );
+        }
+    }
+
+    /// The running target's bucket client, or a new one for a target of another shard.
+    async fn bucket_of(&self, t: &Target, running: &HashMap<String, Running>) -> Bucket {
+        match running.get(&t.name) {
+            Some(r) => r.bucket.clone(),
+            None => self.factory.bucket(t, self.loops.sink.clone()).await,
         }
     }
 

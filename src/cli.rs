@@ -63,7 +63,16 @@ pub enum Command {
     ///
     /// Exits 0 on SIGTERM/SIGINT after cleaning up in-flight canaries, 2 on a bad config.
     /// SIGHUP or POST /-/reload re-reads the config.
-    Run(ConfigArg),
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Probe only this shard's part of the targets: I/N, shards numbered from 0. I may be a
+        /// StatefulSet pod's name (s3canary-2/3 is shard 2 of 3). Every process reads the same
+        /// config; rendezvous hashing of the target names (of the queue, for targets with an
+        /// events queue) splits it, and changing N moves about 1/N of the targets.
+        #[arg(long, env = "S3CANARY_SHARD", value_parser = crate::shard::Shard::parse)]
+        shard: Option<crate::shard::Shard>,
+    },
     /// Run against an embedded S3 server on loopback (no AWS account, no network).
     Demo {
         /// The daemon's HTTP address.

@@ -55,18 +55,17 @@ pub fn main(cli: Cli) -> ExitCode {
             }
             Err(e) => bad_config(&e),
         },
-        Command::Run(c) => {
+        Command::Run { config: c, shard } => {
             let cfg = match config::load(&c.config) {
                 Ok(cfg) => cfg,
                 Err(e) => return bad_config(&e),
             };
-            rt.block_on(serve(
-                cfg,
-                Some(c.config.clone()),
-                ClientFactory::default(),
-                None,
-                None,
-            ))
+            let shard = shard.unwrap_or_default();
+            rt.block_on(async {
+                let factory = ClientFactory::default();
+                let daemon = Daemon::sharded(cfg, Some(c.config.clone()), factory, shard);
+                serve(daemon, None, None).await
+            })
         }
         Command::Once { config: c, format } => {
             let cfg = match config::load(&c.config) {
@@ -254,17 +253,16 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         FaultConfig::PROFILES.join("|"),
     );
     let extra = crate::http::demo_router(s3.faults.clone());
-    serve(cfg, None, factory, Some(banner), Some(extra)).await
+    serve(Daemon::new(cfg, None, factory), Some(banner), Some(extra)).await
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads.
 async fn serve(
-    cfg: Config,
-    path: Option<std::path::PathBuf>,
-    factory: ClientFactory,
+    daemon: Arc<Daemon>,
     banner: Option<String>,
     extra_routes: Option<axum::Router>,
 ) -> ExitCode {
+    let cfg = daemon.config();
     let listen = cfg.listen;
     let web = match web_config(&cfg) {
         Ok(w) => w,
@@ -281,7 +279,6 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let daemon = Daemon::new(cfg, path, factory);
     let token = daemon.token().clone();
     let mut router = crate::http::router(daemon.clone());
     if let Some(extra) = extra_routes {

@@ -24,4 +24,5 @@ pub mod replication;
 pub mod report;
 pub mod s3;
 pub mod scheduler;
+pub mod shard;
 pub mod sinks;

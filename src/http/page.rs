@@ -142,7 +142,7 @@ footer{{margin-top:2em;color:#555;font-size:13px}}
 </style></head>
 <body><h1>s3canary</h1>
 {body}
-<footer>s3canary {version} · ready: {ready} · config: {config} · CloudWatch mirror: {cw} ·
+<footer>s3canary {version} · ready: {ready} · config: {config}{shard} · CloudWatch mirror: {cw} ·
 <a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a></footer>
 </body></html>
 "#,
@@ -159,6 +159,14 @@ footer{{margin-top:2em;color:#555;font-size:13px}}
                 "last reload FAILED ({}), running the previous config",
                 esc(e)
             ),
+        },
+        shard = if s.shard.count > 1 {
+            format!(
+                " · shard {} of {} ({} of {} targets)",
+                s.shard.index, s.shard.count, s.shard.targets, s.shard.configured_targets
+            )
+        } else {
+            String::new()
         },
         cw = if s.cloudwatch.enabled {
             format!("on ({})", esc(&s.cloudwatch.namespace))

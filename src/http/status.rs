@@ -18,6 +18,7 @@ pub struct Snapshot {
     pub window_seconds: u64,
     pub config: ConfigStatus,
     pub cloudwatch: CloudWatchStatus,
+    pub shard: ShardStatus,
     pub targets: Vec<TargetStatus>,
     pub replications: Vec<crate::replication::Status>,
 }
@@ -27,6 +28,17 @@ pub struct Snapshot {
 pub struct ConfigStatus {
     pub last_reload_successful: bool,
     pub last_reload_error: Option<String>,
+}
+
+/// Which part of the config this process runs (`run --shard I/N`; 0 of 1 without).
+#[derive(Debug, Serialize)]
+pub struct ShardStatus {
+    pub index: u32,
+    pub count: u32,
+    /// Targets this shard probes.
+    pub targets: usize,
+    /// Targets in the config, all shards together.
+    pub configured_targets: usize,
 }
 
 /// CloudWatch mirror state.
@@ -39,7 +51,8 @@ pub struct CloudWatchStatus {
 /// Collects the snapshot.
 pub fn snapshot(d: &Daemon) -> Snapshot {
     d.refresh_gauges();
-    let cfg = d.config();
+    let whole = d.config();
+    let cfg = d.shard().select(&whole);
     let now = SystemTime::now();
     let reload_error = d.reload_error();
     Snapshot {
@@ -54,6 +67,12 @@ pub fn snapshot(d: &Daemon) -> Snapshot {
         cloudwatch: CloudWatchStatus {
             enabled: cfg.cloudwatch.enabled,
             namespace: cfg.cloudwatch.namespace.clone(),
+        },
+        shard: ShardStatus {
+            index: d.shard().index,
+            count: d.shard().count,
+            targets: cfg.targets.len(),
+            configured_targets: whole.targets.len(),
         },
         targets: cfg.targets.iter().map(|t| d.history.view(t, now)).collect(),
         replications: d.replication_status(),
