@@ -2,7 +2,12 @@
 //!
 //!   bench overhead SAMPLES          reported minus injected latency, at 0 and 20 ms injected
 //!   bench schedule TARGETS SECONDS  start-time lateness of TARGETS loops with 1 s intervals
-//!   bench scrape TARGETS            /metrics render time and size with TARGETS targets
+//!   bench scrape TARGETS...         series per target, /metrics size and render time at each
+//!                                   number of targets
+//!   bench shards TARGETS MAX        rendezvous split of TARGETS over 1..MAX shards: balance,
+//!                                   share moved when a shard is added
+//!   bench sdk CYCLES                CPU of s3canary's cycle next to a bare aws-sdk-s3 loop of
+//!                                   the same requests, and of SDK settings
 //!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
 //!   bench events SECONDS DELAY_MS...  notification delivery time measured vs delivered after a
 //!                                   known delay (the embedded queue), SQS requests per cycle
@@ -15,6 +20,9 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod scale;
+mod sdk;
 
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Op, hostile};
 use s3canary::sinks::Sink;
@@ -169,33 +177,6 @@ async fn schedule(targets: usize, seconds: u64) -> serde_json::Value {
         "lateness_p50_ms": pct(&v, 0.5), "lateness_p99_ms": pct(&v, 0.99), "lateness_max_ms": v.last()}})
 }
 
-/// /metrics after one recorded cycle per target.
-async fn scrape(targets: usize) -> serde_json::Value {
-    let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
-    let metrics = Arc::new(Metrics::new(&Default::default()));
-    let t = s3.target("t", "bench", "");
-    let b = EmbeddedS3::client_factory()
-        .bucket(&t, metrics.clone())
-        .await;
-    let report = s3canary::probe::run_alone(&b, &t).await;
-    for i in 0..targets {
-        let mut ti = t.clone();
-        ti.name = format!("target-{i:04}");
-        ti.bucket = format!("bucket-{i:04}");
-        metrics.target_added(&ti);
-        metrics.cycle(&ti, &report);
-    }
-    let mut times = Vec::new();
-    let mut size = 0;
-    for _ in 0..20 {
-        let s = std::time::Instant::now();
-        size = metrics.render().len();
-        times.push(s.elapsed().as_secs_f64() * 1000.0);
-    }
-    times.sort_by(f64::total_cmp);
-    json!({"scrape": {"targets": targets, "render_p50_ms": pct(&times, 0.5), "render_max_ms": times.last(), "bytes": size}})
-}
-
 /// Measured vs simulated lag, one canary per lag, all at once.
 async fn replication(lags: Vec<f64>) -> serde_json::Value {
     let s3 = EmbeddedS3::with_lagged_pairs(&lags).await.unwrap();
@@ -336,7 +317,11 @@ async fn main() {
     let out = match args.first().map(String::as_str) {
         Some("overhead") => overhead(n(1, 200) as usize).await,
         Some("schedule") => schedule(n(1, 1000) as usize, n(2, 10)).await,
-        Some("scrape") => scrape(n(1, 1000) as usize).await,
+        Some("scrape") => {
+            scale::scrape(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
+        }
+        Some("shards") => scale::shards(n(1, 10_000) as usize, n(2, 16) as u32),
+        Some("sdk") => sdk::compare(n(1, 200) as usize).await,
         Some("replication") => {
             replication(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
         }
@@ -364,7 +349,7 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench overhead|schedule|scrape|replication|events|server|hostile ..."
+                "usage: bench overhead|schedule|scrape|shards|sdk|replication|events|server|hostile ..."
             );
             std::process::exit(2);
         }

@@ -139,7 +139,11 @@ results.update(bench("overhead", 50 if quick else 500))
 print("schedule ...", flush=True)
 results.update(bench("schedule", 1000, 5 if quick else 20))
 print("scrape ...", flush=True)
-results.update(bench("scrape", 1000))
+results.update(bench("scrape", 1, 100, 1000))
+print("shards ...", flush=True)
+results.update(bench("shards", 10000, 16))
+print("cpu next to the bare SDK ...", flush=True)
+results.update(bench("sdk", 100 if quick else 1000))
 print("replication ...", flush=True)
 results.update(bench("replication", *([1] if quick else [1, 10, 60])))
 print("events ...", flush=True)
@@ -175,8 +179,32 @@ lines = [
     f"| of which client side (recorded minus the server's own time), 0 / 20 ms injected | p50 {o['injected_0ms']['request_client_p50_ms']:.3f} / {o['injected_20ms']['request_client_p50_ms']:.3f} ms, p99 {o['injected_0ms']['request_client_p99_ms']:.3f} / {o['injected_20ms']['request_client_p99_ms']:.3f} ms | — |",
     f"| of which server side (embedded server's own work, injection excluded), 0 / 20 ms injected | p50 {o['injected_0ms']['server_p50_ms']:.3f} / {o['injected_20ms']['server_p50_ms']:.3f} ms, p99 {o['injected_0ms']['server_p99_ms']:.3f} / {o['injected_20ms']['server_p99_ms']:.3f} ms | — |",
     f"| scheduling lateness, {s['targets']} targets, 1 s interval ({s['starts']} starts) | p50 {s['lateness_p50_ms']:.3f} ms, p99 {s['lateness_p99_ms']:.3f} ms | p99 < 5 ms |",
-    f"| /metrics at {sc['targets']} targets | render {sc['render_p50_ms']:.1f} ms (p50), {sc['bytes'] / 1024:.0f} KiB | — |",
 ]
+for r in sc:
+    lines.append(
+        f"| /metrics at {r['targets']} target(s), six probes, after a healthy cycle | {r['series_per_target']} series a target "
+        f"({r['series']} in all), text {r['bytes'] / 1024:.0f} KiB rendered in {r['render_p50_ms']:.1f} ms (p50); "
+        f"protobuf with native histograms {r['protobuf_bytes'] / 1024:.0f} KiB in {r['protobuf_render_p50_ms']:.1f} ms "
+        f"| ≤ 120 series a target |")
+sh = results["shards"]
+worst = max(sh["rows"], key=lambda r: r["balance"])
+moves = [r for r in sh["rows"] if r["moved_from_previous"] is not None]
+off = max(moves, key=lambda r: abs(r["moved_from_previous"] - r["ideal_move"]))
+lines.append(
+    f"| {sh['targets']} targets over 1..{len(sh['rows'])} shards (rendezvous hashing) | largest shard at most "
+    f"{worst['balance']:.3f} × the mean (at {worst['shards']}); adding a shard moves "
+    f"{min(r['moved_from_previous'] for r in moves):.1%}-{max(r['moved_from_previous'] for r in moves):.1%} of the targets, "
+    f"farthest from 1/N at {off['shards']} shards ({off['moved_from_previous']:.1%} vs {off['ideal_move']:.1%}) "
+    f"| even split, about 1/N moved |")
+sd = results["sdk"]
+base = sd["bare"][0]["ms_per_cycle"]
+lines.append(
+    f"| CPU per cycle of 13 requests ({sd['cycles']} cycles each, one thread): s3canary vs a bare aws-sdk-s3 loop "
+    f"of the same requests with the same settings | {sd['s3canary_ms_per_cycle']:.2f} ms vs {base:.2f} ms "
+    f"(+{(sd['s3canary_ms_per_cycle'] / base - 1) * 100:.0f}%) | under +10% |")
+for v in sd["bare"][1:]:
+    lines.append(f"| CPU per cycle, {v['variant']} | {v['ms_per_cycle']:.2f} ms "
+                 f"({(v['ms_per_cycle'] / base - 1) * 100:+.0f}% against s3canary's settings) | — |")
 for t, f in results["footprint"].items():
     a = f["s3canary"]
     if "boto3" in f:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Consistency checks of deploy/ that no schema validator does: kustomizations name files that
 exist, the ServiceMonitor scrapes the Service's port, the Deployment runs locked down with the
-right probes, the IAM policy is what `s3canary iam-policy` prints, the PrometheusRule is
+right probes, the sharded overlay's StatefulSet runs the same pod with a --shard that matches
+its replicas, the IAM policy is what `s3canary iam-policy` prints, the PrometheusRule is
 generated from alerts/, and the CloudWatch alarms use the metric names the daemon publishes.
 
 usage: deploy/check.py S3CANARY_BINARY
@@ -58,6 +59,28 @@ check(c["readinessProbe"]["httpGet"]["path"] == "/-/ready", "readiness probe on 
 check("resources" in c and "limits" in c["resources"], "resources set")
 mount = c["volumeMounts"][0]["mountPath"]
 check(f"{mount}/s3canary.toml" in c["args"], "the config comes from the ConfigMap mount")
+
+# The sharded overlay: the same pod as the Deployment, N in --shard equal to the replicas, and
+# the index from the pod's name.
+sts = load(deploy / "overlays/sharded/statefulset.yaml")[0]
+spod = sts["spec"]["template"]["spec"]
+sc_ = spod["containers"][0]
+shard_arg = sc_["args"][sc_["args"].index("--shard") + 1]
+check(shard_arg == f"$(POD_NAME)/{sts['spec']['replicas']}",
+      f"the StatefulSet's --shard ({shard_arg}) counts its {sts['spec']['replicas']} replicas")
+env = {e["name"]: e for e in sc_["env"]}
+check(env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+      "POD_NAME is the pod's name (s3canary-<ordinal>)")
+for key in ["securityContext", "livenessProbe", "readinessProbe", "volumeMounts", "ports", "resources"]:
+    check(sc_.get(key) == c.get(key), f"the StatefulSet's container has the Deployment's {key}")
+for key in ["securityContext", "serviceAccountName", "terminationGracePeriodSeconds", "volumes"]:
+    check(spod.get(key) == pod.get(key), f"the StatefulSet's pod has the Deployment's {key}")
+check([a for a in sc_["args"] if a not in ("--shard", shard_arg)] == c["args"],
+      "the StatefulSet runs the Deployment's command, plus --shard")
+r = subprocess.run([binary, "run", "--shard", "s3canary-2/3", "--config", "/nonexistent/s3canary.toml"],
+                   capture_output=True, text=True, timeout=30)
+check(r.returncode == 2 and "--shard" not in r.stderr,
+      f"`run --shard s3canary-2/3` is accepted (it fails on the missing config: {r.stderr.strip()[:80]})")
 
 sa = load(deploy / "base/serviceaccount.yaml")[0]
 check("eks.amazonaws.com/role-arn" in sa["metadata"].get("annotations", {}), "the ServiceAccount is annotated for IRSA")

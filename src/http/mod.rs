@@ -75,18 +75,26 @@ pub fn demo_router(faults: Arc<crate::embedded::Faults>) -> Router {
 }
 
 /// The Prometheus text, streamed in chunks: each is rendered when the connection is ready for
-/// it, so a scrape at 1000 targets never holds the whole 16 MiB text.
-async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+/// it, so a scrape at 1000 targets never holds the whole 16 MiB text. A scraper whose `Accept`
+/// puts the protobuf format first (Prometheus with native histograms on) gets that instead,
+/// streamed a family at a time.
+async fn metrics(State(d): State<Arc<Daemon>>, headers: axum::http::HeaderMap) -> Response {
     d.refresh_gauges();
-    let chunks = d
-        .metrics
-        .render_chunks()
-        .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (content_type, chunks): (&str, Box<dyn Iterator<Item = Vec<u8>> + Send>) =
+        if crate::sinks::protobuf::wanted(accept) {
+            let chunks = d.metrics.protobuf_chunks();
+            (crate::sinks::protobuf::CONTENT_TYPE, Box::new(chunks))
+        } else {
+            let chunks = d.metrics.render_chunks();
+            ("text/plain; version=0.0.4; charset=utf-8", Box::new(chunks))
+        };
+    let chunks = chunks.map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, content_type)],
         axum::body::Body::from_stream(futures::stream::iter(chunks)),
     )
         .into_response()

@@ -11,6 +11,7 @@ pub mod log;
 pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod process;
+pub mod protobuf;
 pub mod series;
 
 use std::sync::Arc;

@@ -63,6 +63,9 @@ impl Collector for Process {
     }
 }
 
+/// Written through the generic conversion (no histograms).
+impl super::protobuf::Protobuf for Process {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use prometheus::core::{Collector, Desc, Describer};
 use prometheus::proto::{self, MetricType};
 use prometheus::{HistogramOpts, Opts};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
+
+use super::protobuf::{self, Protobuf};
 
 /// Separates label values in a child's key. Label values here are target names, buckets,
 /// regions and closed sets (probes, operations, reasons, codes): none holds this character.
@@ -31,6 +34,8 @@ pub trait Cell: Send + Sync + 'static {
     fn new(bounds: &Arc<[f64]>) -> Self;
     /// Writes the child's value into `m`.
     fn write(&self, m: &mut proto::Metric);
+    /// Writes the child's value through prometheus-client's encoder (the protobuf exposition).
+    fn encode(&self, e: MetricEncoder) -> std::fmt::Result;
 }
 
 /// A monotonic integer counter.
@@ -64,6 +69,9 @@ impl Cell for Counter {
         c.set_value(self.get() as f64);
         m.set_counter(c);
     }
+    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
+        protobuf::counter(&mut e, self.get() as f64)
+    }
 }
 
 /// A gauge holding an `f64`.
@@ -92,6 +100,9 @@ impl Cell for Gauge {
         g.set_value(self.get());
         m.set_gauge(g);
     }
+    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
+        e.encode_gauge(&self.get())
+    }
 }
 
 /// A histogram: per-bucket counts (not cumulative), the count and the sum, under one lock so a
@@ -100,6 +111,8 @@ impl Cell for Gauge {
 pub struct Histogram {
     bounds: Arc<[f64]>,
     state: Mutex<HistogramState>,
+    /// The same observations with native buckets as well, for the protobuf exposition.
+    native: prometheus_client::metrics::histogram::Histogram,
 }
 
 #[derive(Debug)]
@@ -119,6 +132,8 @@ impl Histogram {
         }
         s.count += 1;
         s.sum += v;
+        drop(s);
+        self.native.observe(v);
     }
 
     /// Observations so far.
@@ -142,6 +157,10 @@ impl Cell for Histogram {
                 count: 0,
                 sum: 0.0,
             }),
+            native: prometheus_client::metrics::histogram::Histogram::new_classic_and_native(
+                bounds.iter().copied(),
+                protobuf::native_config(),
+            ),
         }
     }
     fn write(&self, m: &mut proto::Metric) {
@@ -164,6 +183,9 @@ impl Cell for Histogram {
             .collect();
         h.set_bucket(buckets);
         m.set_histogram(h);
+    }
+    fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
+        protobuf::histogram(e, &self.native)
     }
 }
 
@@ -307,6 +329,34 @@ impl<C: Cell> Collector for Family<C> {
         f.set_field_type(C::TYPE);
         f.set_metric(metrics);
         vec![f]
+    }
+}
+
+impl<C: Cell> Protobuf for Family<C> {
+    fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let d = &self.inner.desc;
+        let children = self.inner.children.read().unwrap();
+        if children.is_empty() {
+            return Ok(());
+        }
+        let name = protobuf::base_name(&d.fq_name, C::TYPE);
+        let mut family = e.encode_descriptor(name, &d.help, None, protobuf::pc_type(C::TYPE))?;
+        let consts = d
+            .const_label_pairs
+            .iter()
+            .map(|p| (p.name().to_string(), p.value().to_string()));
+        let consts: Vec<(String, String)> = consts.collect();
+        for (k, c) in children.iter() {
+            let labels: Vec<(String, String)> = d
+                .variable_labels
+                .iter()
+                .zip(k.split(SEP))
+                .map(|(n, v)| (n.clone(), v.to_string()))
+                .chain(consts.iter().cloned())
+                .collect();
+            c.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use prometheus::core::Collector;
 use prometheus::{
     Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 
 mod record;
+
+use super::protobuf::Protobuf;
 
 use super::series;
 use crate::report::unix_seconds;
@@ -59,7 +60,7 @@ pub struct Metrics {
     /// Registration checks names and label sets for duplicates; rendering goes through
     /// `collectors`, one family at a time.
     registry: Registry,
-    collectors: Vec<Box<dyn Collector>>,
+    collectors: Vec<Box<dyn Protobuf>>,
     pub probe_runs: series::CounterVec,
     pub probe_failures: series::CounterVec,
     pub probe_success: series::GaugeVec,
@@ -421,7 +422,7 @@ impl Metrics {
     }
 
     /// Registers `c` (names and labels checked once, here) and keeps it for rendering.
-    fn add<C: Collector + Clone + 'static>(&mut self, c: C) {
+    fn add<C: Protobuf + Clone + 'static>(&mut self, c: C) {
         self.registry
             .register(Box::new(c.clone()))
             .expect("metric names and label sets are unique");
@@ -435,7 +436,7 @@ impl Metrics {
     }
 
     /// The collectors to render, sorted by family name.
-    pub(super) fn collectors(&self) -> &[Box<dyn Collector>] {
+    pub(super) fn collectors(&self) -> &[Box<dyn Protobuf>] {
         &self.collectors
     }
 }

@@ -1,0 +1,287 @@
+//! CPU of a cycle next to the AWS SDK's own cost: s3canary's cycle (six probes, 13 requests,
+//! verification, metrics and history), and a bare aws-sdk-s3 loop making the same 13 requests
+//! with nothing around them, under several SDK settings. Each runs on a current-thread runtime
+//! of its own thread, whose CPU time (CLOCK_THREAD_CPUTIME_ID) is the client's whole cost: the
+//! embedded server runs on the main runtime, on other threads.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use s3canary::embedded::EmbeddedS3;
+use s3canary::sinks::history::History;
+use s3canary::sinks::metrics::Metrics;
+use s3canary::sinks::{Sink, Sinks};
+use serde_json::json;
+
+/// Rounds of every measurement.
+const ROUNDS: usize = 3;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Runs `work` (`cycles` times after 20 warm-up cycles) on a fresh thread with its own
+/// current-thread runtime; the thread's CPU milliseconds per cycle.
+async fn measure<F, Fut>(name: &str, cycles: usize, work: F) -> f64
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    // Named, so a profiler can tell the contenders apart (perf report --comm).
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for _ in 0..20 {
+                    work().await;
+                }
+                let start = thread_cpu();
+                for _ in 0..cycles {
+                    work().await;
+                }
+                (thread_cpu() - start) * 1000.0 / cycles as f64
+            })
+        })
+        .unwrap();
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap()
+}
+
+/// SDK settings of a bare client.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    /// Checksums only when an operation requires them (s3canary's setting) instead of the
+    /// SDK's default CRC32 on every upload and validation of every download.
+    checksums_when_required: bool,
+    stalled_stream_protection: bool,
+    identity_cache: bool,
+}
+
+fn client(endpoint: &str, s: Settings) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(EmbeddedS3::credentials());
+    if s.checksums_when_required {
+        b = b
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    }
+    if !s.stalled_stream_protection {
+        b = b.stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+    }
+    if !s.identity_cache {
+        b = b.identity_cache(IdentityCache::no_cache());
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// The 13 requests of a healthy cycle, in its order, with nothing checked: put, get, list,
+/// overwrite (put, get), delete (delete, head, list), conditional (create, two refused
+/// writes, an accepted If-Match) and the final delete.
+async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
+    let key = format!(
+        "s3canary/bare/{n:013}-{:016x}",
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    );
+    let put = |b: Bytes| {
+        c.put_object()
+            .bucket("bench")
+            .key(&key)
+            .body(ByteStream::from(b))
+    };
+    let get = || async {
+        let o = c
+            .get_object()
+            .bucket("bench")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        o.body.collect().await.unwrap().into_bytes()
+    };
+    let list = || async {
+        c.list_objects_v2()
+            .bucket("bench")
+            .prefix(&key)
+            .send()
+            .await
+            .unwrap()
+    };
+    put(body.clone()).send().await.unwrap();
+    get().await;
+    list().await;
+    let mut other = body.to_vec();
+    other[0] ^= 1;
+    let etag = put(Bytes::from(other)).send().await.unwrap().e_tag;
+    get().await;
+    c.delete_object()
+        .bucket("bench")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let _ = c.head_object().bucket("bench").key(&key).send().await;
+    list().await;
+    let first = put(body.clone()).if_none_match("*").send().await.unwrap();
+    let _ = put(body.clone()).if_none_match("*").send().await;
+    let _ = put(body.clone())
+        .if_match(etag.unwrap_or_default())
+        .send()
+        .await;
+    put(body)
+        .if_match(first.e_tag.unwrap_or_default())
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("bench")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// s3canary's cycle and bare SDK loops side by side, `cycles` each.
+pub async fn compare(cycles: usize) -> serde_json::Value {
+    let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
+    let t = s3.target("cpu", "bench", "");
+    let body = Bytes::from(vec![b'x'; t.object_size as usize]);
+
+    // The requests of one s3canary cycle, as the server saw them.
+    let before = s3.log.entries().len();
+    {
+        let b = EmbeddedS3::client_factory()
+            .bucket(&t, Arc::new(Sinks::default()))
+            .await;
+        s3canary::probe::run_alone(&b, &t).await;
+    }
+    let ops: Vec<String> = s3.log.entries()[before..]
+        .iter()
+        .map(|a| format!("{:?}", a.op))
+        .collect();
+
+    let mut out = serde_json::Map::new();
+    out.insert("cycle_ops".into(), json!(ops));
+    // Rounds alternate the contenders, so drift in the machine's speed hits all of them; each
+    // figure is the median of its rounds.
+    let variants = [
+        (
+            "bare SDK, s3canary's settings (checksums when required)",
+            Settings {
+                checksums_when_required: true,
+                stalled_stream_protection: true,
+                identity_cache: true,
+            },
+        ),
+        (
+            "bare SDK, SDK defaults (CRC32 on every upload, validated downloads)",
+            Settings {
+                checksums_when_required: false,
+                stalled_stream_protection: true,
+                identity_cache: true,
+            },
+        ),
+        (
+            "bare SDK, checksums when required, no stalled-stream protection",
+            Settings {
+                checksums_when_required: true,
+                stalled_stream_protection: false,
+                identity_cache: true,
+            },
+        ),
+        (
+            "bare SDK, checksums when required, no identity cache",
+            Settings {
+                checksums_when_required: true,
+                stalled_stream_protection: true,
+                identity_cache: false,
+            },
+        ),
+    ];
+    let mut ours = Vec::new();
+    let mut bare: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for _round in 0..ROUNDS {
+        let target = t.clone();
+        ours.push(
+            measure("s3canary", cycles, move || {
+                let target = target.clone();
+                async move {
+                    let (b, sinks) = daemon_like(&target).await;
+                    let report = s3canary::probe::run_alone(&b, &target).await;
+                    sinks.cycle(&target, &report);
+                }
+            })
+            .await,
+        );
+        for (i, (_, settings)) in variants.iter().enumerate() {
+            let (endpoint, body, settings) = (s3.endpoint.clone(), body.clone(), *settings);
+            let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            // One client for all cycles, as an application keeps one.
+            let once = Arc::new(std::sync::OnceLock::new());
+            bare[i].push(
+                measure(&format!("bare-{i}"), cycles, move || {
+                    let c = once.get_or_init(|| client(&endpoint, settings)).clone();
+                    let body = body.clone();
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    async move { bare_cycle(&c, n, body).await }
+                })
+                .await,
+            );
+        }
+    }
+    out.insert("s3canary_ms_per_cycle".into(), json!(median(&mut ours)));
+    out.insert("s3canary_rounds".into(), json!(ours));
+    let rows: Vec<_> = variants
+        .iter()
+        .zip(bare.iter_mut())
+        .map(|((name, _), v)| json!({"variant": name, "ms_per_cycle": median(v), "rounds": v}))
+        .collect();
+    out.insert("bare".into(), json!(rows));
+    out.insert("cycles".into(), json!(cycles));
+    json!({ "sdk": out })
+}
+
+thread_local! {
+    static DAEMON: std::cell::RefCell<Option<(s3canary::s3::Bucket, Arc<Sinks>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The measuring thread's bucket client and sinks (metrics and history), built once, as the
+/// daemon builds them once per target.
+async fn daemon_like(t: &s3canary::config::Target) -> (s3canary::s3::Bucket, Arc<Sinks>) {
+    if let Some(d) = DAEMON.with(|d| d.borrow().clone()) {
+        return d;
+    }
+    let metrics = Arc::new(Metrics::new(&Default::default()));
+    let list: Vec<Arc<dyn Sink>> = vec![metrics, Arc::new(History::default())];
+    let sinks = Arc::new(Sinks::new(list));
+    let b = EmbeddedS3::client_factory().bucket(t, sinks.clone()).await;
+    sinks.target_added(t);
+    DAEMON.with(|d| *d.borrow_mut() = Some((b.clone(), sinks.clone())));
+    (b, sinks)
+}

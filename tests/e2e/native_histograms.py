@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Native histograms, scraped by a real Prometheus: the daemon probes three buckets of the
+embedded S3 server (tests/e2e/fault_s3.rs) whose requests take 300-700 ms (the `slow` fault
+profile), and two Debian Prometheus servers scrape it at the same time: one with
+`--enable-feature=native-histograms` (it asks for the protobuf exposition and stores native
+histograms), one without (text, classic buckets).
+
+Asserts: the first one got protobuf and stores GetObject latency as a native histogram (and,
+as Prometheus before 2.45 does with the feature on, no classic `_bucket` series for it); the
+second stores the classic buckets; `histogram_quantile` at p50 and p90 over the native series
+agrees with the classic one: the native estimate lies in the classic bucket that holds the
+classic estimate, and both are within the 300-700 ms the server was told to take.
+
+usage: native_histograms.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from support import check, failures, free_port, get, sample, wait  # noqa: E402
+
+binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "native-histograms"
+out.mkdir(parents=True, exist_ok=True)
+
+s3_port, control_port, daemon_port = free_port(), free_port(), free_port()
+ports = {"native": free_port(), "classic": free_port()}
+buckets = ["one", "two", "three"]
+BOUNDS = [0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
+
+endpoint = f"http://127.0.0.1:{s3_port}"
+# A slow cycle is 13 requests of up to 0.7 s: 12 s leaves it room.
+config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "12s"\ntimeout = "10s"\n'
+for b in buckets:
+    config += (f'\n[[target]]\nname = "{b}"\nbucket = "{b}"\nregion = "us-east-1"\n'
+               f'endpoint = "{endpoint}"\npath_style = true\n')
+(out / "s3canary.toml").write_text(config)
+for name in ports:
+    (out / f"prometheus-{name}.yml").write_text(f"""global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: s3canary
+    static_configs: [{{targets: ["127.0.0.1:{daemon_port}"]}}]
+""")
+
+env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded",
+           AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret", AWS_EC2_METADATA_DISABLED="true")
+env.pop("AWS_PROFILE", None)
+procs = []
+
+
+def start(name, cmd, **kw):
+    p = subprocess.Popen(cmd, stdout=open(out / f"{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
+    procs.append(p)
+    return p
+
+
+def query(name, expr, at):
+    q = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
+    r = json.loads(get(f"http://127.0.0.1:{ports[name]}/api/v1/query?{q}"))["data"]["result"]
+    return r
+
+
+def scalar(name, expr, at):
+    r = query(name, expr, at)
+    return float(r[0]["value"][1]) if r else None
+
+
+try:
+    start("fault-s3", [fault_s3, f"127.0.0.1:{s3_port}", f"127.0.0.1:{control_port}", *buckets])
+    for name, port in ports.items():
+        flags = ["--enable-feature=native-histograms"] if name == "native" else []
+        start(f"prometheus-{name}", ["prometheus", *flags, f"--config.file={out / f'prometheus-{name}.yml'}",
+                                     f"--storage.tsdb.path={out / f'data-{name}'}",
+                                     f"--web.listen-address=127.0.0.1:{port}"])
+    if not wait("the fault server answers", 30, lambda: (out / "fault-s3.log").read_text().startswith("ready")):
+        raise SystemExit(1)
+    for b in buckets:
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{control_port}/-/demo/faults/slow?bucket={b}", method="POST"), timeout=5).read()
+    start("s3canary", [binary, "run", "--config", str(out / "s3canary.toml")], env=env)
+    wait("the daemon is ready", 30, lambda: get(f"http://127.0.0.1:{daemon_port}/-/ready").startswith("ready"))
+
+    # The daemon answers each scraper in the format it asked for.
+    req = urllib.request.Request(f"http://127.0.0.1:{daemon_port}/metrics", headers={
+        "Accept": "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                  "encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        ctype = r.headers.get("Content-Type", "")
+    check("proto=io.prometheus.client.MetricFamily" in ctype, f"protobuf when asked for first ({ctype})")
+
+    # Enough GETs (two a cycle, three targets) that a quantile over 2 minutes is stable, and
+    # both servers have scraped them.
+    get_count = 'sum(s3canary_s3_request_duration_seconds_count{operation="GetObject"})'
+    wait("the daemon has made 24 GETs", 180, lambda: sample(
+        get(f"http://127.0.0.1:{daemon_port}/metrics"), "s3canary_s3_request_duration_seconds_count",
+        operation="GetObject") >= 24, every=1)
+    wait("the classic server has scraped them", 60,
+         lambda: (scalar("classic", get_count, time.time()) or 0) >= 24, every=1)
+    native_count = 'sum(histogram_count(s3canary_s3_request_duration_seconds{operation="GetObject"}))'
+    wait("the native server has scraped them", 60,
+         lambda: (scalar("native", native_count, time.time()) or 0) >= 24, every=1)
+
+    at = time.time()
+    native_series = query("native", 's3canary_s3_request_duration_seconds{operation="GetObject"}', at)
+    check(native_series and "histogram" in native_series[0],
+          f"the native server stores GetObject latency as native histograms ({len(native_series)} series)")
+    dropped = query("native", 's3canary_s3_request_duration_seconds_bucket{operation="GetObject"}', at)
+    check(dropped == [], f"and, as Prometheus does with the feature on, no classic buckets ({len(dropped)} series)")
+    classic_buckets = query("classic", 's3canary_s3_request_duration_seconds_bucket{operation="GetObject"}', at)
+    check(len(classic_buckets) == len(buckets) * (len(BOUNDS) + 1),
+          f"the classic server stores the classic buckets ({len(classic_buckets)} series)")
+    report = {}
+    for q in (0.5, 0.9):
+        classic = scalar("classic", f'histogram_quantile({q}, sum by (le) (rate('
+                         f's3canary_s3_request_duration_seconds_bucket{{operation="GetObject"}}[2m])))', at)
+        native = scalar("native", f'histogram_quantile({q}, sum(rate('
+                        f's3canary_s3_request_duration_seconds{{operation="GetObject"}}[2m])))', at)
+        report[q] = {"classic": classic, "native": native}
+        if classic is None or native is None:
+            check(False, f"p{int(q * 100)}: both servers answer ({classic}, {native})")
+            continue
+        upper = next(b for b in BOUNDS if classic <= b)
+        lower = max([0.0] + [b for b in BOUNDS if b < classic])
+        check(lower <= native <= upper * 1.1,
+              f"p{int(q * 100)}: native {native * 1000:.0f} ms lies in the classic bucket "
+              f"({lower * 1000:.0f}, {upper * 1000:.0f}] ms of the classic {classic * 1000:.0f} ms")
+        check(0.28 <= native <= 0.75, f"p{int(q * 100)}: native {native * 1000:.0f} ms is within the injected 300-700 ms")
+    (out / "quantiles.json").write_text(json.dumps(report, indent=2) + "\n")
+finally:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+print(f"native histograms: {len(failures)} failed")
+sys.exit(1 if failures else 0)
