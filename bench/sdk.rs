@@ -132,6 +132,14 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
             .await
             .unwrap()
     };
+    let delete = || async {
+        c.delete_object()
+            .bucket("bench")
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+    };
     put(body.clone()).send().await.unwrap();
     get().await;
     list().await;
@@ -139,12 +147,7 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
     other[0] ^= 1;
     let etag = put(Bytes::from(other)).send().await.unwrap().e_tag;
     get().await;
-    c.delete_object()
-        .bucket("bench")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    delete().await;
     let _ = c.head_object().bucket("bench").key(&key).send().await;
     list().await;
     let first = put(body.clone()).if_none_match("*").send().await.unwrap();
@@ -158,12 +161,7 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
         .send()
         .await
         .unwrap();
-    c.delete_object()
-        .bucket("bench")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    delete().await;
 }
 
 /// s3canary's cycle and bare SDK loops side by side, `cycles` each.
