@@ -97,3 +97,44 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def embedded_env():
+    """The environment for s3canary against the embedded S3 server: its credentials, no AWS
+    profile, no instance metadata lookups."""
+    import os
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded",
+               AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret", AWS_EC2_METADATA_DISABLED="true")
+    env.pop("AWS_PROFILE", None)
+    env.pop("S3CANARY_CONFIG", None)
+    return env
+
+
+def target_toml(name, bucket, endpoint, extra=""):
+    """A `[[target]]` table on a path-style loopback endpoint in us-east-1."""
+    return (f'\n[[target]]\nname = "{name}"\nbucket = "{bucket}"\nregion = "us-east-1"\n'
+            f'endpoint = "{endpoint}"\npath_style = true\n{extra}')
+
+
+class Processes:
+    """The processes a suite starts, each logging to OUT/NAME.log; `stop` ends them all
+    (SIGTERM, then SIGKILL after 15 s)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.procs = []
+
+    def start(self, name, cmd, **kw):
+        p = subprocess.Popen(cmd, stdout=open(self.out / f"{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()

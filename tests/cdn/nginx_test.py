@@ -20,7 +20,6 @@ import os
 import pathlib
 import signal
 import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -28,7 +27,8 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port, get, sample, wait  # noqa: E402
+from support import (Processes, check, embedded_env, failures, free_port, get,  # noqa: E402
+                     sample, target_toml, wait)
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]).resolve() / "cdn"
 shutil.rmtree(out, ignore_errors=True)
@@ -36,13 +36,8 @@ shutil.rmtree(out, ignore_errors=True)
 s3_port, control_port, daemon_port = free_port(), free_port(), free_port()
 ports = {"plain": free_port(), "negative": free_port(), "positive": free_port()}
 nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-procs = []
-
-
-def start(name, cmd, **kw):
-    p = subprocess.Popen(cmd, stdout=open(out / f"{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
-    procs.append(p)
-    return p
+procs = Processes(out)
+start = procs.start
 
 
 def metric(name, **labels):
@@ -85,14 +80,11 @@ http {{
 (out / "nginx.conf").write_text(conf)
 config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "10s"\ntimeout = "9s"\nconfirm_interval = "0s"\n'
 for name, port in ports.items():
-    config += (f'\n[[target]]\nname = "{name}"\nbucket = "cdn"\nregion = "us-east-1"\n'
-               f'endpoint = "http://127.0.0.1:{s3_port}"\npath_style = true\n'
-               f'probes = ["put", "get", "overwrite", "delete", "cdn"]\n'
-               f'\n[target.cdn]\nurl = "http://127.0.0.1:{port}/"\n')
+    config += target_toml(name, "cdn", f"http://127.0.0.1:{s3_port}",
+                          f'probes = ["put", "get", "overwrite", "delete", "cdn"]\n'
+                          f'\n[target.cdn]\nurl = "http://127.0.0.1:{port}/"\n')
 (out / "s3canary.toml").write_text(config)
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded",
-           AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret", AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
+env = embedded_env()
 
 try:
     start("fault-s3", [fault_s3, f"127.0.0.1:{s3_port}", f"127.0.0.1:{control_port}", "cdn"])
@@ -142,13 +134,7 @@ try:
     left = s3.list_objects_v2(Bucket="cdn").get("KeyCount", 0)
     check(left == 0, f"nothing is left in the bucket ({left})")
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    procs.stop()
 
 if failures:
     for name in ("s3canary", "nginx-error"):

@@ -14,16 +14,15 @@ classic estimate, and both are within the 300-700 ms the server was told to take
 usage: native_histograms.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port, get, sample, wait  # noqa: E402
+from support import (Processes, check, embedded_env, failures, free_port, get, sample,  # noqa: E402
+                     target_toml, wait)
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "native-histograms"
 out.mkdir(parents=True, exist_ok=True)
@@ -36,9 +35,7 @@ BOUNDS = [0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
 endpoint = f"http://127.0.0.1:{s3_port}"
 # A slow cycle is 13 requests of up to 0.7 s: 12 s leaves it room.
 config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "12s"\ntimeout = "10s"\n'
-for b in buckets:
-    config += (f'\n[[target]]\nname = "{b}"\nbucket = "{b}"\nregion = "us-east-1"\n'
-               f'endpoint = "{endpoint}"\npath_style = true\n')
+config += "".join(target_toml(b, b, endpoint) for b in buckets)
 (out / "s3canary.toml").write_text(config)
 for name in ports:
     (out / f"prometheus-{name}.yml").write_text(f"""global:
@@ -48,16 +45,9 @@ scrape_configs:
     static_configs: [{{targets: ["127.0.0.1:{daemon_port}"]}}]
 """)
 
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded",
-           AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret", AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
-procs = []
-
-
-def start(name, cmd, **kw):
-    p = subprocess.Popen(cmd, stdout=open(out / f"{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
-    procs.append(p)
-    return p
+env = embedded_env()
+procs = Processes(out)
+start = procs.start
 
 
 def query(name, expr, at):
@@ -133,13 +123,7 @@ try:
         check(0.28 <= native <= 0.75, f"p{int(q * 100)}: native {native * 1000:.0f} ms is within the injected 300-700 ms")
     (out / "quantiles.json").write_text(json.dumps(report, indent=2) + "\n")
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    procs.stop()
 
 print(f"native histograms: {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -22,7 +22,6 @@ usage: time_to_page.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
 import http.server
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -32,7 +31,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import check, failures, free_port, get, wait  # noqa: E402
+from support import (Processes, check, embedded_env, failures, free_port, get,  # noqa: E402
+                     target_toml, wait)
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "time-to-page"
 out.mkdir(parents=True, exist_ok=True)
@@ -90,9 +90,7 @@ threading.Thread(target=hook.serve_forever, daemon=True).start()
 # ---------------------------------------------------------------- configs
 endpoint = f"http://127.0.0.1:{s3_port}"
 config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n'
-for b in buckets:
-    config += (f'\n[[target]]\nname = "{b}"\nbucket = "{b}"\nregion = "us-east-1"\n'
-               f'endpoint = "{endpoint}"\npath_style = true\n')
+config += "".join(target_toml(b, b, endpoint) for b in buckets)
 (out / "s3canary.toml").write_text(config)
 (out / "prometheus.yml").write_text(f"""global:
   scrape_interval: 30s
@@ -110,29 +108,11 @@ am = (root / "deploy/alertmanager/alertmanager.yml").read_text()
     am.replace("http://alert-receiver.example/", f"http://127.0.0.1:{hook_port}/"))
 
 # ---------------------------------------------------------------- processes
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded",
-           AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret", AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
-env.pop("S3CANARY_CONFIG", None)
+env = embedded_env()
 am_bin = next(p for p in ("prometheus-alertmanager", "alertmanager")
               if subprocess.run(["sh", "-c", f"command -v {p}"], capture_output=True).returncode == 0)
-procs = []
-
-
-def start(name, cmd, **kw):
-    p = subprocess.Popen(cmd, stdout=open(out / f"{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
-    procs.append(p)
-    return p
-
-
-def stop_all():
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+procs = Processes(out)
+start, stop_all = procs.start, procs.stop
 
 
 def wait_for(what, limit, cond):
