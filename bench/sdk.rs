@@ -5,7 +5,10 @@
 //! embedded server runs on the main runtime, on other threads.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
@@ -77,6 +80,10 @@ struct Settings {
     checksums_when_required: bool,
     stalled_stream_protection: bool,
     identity_cache: bool,
+    /// s3canary's timeouts (connect 3 s, attempt half the cycle timeout, operation the cycle
+    /// timeout) and retries (three attempts, 50 ms to 1 s backoff): the timers they arm on
+    /// every request are part of the SDK's cost.
+    timeouts: bool,
 }
 
 fn client(endpoint: &str, s: Settings) -> aws_sdk_s3::Client {
@@ -96,6 +103,23 @@ fn client(endpoint: &str, s: Settings) -> aws_sdk_s3::Client {
     }
     if !s.identity_cache {
         b = b.identity_cache(IdentityCache::no_cache());
+    }
+    if s.timeouts {
+        let cycle = Duration::from_secs(10);
+        b = b
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(cycle / 2)
+                    .operation_timeout(cycle)
+                    .build(),
+            )
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(s3canary::s3::MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(50))
+                    .with_max_backoff(Duration::from_secs(1)),
+            );
     }
     aws_sdk_s3::Client::from_conf(b.build())
 }
@@ -187,38 +211,33 @@ pub async fn compare(cycles: usize) -> serde_json::Value {
     out.insert("cycle_ops".into(), json!(ops));
     // Rounds alternate the contenders, so drift in the machine's speed hits all of them; each
     // figure is the median of its rounds.
+    let settings =
+        |checksums_when_required, stalled_stream_protection, identity_cache, timeouts| Settings {
+            checksums_when_required,
+            stalled_stream_protection,
+            identity_cache,
+            timeouts,
+        };
     let variants = [
         (
-            "bare SDK, s3canary's settings (checksums when required)",
-            Settings {
-                checksums_when_required: true,
-                stalled_stream_protection: true,
-                identity_cache: true,
-            },
+            "bare SDK, s3canary's settings (checksums when required, its timeouts and retries)",
+            settings(true, true, true, true),
         ),
         (
             "bare SDK, SDK defaults (CRC32 on every upload, validated downloads)",
-            Settings {
-                checksums_when_required: false,
-                stalled_stream_protection: true,
-                identity_cache: true,
-            },
+            settings(false, true, true, true),
         ),
         (
-            "bare SDK, checksums when required, no stalled-stream protection",
-            Settings {
-                checksums_when_required: true,
-                stalled_stream_protection: false,
-                identity_cache: true,
-            },
+            "bare SDK, no stalled-stream protection",
+            settings(true, false, true, true),
         ),
         (
-            "bare SDK, checksums when required, no identity cache",
-            Settings {
-                checksums_when_required: true,
-                stalled_stream_protection: true,
-                identity_cache: false,
-            },
+            "bare SDK, no identity cache",
+            settings(true, true, false, true),
+        ),
+        (
+            "bare SDK, no timeouts or retry settings (SDK defaults)",
+            settings(true, true, true, false),
         ),
     ];
     let mut ours = Vec::new();
