@@ -42,7 +42,9 @@ root = pathlib.Path(__file__).resolve().parents[2]
 FAULTS = [
     ("outage", "outage", {"S3RequestsFailing"}, True),
     ("denied", "denied", {"S3CredentialsFailing"}, True),
-    ("hang", "hang", {"S3RequestsFailing"}, True),
+    # A hanging GET is both a failing request and a slow one (its attempts time out after
+    # seconds and are timed as such): whichever of the two alerts is evaluated first pages.
+    ("hang", "hang", {"S3RequestsFailing", "S3GetLatencyHigh"}, True),
     ("stale", "stale-reads", {"S3ConsistencyBroken"}, True),
     ("listlag", "list-lag", {"S3ConsistencyBroken"}, True),
     ("unconditional", "unconditional", {"S3ConditionalWritesNotEnforced", "S3ConsistencyBroken"}, True),
