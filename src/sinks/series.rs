@@ -293,6 +293,16 @@ impl<C: Cell> Family<C> {
     }
 }
 
+/// A child's labels as (name, value): the family's variable labels with the values joined in
+/// `key`, then its constant labels.
+fn label_pairs<'a>(d: &'a Desc, key: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+    d.variable_labels
+        .iter()
+        .map(String::as_str)
+        .zip(key.split(SEP))
+        .chain(d.const_label_pairs.iter().map(|p| (p.name(), p.value())))
+}
+
 impl<C: Cell> Collector for Family<C> {
     fn desc(&self) -> Vec<&Desc> {
         vec![&self.inner.desc]
@@ -304,17 +314,13 @@ impl<C: Cell> Collector for Family<C> {
         let metrics = children
             .iter()
             .map(|(k, c)| {
-                let mut pairs: Vec<proto::LabelPair> = d
-                    .variable_labels
-                    .iter()
-                    .zip(k.split(SEP))
+                let mut pairs: Vec<proto::LabelPair> = label_pairs(d, k)
                     .map(|(name, value)| {
                         let mut p = proto::LabelPair::default();
-                        p.set_name(name.clone());
+                        p.set_name(name.to_string());
                         p.set_value(value.to_string());
                         p
                     })
-                    .chain(d.const_label_pairs.iter().cloned())
                     .collect();
                 // The crate's order: label pairs sorted by name.
                 pairs.sort();
@@ -341,18 +347,9 @@ impl<C: Cell> Protobuf for Family<C> {
         }
         let name = protobuf::base_name(&d.fq_name, C::TYPE);
         let mut family = e.encode_descriptor(name, &d.help, None, protobuf::pc_type(C::TYPE))?;
-        let consts = d
-            .const_label_pairs
-            .iter()
-            .map(|p| (p.name().to_string(), p.value().to_string()));
-        let consts: Vec<(String, String)> = consts.collect();
         for (k, c) in children.iter() {
-            let labels: Vec<(String, String)> = d
-                .variable_labels
-                .iter()
-                .zip(k.split(SEP))
-                .map(|(n, v)| (n.clone(), v.to_string()))
-                .chain(consts.iter().cloned())
+            let labels: Vec<(String, String)> = label_pairs(d, k)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             c.encode(family.encode_family(&labels)?)?;
         }
