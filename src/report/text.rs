@@ -11,6 +11,10 @@ pub const MAX_TOKEN: usize = 128;
 /// as `\u{..}`), so text from the network can never start a log line of its own, and at most
 /// `max` bytes, the cut said with how much was left out.
 pub fn bounded_text(s: &str, max: usize) -> String {
+    // Most text is short printable ASCII: nothing to escape or cut.
+    if s.len() <= max && s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len().min(max) + 32);
     for (i, c) in s.char_indices() {
         let (mut utf8, escaped);
@@ -59,5 +63,11 @@ mod tests {
         let t = bounded_text(&long, 100);
         assert!(t.len() < 140, "{}", t.len());
         assert!(t.ends_with("[truncated: 1900 more bytes]"), "{t}");
+        let t = bounded_text(&"a".repeat(300), 100);
+        assert_eq!(
+            t,
+            format!("{} [truncated: 200 more bytes]", "a".repeat(100))
+        );
+        assert_eq!(bounded_text("a\ttab", 100), "a\\ttab");
     }
 }

@@ -166,7 +166,7 @@ impl ClientFactory {
 
     /// A client for targets with `key`: their region, endpoint and path style, optional
     /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
-    /// attempts, and the attempt recorder.
+    /// attempts, and the attempt recorder (which also bounds answers).
     async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
         let region = Region::new(key.region.clone());
         let base = self.base().await;
@@ -205,8 +205,8 @@ impl ClientFactory {
             // only make S3-compatible stores disagree with each other.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .interceptor(AttemptRecorder)
-            .interceptor(BodyLimit);
+            // The recorder also bounds every answer's body (BodyLimit).
+            .interceptor(AttemptRecorder);
         aws_sdk_s3::Client::from_conf(b.build())
     }
 }

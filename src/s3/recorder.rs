@@ -10,7 +10,8 @@ use std::sync::Arc;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -18,6 +19,7 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use tokio::time::Instant;
 
 use super::error::{attempt_error_code, expected_answer};
+use super::limit::BodyLimit;
 use crate::report::{TargetLabels, bounded_code};
 use crate::sinks::Sink;
 
@@ -46,7 +48,12 @@ tokio::task_local! {
     pub(crate) static REFUSAL_EXPECTED: ();
 }
 
-/// Times each attempt and reports it with its error code (from [`RECORDING`]).
+/// Times each attempt and reports it with its error code (from [`RECORDING`]); it also applies
+/// [`BodyLimit`] to every answer.
+///
+/// One interceptor instead of two: the SDK asks every interceptor at each of the twenty hooks
+/// of every request whether it is enabled, a walk over the request's configuration layers, and
+/// for a second interceptor those walks were about 1.5% of a cycle's CPU.
 #[derive(Debug)]
 pub(super) struct AttemptRecorder;
 
@@ -71,6 +78,15 @@ impl Intercept for AttemptRecorder {
         cfg.interceptor_state()
             .store_put(AttemptStart(Instant::now()));
         Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        BodyLimit.modify_before_deserialization(ctx, rc, cfg)
     }
 
     fn read_after_attempt(
