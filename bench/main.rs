@@ -6,8 +6,9 @@
 //!                                   number of targets
 //!   bench shards TARGETS MAX        rendezvous split of TARGETS over 1..MAX shards: balance,
 //!                                   share moved when a shard is added
-//!   bench sdk CYCLES                CPU of s3canary's cycle next to a bare aws-sdk-s3 loop of
-//!                                   the same requests, and of SDK settings
+//!   bench sdk CYCLES ROUNDS [ONLY]  CPU of s3canary's cycle next to a bare aws-sdk-s3 loop of
+//!                                   the same requests, and of SDK settings, in alternating
+//!                                   rounds; ONLY (s3canary, bare-0, ...) runs one, to profile
 //!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
 //!   bench events SECONDS DELAY_MS...  notification delivery time measured vs delivered after a
 //!                                   known delay (the embedded queue), SQS requests per cycle
@@ -321,7 +322,14 @@ async fn main() {
             scale::scrape(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
         }
         Some("shards") => scale::shards(n(1, 10_000) as usize, n(2, 16) as u32),
-        Some("sdk") => sdk::compare(n(1, 200) as usize).await,
+        Some("sdk") => {
+            sdk::compare(
+                n(1, 200) as usize,
+                n(2, 11) as usize,
+                args.get(3).map(String::as_str),
+            )
+            .await
+        }
         Some("replication") => {
             replication(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
         }

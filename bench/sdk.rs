@@ -21,9 +21,6 @@ use s3canary::sinks::metrics::Metrics;
 use s3canary::sinks::{Sink, Sinks};
 use serde_json::json;
 
-/// Rounds of every measurement.
-const ROUNDS: usize = 3;
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -41,12 +38,16 @@ fn thread_cpu() -> f64 {
 }
 
 /// Runs `work` (`cycles` times after 20 warm-up cycles) on a fresh thread with its own
-/// current-thread runtime; the thread's CPU milliseconds per cycle.
-async fn measure<F, Fut>(name: &str, cycles: usize, work: F) -> f64
+/// current-thread runtime; the thread's CPU milliseconds per cycle. Nothing runs, and the
+/// answer is NaN, when `only` names another contender.
+async fn measure<F, Fut>(name: &str, only: Option<&str>, cycles: usize, work: F) -> f64
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    if only.is_some_and(|o| o != name) {
+        return f64::NAN;
+    }
     // Named, so a profiler can tell the contenders apart (perf report --comm).
     let thread = std::thread::Builder::new()
         .name(name.into())
@@ -84,9 +85,19 @@ struct Settings {
     /// timeout) and retries (three attempts, 50 ms to 1 s backoff): the timers they arm on
     /// every request are part of the SDK's cost.
     timeouts: bool,
+    /// The client s3canary builds for the target (its factory: the standard configuration
+    /// chain, the shared HTTP client, the attempt recorder and body limit), the other
+    /// settings ignored.
+    factory: bool,
 }
 
-fn client(endpoint: &str, s: Settings) -> aws_sdk_s3::Client {
+async fn client(endpoint: &str, t: &s3canary::config::Target, s: Settings) -> aws_sdk_s3::Client {
+    if s.factory {
+        return EmbeddedS3::client_factory()
+            .bucket(t, Arc::new(Sinks::default()))
+            .await
+            .client;
+    }
     let mut b = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -188,8 +199,11 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
     delete().await;
 }
 
-/// s3canary's cycle and bare SDK loops side by side, `cycles` each.
-pub async fn compare(cycles: usize) -> serde_json::Value {
+/// s3canary's cycle and bare SDK loops side by side, `cycles` each in every one of `rounds`;
+/// with `only`, just that contender (`s3canary`, `bare-0`, ...), for a profiler: under
+/// `valgrind --tool=callgrind --separate-threads=yes` its thread's instruction count is the
+/// figure that machine noise does not move.
+pub async fn compare(cycles: usize, rounds: usize, only: Option<&str>) -> serde_json::Value {
     let s3 = EmbeddedS3::start(&["bench"]).await.unwrap();
     let t = s3.target("cpu", "bench", "");
     let body = Bytes::from(vec![b'x'; t.object_size as usize]);
@@ -217,6 +231,7 @@ pub async fn compare(cycles: usize) -> serde_json::Value {
             stalled_stream_protection,
             identity_cache,
             timeouts,
+            factory: false,
         };
     let variants = [
         (
@@ -239,13 +254,20 @@ pub async fn compare(cycles: usize) -> serde_json::Value {
             "bare SDK, no timeouts or retry settings (SDK defaults)",
             settings(true, true, true, false),
         ),
+        (
+            "bare loop on s3canary's own client",
+            Settings {
+                factory: true,
+                ..settings(true, true, true, true)
+            },
+        ),
     ];
     let mut ours = Vec::new();
     let mut bare: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _round in 0..ROUNDS {
+    for _round in 0..rounds {
         let target = t.clone();
         ours.push(
-            measure("s3canary", cycles, move || {
+            measure("s3canary", only, cycles, move || {
                 let target = target.clone();
                 async move {
                     let (b, sinks) = daemon_like(&target).await;
@@ -257,29 +279,49 @@ pub async fn compare(cycles: usize) -> serde_json::Value {
         );
         for (i, (_, settings)) in variants.iter().enumerate() {
             let (endpoint, body, settings) = (s3.endpoint.clone(), body.clone(), *settings);
+            let target = t.clone();
             let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
             // One client for all cycles, as an application keeps one.
-            let once = Arc::new(std::sync::OnceLock::new());
+            let once = Arc::new(tokio::sync::OnceCell::new());
             bare[i].push(
-                measure(&format!("bare-{i}"), cycles, move || {
-                    let c = once.get_or_init(|| client(&endpoint, settings)).clone();
+                measure(&format!("bare-{i}"), only, cycles, move || {
+                    let (once, endpoint, target) = (once.clone(), endpoint.clone(), target.clone());
                     let body = body.clone();
                     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    async move { bare_cycle(&c, n, body).await }
+                    async move {
+                        let c = once
+                            .get_or_init(|| client(&endpoint, &target, settings))
+                            .await
+                            .clone();
+                        bare_cycle(&c, n, body).await
+                    }
                 })
                 .await,
             );
         }
     }
-    out.insert("s3canary_ms_per_cycle".into(), json!(median(&mut ours)));
-    out.insert("s3canary_rounds".into(), json!(ours));
+    // The machine's speed drifts between rounds (a shared VM: ±15% round to round), so the
+    // overhead is the median of each round's ratio of s3canary to a variant measured just
+    // after it, not the ratio of the medians.
     let rows: Vec<_> = variants
         .iter()
-        .zip(bare.iter_mut())
-        .map(|((name, _), v)| json!({"variant": name, "ms_per_cycle": median(v), "rounds": v}))
+        .zip(bare.iter())
+        .map(|((name, _), v)| {
+            let mut ratios: Vec<f64> = ours.iter().zip(v).map(|(o, b)| o / b).collect();
+            let mut sorted = v.clone();
+            json!({
+                "variant": name,
+                "ms_per_cycle": median(&mut sorted),
+                "s3canary_ratio": median(&mut ratios),
+                "rounds": v,
+            })
+        })
         .collect();
+    out.insert("s3canary_rounds".into(), json!(ours.clone()));
+    out.insert("s3canary_ms_per_cycle".into(), json!(median(&mut ours)));
     out.insert("bare".into(), json!(rows));
     out.insert("cycles".into(), json!(cycles));
+    out.insert("rounds".into(), json!(rounds));
     json!({ "sdk": out })
 }
 
