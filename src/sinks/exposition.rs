@@ -1,9 +1,11 @@
 //! The Prometheus text exposition of [`Metrics`], rendered in chunks.
 //!
-//! At 1000 targets the whole text is about 16 MiB. `Registry::gather` followed by one `encode`
+//! At 1000 targets the whole text is about 14 MiB. `Registry::gather` followed by one `encode`
 //! would copy every series of every family into protobuf structures and then grow the text by
 //! doubling, about 80 MiB at the peak of a scrape. Streamed in chunks (see `http/`), a scrape
-//! holds the structures of one family (about 3 MiB for the largest) and a chunk or two of text.
+//! holds the structures of [`RENDER_CHUNK`] series, the keys of one family, and a chunk or two
+//! of text: the daemon's own families are collected a chunk at a time
+//! ([`super::protobuf::Protobuf::part_keys`]), the few others whole.
 
 use std::sync::Arc;
 
@@ -42,13 +44,23 @@ pub(crate) fn sort_by_label_values(f: &mut prometheus::proto::MetricFamily) {
 /// Most series per chunk of the `/metrics` text (about 0.5 MiB for histograms).
 pub const RENDER_CHUNK: usize = 256;
 
-/// The state of one `/metrics` rendering: the families of the collector being written and how
-/// many series of the first one are written.
+/// The state of one `/metrics` rendering: the collector whose series are being written in
+/// parts, or the families of a collector collected whole, and how far each is written.
 struct Render<M> {
     metrics: M,
     next_collector: usize,
+    /// A collector rendered in parts: its index, its series' keys, how many are written, and
+    /// whether its `# HELP` and `# TYPE` lines are.
+    parts: Option<Parts>,
     families: std::collections::VecDeque<prometheus::proto::MetricFamily>,
     done_in_family: usize,
+}
+
+struct Parts {
+    collector: usize,
+    keys: Vec<String>,
+    done: usize,
+    header_written: bool,
 }
 
 impl<M: std::ops::Deref<Target = Metrics>> Render<M> {
@@ -56,29 +68,34 @@ impl<M: std::ops::Deref<Target = Metrics>> Render<M> {
         Render {
             metrics,
             next_collector: 0,
+            parts: None,
             families: std::collections::VecDeque::new(),
             done_in_family: 0,
         }
     }
-}
 
-impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        while self.families.is_empty() {
-            let c = self.metrics.collectors().get(self.next_collector)?;
-            self.next_collector += 1;
-            for mut f in c.collect() {
-                if f.get_metric().is_empty() {
-                    continue;
-                }
-                sort_by_label_values(&mut f);
-                self.families.push_back(f);
+    /// The next chunk of the collector rendered in parts; `None` when it yields nothing more.
+    fn next_part(&mut self) -> Option<Vec<u8>> {
+        let p = self.parts.as_mut()?;
+        while p.done < p.keys.len() {
+            let end = (p.done + RENDER_CHUNK).min(p.keys.len());
+            let part = self.metrics.collectors()[p.collector].collect_part(&p.keys[p.done..end]);
+            p.done = end;
+            // Series removed since the keys were taken are left out; a chunk of none is skipped.
+            if part.get_metric().is_empty() {
+                continue;
             }
-            self.done_in_family = 0;
+            let chunk = encode(part, p.header_written);
+            p.header_written = true;
+            return Some(chunk);
         }
-        let family = self.families.front_mut().expect("not empty");
+        self.parts = None;
+        None
+    }
+
+    /// The next chunk of the families collected whole.
+    fn next_of_families(&mut self) -> Option<Vec<u8>> {
+        let family = self.families.front_mut()?;
         let total = family.get_metric().len();
         let end = (self.done_in_family + RENDER_CHUNK).min(total);
         // A family of only this chunk's series; the rest stay in place for the next chunks.
@@ -92,28 +109,68 @@ impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
                 .map(std::mem::take)
                 .collect(),
         );
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&[part], &mut buf)
-            .expect("text encoding into a Vec cannot fail");
-        if self.done_in_family > 0 {
-            // The encoder starts every family with its `# HELP` and `# TYPE` lines; a family
-            // split over chunks must have them once. Neither line can hold a raw newline (the
-            // encoder escapes them in help texts).
-            let header = buf
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .nth(1)
-                .map_or(0, |(i, _)| i + 1);
-            buf.drain(..header);
-        }
+        let chunk = encode(part, self.done_in_family > 0);
         self.done_in_family = end;
         if end == total {
             self.families.pop_front();
             self.done_in_family = 0;
         }
-        Some(buf)
+        Some(chunk)
+    }
+}
+
+/// `part` in the text format; without its `# HELP` and `# TYPE` lines when they are written
+/// already (a family split over chunks must have them once).
+fn encode(part: prometheus::proto::MetricFamily, header_written: bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&[part], &mut buf)
+        .expect("text encoding into a Vec cannot fail");
+    if header_written {
+        // Neither line can hold a raw newline (the encoder escapes them in help texts).
+        let header = buf
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .map_or(0, |(i, _)| i + 1);
+        buf.drain(..header);
+    }
+    buf
+}
+
+impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(chunk) = self.next_part() {
+                return Some(chunk);
+            }
+            if let Some(chunk) = self.next_of_families() {
+                return Some(chunk);
+            }
+            let index = self.next_collector;
+            let c = self.metrics.collectors().get(index)?;
+            self.next_collector += 1;
+            if let Some(keys) = c.part_keys() {
+                self.parts = Some(Parts {
+                    collector: index,
+                    keys,
+                    done: 0,
+                    header_written: false,
+                });
+                continue;
+            }
+            for mut f in c.collect() {
+                if f.get_metric().is_empty() {
+                    continue;
+                }
+                sort_by_label_values(&mut f);
+                self.families.push_back(f);
+            }
+            self.done_in_family = 0;
+        }
     }
 }
 

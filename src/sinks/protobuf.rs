@@ -42,6 +42,10 @@ pub fn native_config() -> NativeHistogramConfig {
 /// A collector the protobuf exposition can write. The default converts what the collector
 /// gives the text exposition (classic histograms only); the daemon's own families write their
 /// cells directly, native buckets included.
+///
+/// The text exposition uses it too: a collector that can collect its series in parts
+/// ([`Protobuf::part_keys`]) is rendered a few hundred series at a time, instead of all its
+/// series at once (about 12 MiB for the request histograms of 1000 targets).
 pub trait Protobuf: Collector {
     /// Writes this collector's families.
     fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> fmt::Result {
@@ -49,6 +53,17 @@ pub trait Protobuf: Collector {
             encode_family(&f, e)?;
         }
         Ok(())
+    }
+
+    /// The keys of this collector's series in exposition order, when it has one family and
+    /// can collect a part of it ([`Protobuf::collect_part`]); `None`: collect it whole.
+    fn part_keys(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The family with the series of `keys` (from [`Protobuf::part_keys`]) that still exist.
+    fn collect_part(&self, _keys: &[String]) -> proto::MetricFamily {
+        unreachable!("collect_part of a collector without part_keys")
     }
 }
 

@@ -309,36 +309,75 @@ impl<C: Cell> Collector for Family<C> {
     }
 
     fn collect(&self) -> Vec<proto::MetricFamily> {
-        let d = &self.inner.desc;
         let children = self.inner.children.read().unwrap();
-        let metrics = children
-            .iter()
-            .map(|(k, c)| {
-                let mut pairs: Vec<proto::LabelPair> = label_pairs(d, k)
-                    .map(|(name, value)| {
-                        let mut p = proto::LabelPair::default();
-                        p.set_name(name.to_string());
-                        p.set_value(value.to_string());
-                        p
-                    })
-                    .collect();
-                // The crate's order: label pairs sorted by name.
-                pairs.sort();
-                let mut m = proto::Metric::from_label(pairs);
-                c.write(&mut m);
-                m
-            })
-            .collect();
+        let metrics = children.iter().map(|(k, c)| self.metric(k, c)).collect();
+        vec![self.family(metrics)]
+    }
+}
+
+impl<C: Cell> Family<C> {
+    /// The family with `metrics`.
+    fn family(&self, metrics: Vec<proto::Metric>) -> proto::MetricFamily {
+        let d = &self.inner.desc;
         let mut f = proto::MetricFamily::default();
         f.set_name(d.fq_name.clone());
         f.set_help(d.help.clone());
         f.set_field_type(C::TYPE);
         f.set_metric(metrics);
-        vec![f]
+        f
+    }
+
+    /// The series of the child with `key`.
+    fn metric(&self, key: &str, c: &C) -> proto::Metric {
+        let mut pairs: Vec<proto::LabelPair> = label_pairs(&self.inner.desc, key)
+            .map(|(name, value)| {
+                let mut p = proto::LabelPair::default();
+                p.set_name(name.to_string());
+                p.set_value(value.to_string());
+                p
+            })
+            .collect();
+        // The crate's order: label pairs sorted by name.
+        pairs.sort();
+        let mut m = proto::Metric::from_label(pairs);
+        c.write(&mut m);
+        m
     }
 }
 
 impl<C: Cell> Protobuf for Family<C> {
+    /// The children's keys ordered as `Registry::gather` orders series: by their label values,
+    /// labels taken in name order.
+    fn part_keys(&self) -> Option<Vec<String>> {
+        let d = &self.inner.desc;
+        let mut keys: Vec<String> = self
+            .inner
+            .children
+            .read()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort_by_cached_key(|k| {
+            let mut pairs: Vec<(&str, &str)> = label_pairs(d, k).collect();
+            pairs.sort();
+            pairs
+                .into_iter()
+                .map(|(_, v)| v.to_owned())
+                .collect::<Vec<_>>()
+        });
+        Some(keys)
+    }
+
+    fn collect_part(&self, keys: &[String]) -> proto::MetricFamily {
+        let children = self.inner.children.read().unwrap();
+        let metrics = keys
+            .iter()
+            .filter_map(|k| children.get(k).map(|c| self.metric(k, c)))
+            .collect();
+        self.family(metrics)
+    }
+
     fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let d = &self.inner.desc;
         let children = self.inner.children.read().unwrap();
