@@ -156,6 +156,11 @@ impl Daemon {
         self.config.read().unwrap().clone()
     }
 
+    /// `f` of the config in force, read in place (a reload waits for it).
+    pub fn with_config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        f(&self.config.read().unwrap())
+    }
+
     /// The error of the last reload, if it failed.
     pub fn reload_error(&self) -> Option<String> {
         self.reload_error.lock().unwrap().clone()

@@ -48,13 +48,33 @@ pub struct CloudWatchStatus {
     pub namespace: String,
 }
 
-/// Collects the snapshot.
+/// Collects the snapshot. It reads the config in place: a copy of it (every target of every
+/// shard) for each request to `/` or `/api/v1/status` is what a client polling the page would
+/// cost.
 pub fn snapshot(d: &Daemon) -> Snapshot {
     d.refresh_gauges();
-    let whole = d.config();
-    let cfg = d.shard().select(&whole);
     let now = SystemTime::now();
     let reload_error = d.reload_error();
+    let shard = d.shard();
+    let (cloudwatch, shard_status, targets) = d.with_config(|whole| {
+        let mine: Vec<TargetStatus> = whole
+            .targets
+            .iter()
+            .filter(|t| shard.owns(t))
+            .map(|t| d.history.view(t, now))
+            .collect();
+        let cloudwatch = CloudWatchStatus {
+            enabled: whole.cloudwatch.enabled,
+            namespace: whole.cloudwatch.namespace.clone(),
+        };
+        let shard_status = ShardStatus {
+            index: shard.index,
+            count: shard.count,
+            targets: mine.len(),
+            configured_targets: whole.targets.len(),
+        };
+        (cloudwatch, shard_status, mine)
+    });
     Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         ready: d.is_ready(),
@@ -64,17 +84,9 @@ pub fn snapshot(d: &Daemon) -> Snapshot {
             last_reload_successful: reload_error.is_none(),
             last_reload_error: reload_error,
         },
-        cloudwatch: CloudWatchStatus {
-            enabled: cfg.cloudwatch.enabled,
-            namespace: cfg.cloudwatch.namespace.clone(),
-        },
-        shard: ShardStatus {
-            index: d.shard().index,
-            count: d.shard().count,
-            targets: cfg.targets.len(),
-            configured_targets: whole.targets.len(),
-        },
-        targets: cfg.targets.iter().map(|t| d.history.view(t, now)).collect(),
+        cloudwatch,
+        shard: shard_status,
+        targets,
         replications: d.replication_status(),
     }
 }
