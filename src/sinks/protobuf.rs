@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::proto::{self, MetricType};
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType as PcType;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::histogram::NativeHistogramConfig;
@@ -137,14 +137,6 @@ fn encode_family(f: &proto::MetricFamily, e: &mut DescriptorEncoder) -> fmt::Res
 /// Writes a counter's value (no exemplar).
 pub(crate) fn counter(e: &mut MetricEncoder, v: f64) -> fmt::Result {
     e.encode_counter::<NoLabelSet, f64, f64>(&v, None::<&Exemplar<NoLabelSet, f64>>)
-}
-
-/// Writes a native histogram (with its classic buckets, if any).
-pub(crate) fn histogram(
-    e: MetricEncoder,
-    h: &prometheus_client::metrics::histogram::Histogram,
-) -> fmt::Result {
-    h.encode(e)
 }
 
 /// One collector of the daemon's, as prometheus-client's registry wants it.

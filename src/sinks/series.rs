@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use prometheus::core::{Collector, Desc, Describer};
 use prometheus::proto::{self, MetricType};
 use prometheus::{HistogramOpts, Opts};
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 
 use super::protobuf::{self, Protobuf};
 
@@ -185,7 +185,8 @@ impl Cell for Histogram {
         m.set_histogram(h);
     }
     fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
-        protobuf::histogram(e, &self.native)
+        // prometheus-client writes the native buckets and the classic ones.
+        self.native.encode(e)
     }
 }
 
