@@ -26,7 +26,7 @@ mod scale;
 mod sdk;
 
 use s3canary::embedded::{EmbeddedS3, FaultConfig, Op, hostile};
-use s3canary::sinks::Sink;
+use s3canary::report::Sink;
 use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
 

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use s3canary::embedded::EmbeddedS3;
+use s3canary::report::Sink;
 use s3canary::report::TargetLabels;
 use s3canary::shard::Shard;
-use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
 
@@ -46,8 +46,8 @@ pub async fn scrape(counts: Vec<usize>) -> serde_json::Value {
             let mut ti = t.clone();
             ti.name = format!("target-{i:04}");
             ti.bucket = format!("bucket-{i:04}");
-            metrics.target_added(&ti);
-            metrics.cycle(&ti, &report);
+            metrics.target_added(&ti.info());
+            metrics.cycle(&ti.labels(), &report);
             for (op, took, e) in &attempts {
                 metrics.attempt(&ti.labels(), op, *took, e.as_deref());
             }

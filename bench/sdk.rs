@@ -16,9 +16,9 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use s3canary::embedded::EmbeddedS3;
+use s3canary::report::{Sink, Sinks};
 use s3canary::sinks::history::History;
 use s3canary::sinks::metrics::Metrics;
-use s3canary::sinks::{Sink, Sinks};
 use serde_json::json;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -272,7 +272,7 @@ pub async fn compare(cycles: usize, rounds: usize, only: Option<&str>) -> serde_
                 async move {
                     let (b, sinks) = daemon_like(&target).await;
                     let report = s3canary::probe::run_alone(&b, &target).await;
-                    sinks.cycle(&target, &report);
+                    sinks.cycle(&target.labels(), &report);
                 }
             })
             .await,
@@ -340,7 +340,7 @@ async fn daemon_like(t: &s3canary::config::Target) -> (s3canary::s3::Bucket, Arc
     let list: Vec<Arc<dyn Sink>> = vec![metrics, Arc::new(History::default())];
     let sinks = Arc::new(Sinks::new(list));
     let b = EmbeddedS3::client_factory().bucket(t, sinks.clone()).await;
-    sinks.target_added(t);
+    sinks.target_added(&t.info());
     DAEMON.with(|d| *d.borrow_mut() = Some((b.clone(), sinks.clone())));
     (b, sinks)
 }

@@ -19,6 +19,7 @@ use crate::config::{self, Config, Replication, Target};
 use crate::events::consumer::Route;
 use crate::events::{Consumer, Ledger};
 use crate::replication::Monitor;
+use crate::report::{Sink, Sinks};
 use crate::s3::{Bucket, ClientFactory};
 use crate::scheduler::Loops;
 use crate::shard::Shard;
@@ -26,7 +27,6 @@ use crate::sinks::cloudwatch::Mirror;
 use crate::sinks::history::History;
 use crate::sinks::log::Log;
 use crate::sinks::metrics::Metrics;
-use crate::sinks::{Sink, Sinks};
 
 /// How long shutdown waits for in-flight cycles to finish or clean up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
@@ -197,7 +197,7 @@ impl Daemon {
             let keep = wanted.get(name.as_str()) == Some(&&r.target);
             if !keep {
                 r.token.cancel();
-                self.loops.sink.target_removed(&r.target);
+                self.loops.sink.target_removed(&r.target.labels());
                 tracing::info!(target = %name, "target stopped");
             }
             keep
@@ -207,7 +207,7 @@ impl Daemon {
                 continue;
             }
             let token = self.token().child_token();
-            self.loops.sink.target_added(t);
+            self.loops.sink.target_added(&t.info());
             let mut bucket = self.factory.bucket(t, self.loops.sink.clone()).await;
             let ledger = t.events.as_ref().map(|e| {
                 let l = Arc::new(Ledger::new(

@@ -161,7 +161,7 @@ async fn reseed(cfg: Config, target: &str) -> ExitCode {
         eprintln!("error: target {target:?} has no [target.durability] set");
         return ExitCode::from(EXIT_BAD_CONFIG);
     };
-    let sink: Arc<dyn crate::sinks::Sink> = Arc::new(crate::sinks::Sinks::default());
+    let sink: Arc<dyn crate::report::Sink> = Arc::new(crate::report::Sinks::default());
     let bucket = ClientFactory::default().bucket(t, sink).await;
     match crate::durability::reseed(&bucket, t, d.objects).await {
         Ok(r) => {
@@ -252,7 +252,7 @@ async fn demo(listen: SocketAddr, faults: &str) -> ExitCode {
         crate::embedded::ACCESS_KEY,
         FaultConfig::PROFILES.join("|"),
     );
-    let extra = crate::http::demo_router(s3.faults.clone());
+    let extra = crate::embedded::demo_router(s3.faults.clone());
     serve(Daemon::new(cfg, None, factory), Some(banner), Some(extra)).await
 }
 

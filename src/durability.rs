@@ -21,9 +21,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::Target;
-use crate::report::{Failure, Outcome, Probe, ProbeResult, Reason, TargetLabels};
+use crate::report::{
+    DurabilityCount, Failure, Outcome, Probe, ProbeResult, Reason, Sink, TargetLabels,
+};
 use crate::s3::{Bucket, Condition};
-use crate::sinks::Sink;
 
 /// Bytes of every object of the set.
 pub const OBJECT_SIZE: usize = 1024;
@@ -65,14 +66,6 @@ pub fn key(t: &Target, index: u32) -> String {
         folder(t),
         sha256_hex(&content(&t.name, index))
     )
-}
-
-/// How many objects of the set are present, lost and corrupt, as last known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Count {
-    pub present: u32,
-    pub lost: u32,
-    pub corrupt: u32,
 }
 
 /// Every key under `folder` (all pages).
@@ -206,7 +199,7 @@ impl Monitor {
             .filter(|i| present.contains(&key(&self.target, *i)))
             .count() as u32;
         let corrupt = self.corrupt.lock().unwrap().len() as u32;
-        let c = Count {
+        let c = DurabilityCount {
             present: listed.saturating_sub(corrupt),
             lost: self.objects - listed,
             corrupt,

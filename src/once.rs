@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -14,34 +14,31 @@ use crate::events::consumer::Route;
 use crate::events::{Consumer, Ledger};
 use crate::probe;
 use crate::replication::{CanaryOutcome, Monitor};
-use crate::report::{
-    CycleReport, EventReport, Failure, Outcome, Probe, ProbeResult, Reason, TargetLabels,
-};
+use crate::report::{CycleReport, Outcome, ProbeResult, Sink, Sinks, TargetLabels};
 use crate::s3::ClientFactory;
-use crate::sinks::{Sink, Sinks};
 
 /// Longest `once` waits for the notifications of its cycle (less if the events timeout is).
 pub const EVENTS_WAIT: Duration = Duration::from_secs(120);
 
-/// What the events probe of one `once` cycle learnt.
+/// The runs of the events probe of one `once` cycle, as the ledger decided them.
 #[derive(Default)]
 struct Heard {
-    reports: Mutex<Vec<EventReport>>,
+    runs: Mutex<Vec<ProbeResult>>,
     pending: Mutex<usize>,
 }
 
 impl Sink for Heard {
-    fn event(&self, _t: &TargetLabels, r: &EventReport) {
-        self.reports.lock().unwrap().push(r.clone());
+    fn result(&self, _t: &TargetLabels, _key: &str, r: &ProbeResult) {
+        self.runs.lock().unwrap().push(r.clone());
     }
     fn events_pending(&self, _t: &TargetLabels, count: usize, _oldest: Duration) {
         *self.pending.lock().unwrap() = count;
     }
 }
 
-/// Waits until every notification `ledger` expects arrived, or `wait`; then the events
-/// probe's result: passed if each arrived once.
-async fn events_result(ledger: &Ledger, heard: &Heard, wait: Duration) -> ProbeResult {
+/// Waits until every notification `ledger` expects arrived, or `wait`, then gives up on the
+/// rest: the events probe's runs, one per expected notification and one per duplicate.
+async fn events_results(ledger: &Ledger, heard: &Heard, wait: Duration) -> Vec<ProbeResult> {
     let start = Instant::now();
     loop {
         ledger.tick(Instant::now());
@@ -50,38 +47,8 @@ async fn events_result(ledger: &Ledger, heard: &Heard, wait: Duration) -> ProbeR
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let reports = heard.reports.lock().unwrap().clone();
-    let count = |f: fn(&EventReport) -> bool| reports.iter().filter(|r| f(r)).count();
-    let expected = count(|r| matches!(r, EventReport::Expected(_)));
-    let delivered = count(|r| matches!(r, EventReport::Delivered { .. }));
-    let duplicates = count(|r| matches!(r, EventReport::Duplicate { .. }));
-    let slowest = reports
-        .iter()
-        .filter_map(|r| match r {
-            EventReport::Delivered { after, .. } => Some(*after),
-            _ => None,
-        })
-        .max()
-        .unwrap_or_default();
-    let missing = expected.saturating_sub(delivered);
-    let outcome = if missing > 0 {
-        let why = format!(
-            "{missing} of {expected} notifications not received within {}",
-            humantime::format_duration(wait)
-        );
-        Outcome::Failure(Failure::local(Reason::EventLost, why))
-    } else if duplicates > 0 {
-        let why = format!("{duplicates} notifications received twice");
-        Outcome::Failure(Failure::local(Reason::EventDuplicate, why))
-    } else {
-        Outcome::Success
-    };
-    ProbeResult {
-        probe: Probe::Events,
-        outcome: Some(outcome),
-        duration: slowest,
-        finished_at: SystemTime::now(),
-    }
+    ledger.give_up();
+    std::mem::take(&mut *heard.runs.lock().unwrap())
 }
 
 /// What one run found: each target's cycle and each pair's canary.
@@ -135,9 +102,8 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
                 report.results.push(d.check(&bucket).await);
             }
             if let Some((ledger, heard, wait)) = events {
-                report
-                    .results
-                    .push(events_result(&ledger, &heard, wait).await);
+                let runs = events_results(&ledger, &heard, wait).await;
+                report.results.extend(runs);
             }
             (t.clone(), report)
         }

@@ -23,11 +23,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::canary;
 use crate::config::Replication;
+use crate::report::Sink;
 use crate::report::{
     Failure, PairLabels, ReplicationEvent, ReplicationFailure, or_dash, unix_seconds,
 };
 use crate::s3::{Bucket, Condition};
-use crate::sinks::Sink;
 
 /// Shortest gap between two destination polls.
 pub const MIN_GAP: Duration = Duration::from_millis(200);

@@ -22,9 +22,9 @@ use crate::canary;
 use crate::config::{Replication, Target};
 use crate::probe;
 use crate::replication::Monitor;
+use crate::report::Sink;
 use crate::report::or_dash;
 use crate::s3::Bucket;
-use crate::sinks::Sink;
 
 /// When a loop's ticks come.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -290,7 +290,7 @@ impl Loops {
                     if loop_token.is_cancelled() && !me.shutdown.is_cancelled() {
                         return true;
                     }
-                    me.sink.cycle(&t, &report);
+                    me.sink.cycle(&t.labels(), &report);
                     report.passed()
                 }
             },

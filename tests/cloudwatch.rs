@@ -310,7 +310,7 @@ async fn many_targets_are_published_in_calls_within_the_api_limits() {
                 requests: 13,
                 cleaned_up: true,
             };
-            mirror.record_cycle(&t, &report);
+            mirror.record_cycle(&t.labels(), &report);
         }
     }
     let queued = mirror.flush(std::time::SystemTime::now());

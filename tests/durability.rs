@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use common::daemon::with_embedded_creds;
 use common::{factory, target};
-use s3canary::durability::{self, Count, Monitor};
+use s3canary::durability::{self, Monitor};
 use s3canary::embedded::EmbeddedS3;
+use s3canary::report::DurabilityCount as Count;
+use s3canary::report::Sink;
 use s3canary::report::{Outcome, Reason, TargetLabels};
 use s3canary::s3::Condition;
-use s3canary::sinks::Sink;
 
 #[derive(Default)]
 struct Counted(Mutex<Vec<Count>>);

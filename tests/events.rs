@@ -13,9 +13,9 @@ use s3canary::embedded::{EmbeddedS3, FaultConfig, Lag};
 use s3canary::events::consumer::Route;
 use s3canary::events::{Consumer, Ledger};
 use s3canary::probe::run_alone;
+use s3canary::report::Sink;
 use s3canary::report::{EventReport, TargetLabels};
 use s3canary::s3::Bucket;
-use s3canary::sinks::Sink;
 use tokio_util::sync::CancellationToken;
 
 /// Keeps what the events probe reports.

@@ -12,10 +12,10 @@ pub mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use s3canary::report::Sink;
 use s3canary::report::{
     Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, Violation,
 };
-use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/metrics.txt");
@@ -95,15 +95,15 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
         "http://127.0.0.1:1",
         "probes = [\"put\", \"get\", \"delete\"]\ninterval = \"15s\"",
     );
-    m.target_added(&alpha);
-    m.target_added(&beta);
+    m.target_added(&alpha.info());
+    m.target_added(&beta.info());
 
-    m.cycle(&alpha, &healthy("alpha", 1_700_000_000_000, 1));
-    m.cycle(&alpha, &healthy("alpha", 1_700_000_030_000, 40));
+    m.cycle(&alpha.labels(), &healthy("alpha", 1_700_000_000_000, 1));
+    m.cycle(&alpha.labels(), &healthy("alpha", 1_700_000_030_000, 40));
     // A stale read that resolved, a list that never showed the key, a conditional write
     // ignored, a step not run.
     m.cycle(
-        &alpha,
+        &alpha.labels(),
         &report(
             "alpha",
             1_700_000_060_000,
@@ -155,7 +155,7 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
         ),
     );
     m.cycle(
-        &beta,
+        &beta.labels(),
         &report(
             "beta",
             1_700_000_001_000,
@@ -176,7 +176,7 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
             vec![],
         ),
     );
-    m.cycle(&beta, &healthy_of(&beta, 1_700_000_016_000));
+    m.cycle(&beta.labels(), &healthy_of(&beta, 1_700_000_016_000));
     m.cycle_skipped(&beta.labels());
     m.cycle_skipped(&beta.labels());
     m.orphans_deleted

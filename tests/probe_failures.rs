@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::{cycle, outcome, reason, rig, sample};
 use s3canary::embedded::{FaultConfig, Op};
 use s3canary::probe::run_cycle;
+use s3canary::report::Sink;
 use s3canary::report::{CycleReport, Outcome, Reason};
-use s3canary::sinks::Sink;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -115,7 +115,7 @@ async fn connection_refused_is_connection() {
     let report = common::one_cycle(&b, &t).await;
     assert_eq!(reason(&report, "put"), Some(Reason::Connection));
     assert!(!report.cleaned_up);
-    metrics.cycle(&t, &report);
+    metrics.cycle(&t.labels(), &report);
     let text = metrics.render();
     assert!(
         sample(

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use raw::CloudWatchSection;
 use raw::RawConfig;
 
-use crate::report::{Probe, TargetLabels};
+use crate::report::{Probe, TargetInfo, TargetLabels};
 
 /// Default location of the config file.
 pub const DEFAULT_PATH: &str = "/etc/s3canary/s3canary.toml";
@@ -188,6 +188,15 @@ impl Target {
             target: self.name.clone(),
             bucket: self.bucket.clone(),
             region: self.region.clone(),
+        }
+    }
+
+    /// What the outputs learn of this target when it is scheduled.
+    pub fn info(&self) -> TargetInfo {
+        TargetInfo {
+            labels: self.labels(),
+            probes: self.probes.clone(),
+            interval: self.interval,
         }
     }
 

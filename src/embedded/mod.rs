@@ -4,6 +4,7 @@
 //! It signs like S3 (SigV4 with [`ACCESS_KEY`]/[`SECRET_KEY`]) and answers with
 //! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
 
+mod control;
 pub mod faults;
 pub mod hostile;
 pub mod queue;
@@ -22,6 +23,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use control::{FaultScope, demo_router};
 pub use faults::{FaultConfig, Faults, HttpFault, InjectedError, Op};
 pub use replication::{Lag, Replicator, Rule};
 pub use store::{Access, AccessLog};
@@ -316,7 +318,7 @@ impl EmbeddedS3 {
         name: &str,
         (src, dst): (&str, &str),
         (interval, timeout): (std::time::Duration, std::time::Duration),
-        sink: Arc<dyn crate::sinks::Sink>,
+        sink: Arc<dyn crate::report::Sink>,
     ) -> Arc<crate::replication::Monitor> {
         let (st, dt) = (self.target(src, src, ""), self.target(dst, dst, ""));
         let factory = Self::client_factory();

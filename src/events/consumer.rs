@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Ledger, Received};
 use super::message::{self, Message};
+use crate::report::Sink;
 use crate::report::{MAX_MESSAGE, bounded_text};
-use crate::sinks::Sink;
 
 /// Long-poll wait of one ReceiveMessage (the SQS maximum: fewest requests on a quiet queue).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -292,7 +292,7 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::Sinks;
+    use crate::report::Sinks;
 
     fn route(bucket: &str, prefix: &str, target: &str) -> Route {
         let labels = crate::report::TargetLabels {

@@ -15,9 +15,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::canary;
-use crate::report::{EventKind, EventReport, TargetLabels};
+use crate::report::{
+    EventKind, EventReport, Failure, Probe, ProbeResult, Reason, Sink, TargetLabels,
+};
 use crate::s3::{Change, ChangeObserver, Outcome};
-use crate::sinks::Sink;
 
 fn kind(c: Change) -> EventKind {
     match c {
@@ -116,8 +117,30 @@ impl Ledger {
         &self.canaries
     }
 
-    fn report(&self, r: EventReport) {
+    /// Reports `r` and, when it resolves a notification, the run of the events probe it ends:
+    /// a delivery passes (taking its delivery time), a loss fails after `waited`, a duplicate
+    /// fails at once. The one place where the events probe's outcome is decided.
+    fn report(&self, r: EventReport, waited: Duration) {
         self.sink.event(&self.labels, &r);
+        let (key, result, took) = match &r {
+            EventReport::Expected(_) => return,
+            EventReport::Delivered { after, key, .. } => (key, Ok(()), *after),
+            EventReport::Lost { kind, key } => {
+                let why = format!(
+                    "{} notification of {key} not received {} after S3 acknowledged the change",
+                    kind.as_str(),
+                    humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                );
+                (key, Err(Failure::local(Reason::EventLost, why)), waited)
+            }
+            EventReport::Duplicate { kind, key } => {
+                let why = format!("{} notification of {key} received again", kind.as_str());
+                let failure = Failure::local(Reason::EventDuplicate, why);
+                (key, Err(failure), Duration::ZERO)
+            }
+        };
+        let run = ProbeResult::ran(Probe::Events, result, took);
+        self.sink.result(&self.labels, key, &run);
     }
 
     /// A notification of `change` to `key` arrived at `at`.
@@ -134,11 +157,15 @@ impl Ledger {
                 Some(acked) => {
                     t.owed.remove(i);
                     drop(st);
-                    self.report(EventReport::Delivered {
-                        kind: kind(change),
-                        after: at.saturating_duration_since(acked),
-                        key: key.to_string(),
-                    });
+                    let after = at.saturating_duration_since(acked);
+                    self.report(
+                        EventReport::Delivered {
+                            kind: kind(change),
+                            after,
+                            key: key.to_string(),
+                        },
+                        after,
+                    );
                 }
                 None => e.early = Some(at),
             }
@@ -149,16 +176,30 @@ impl Ledger {
             return Received::Matched;
         }
         drop(st);
-        self.report(EventReport::Duplicate {
-            kind: kind(change),
-            key: key.to_string(),
-        });
+        self.report(
+            EventReport::Duplicate {
+                kind: kind(change),
+                key: key.to_string(),
+            },
+            Duration::ZERO,
+        );
         Received::Duplicate
     }
 
     /// Reports expected notifications older than the timeout as lost, forgets keys quiet for
     /// a timeout, and reports how many are pending and the age of the oldest.
     pub fn tick(&self, now: Instant) {
+        self.expire(now, self.timeout);
+    }
+
+    /// Reports every acknowledged notification not yet received as lost now: `once`, which
+    /// waits less than a long events timeout, ends its wait with this.
+    pub fn give_up(&self) {
+        self.expire(Instant::now(), Duration::ZERO);
+    }
+
+    /// [`Ledger::tick`] with acknowledged changes older than `limit` lost.
+    fn expire(&self, now: Instant, limit: Duration) {
         let mut lost = Vec::new();
         let (mut pending, mut oldest) = (0usize, Duration::ZERO);
         {
@@ -171,8 +212,11 @@ impl Ledger {
                         .last
                         .is_none_or(|l| now.saturating_duration_since(l) <= self.timeout);
                     t.owed.retain(|e| match e.acked_at {
-                        Some(acked) if now.saturating_duration_since(acked) > self.timeout => {
-                            lost.push((kind(change), key.clone()));
+                        Some(acked)
+                            if limit.is_zero() || now.saturating_duration_since(acked) > limit =>
+                        {
+                            let waited = now.saturating_duration_since(acked);
+                            lost.push((kind(change), key.clone(), waited));
                             false
                         }
                         Some(acked) => {
@@ -194,8 +238,8 @@ impl Ledger {
                 !(quiet && k.tracks.iter().all(|t| t.owed.is_empty()))
             });
         }
-        for (kind, key) in lost {
-            self.report(EventReport::Lost { kind, key });
+        for (kind, key, waited) in lost {
+            self.report(EventReport::Lost { kind, key }, waited);
         }
         self.sink.events_pending(&self.labels, pending, oldest);
     }
@@ -268,7 +312,7 @@ impl ChangeObserver for Ledger {
         }
         drop(st);
         for r in reports {
-            self.report(r);
+            self.report(r, Duration::ZERO);
         }
     }
 }

@@ -28,52 +28,6 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .with_state(daemon)
 }
 
-/// Where a fault profile applies: `?bucket=NAME` (else every bucket) and `&requests=N` (else
-/// until changed).
-#[derive(Debug, serde::Deserialize)]
-pub struct FaultScope {
-    bucket: Option<String>,
-    requests: Option<u64>,
-}
-
-/// The demo's extra route: `POST /-/demo/faults/{profile}[?bucket=B[&requests=N]]` switches
-/// the embedded server's fault profile at run time, for every bucket or one, for good or for
-/// its next N requests (used by the end-to-end suites, handy when demonstrating).
-pub fn demo_router(faults: Arc<crate::embedded::Faults>) -> Router {
-    use axum::extract::{Path, Query};
-    Router::new().route(
-        "/-/demo/faults/{profile}",
-        post(
-            move |Path(profile): Path<String>, Query(scope): Query<FaultScope>| {
-                let faults = faults.clone();
-                async move {
-                    let Some(f) = crate::embedded::FaultConfig::profile(&profile) else {
-                        let known = crate::embedded::FaultConfig::PROFILES.join(", ");
-                        return (
-                            StatusCode::BAD_REQUEST,
-                            format!("unknown profile {profile:?} (known: {known})\n"),
-                        );
-                    };
-                    match (&scope.bucket, scope.requests) {
-                        (None, None) => faults.set_all(f),
-                        (Some(b), None) => faults.set_bucket(b, f),
-                        (Some(b), Some(n)) => faults.set_bucket_for(b, f, n),
-                        (None, Some(_)) => {
-                            return (
-                                StatusCode::BAD_REQUEST,
-                                "requests=N needs bucket=NAME\n".to_string(),
-                            );
-                        }
-                    }
-                    tracing::info!(%profile, bucket = scope.bucket.as_deref().unwrap_or("*"),
-                        requests = scope.requests, "demo fault profile switched");
-                    (StatusCode::OK, format!("fault profile {profile}\n"))
-                }
-            },
-        ),
-    )
-}
-
 /// The Prometheus text, streamed in chunks: each is rendered when the connection is ready for
 /// it, so a scrape at 1000 targets never holds the whole 16 MiB text. A scraper whose `Accept`
 /// puts the protobuf format first (Prometheus with native histograms on) gets that instead,
@@ -85,9 +39,12 @@ async fn metrics(State(d): State<Arc<Daemon>>, headers: axum::http::HeaderMap) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let (content_type, chunks): (&str, Box<dyn Iterator<Item = Vec<u8>> + Send>) =
-        if crate::sinks::protobuf::wanted(accept) {
+        if crate::sinks::metrics::protobuf::wanted(accept) {
             let chunks = d.metrics.protobuf_chunks();
-            (crate::sinks::protobuf::CONTENT_TYPE, Box::new(chunks))
+            (
+                crate::sinks::metrics::protobuf::CONTENT_TYPE,
+                Box::new(chunks),
+            )
         } else {
             let chunks = d.metrics.render_chunks();
             ("text/plain; version=0.0.4; charset=utf-8", Box::new(chunks))

@@ -446,8 +446,8 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use crate::embedded::EmbeddedS3;
+    use crate::report::Sinks;
     use crate::s3::Condition;
-    use crate::sinks::Sinks;
 
     fn size<T>(_: &T) -> usize {
         std::mem::size_of::<T>()

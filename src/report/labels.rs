@@ -22,6 +22,22 @@ impl TargetLabels {
     }
 }
 
+/// What an output learns of a target when it is scheduled: its labels, the probes it runs and
+/// its interval, so the series the alerts read can exist from the first scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetInfo {
+    pub labels: TargetLabels,
+    pub probes: Vec<super::Probe>,
+    pub interval: std::time::Duration,
+}
+
+impl TargetInfo {
+    /// Whether the target runs `probe`.
+    pub fn runs(&self, probe: super::Probe) -> bool {
+        self.probes.contains(&probe)
+    }
+}
+
 /// The label values of one replication pair: name, source bucket and region, destination
 /// bucket and region.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,11 +1,14 @@
 //! The words every module shares: which probe ran, which consistency check it verifies, why it
-//! failed, and the report of one cycle. Producers (probes, replication, sweeps) speak them to the
-//! sinks (Prometheus, CloudWatch, the status history), which is why this file depends on nothing
-//! else in the crate.
+//! failed, the report of one cycle, and the [`Sink`] interface through which producers (probes,
+//! replication, the events ledger, sweeps, the S3 attempt recorder) speak them to the outputs
+//! (Prometheus, CloudWatch, the status history, the log). It depends on nothing else in the
+//! crate.
 
+mod durability;
 mod events;
 mod labels;
 mod replication;
+mod sink;
 mod text;
 
 use std::fmt;
@@ -13,11 +16,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+pub use durability::DurabilityCount;
 pub use events::{EventKind, EventReport};
 pub use labels::{
-    KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetLabels, bounded_code,
+    KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetInfo, TargetLabels, bounded_code,
 };
 pub use replication::{ReplicationEvent, ReplicationFailure};
+pub use sink::{Sink, Sinks};
 pub use text::{MAX_MESSAGE, MAX_TOKEN, bounded_text, or_dash};
 
 /// One step of a probe cycle, in the order the cycle runs them.
@@ -332,6 +337,30 @@ pub struct ProbeResult {
     pub duration: Duration,
     #[serde(skip)]
     pub finished_at: SystemTime,
+}
+
+impl ProbeResult {
+    /// A run of `probe` that ended now after `duration`, passed or failed as `result` says.
+    pub fn ran(probe: Probe, result: Result<(), Failure>, duration: Duration) -> Self {
+        ProbeResult {
+            probe,
+            outcome: Some(match result {
+                Ok(()) => Outcome::Success,
+                Err(f) => Outcome::Failure(f),
+            }),
+            duration,
+            finished_at: SystemTime::now(),
+        }
+    }
+
+    /// Whether it ran: `Some(None)` when it passed, `Some(Some(failure))` when it failed, and
+    /// `None` when it did not run (and so counts nowhere).
+    pub fn ran_with(&self) -> Option<Option<&Failure>> {
+        self.outcome.as_ref().map(|o| match o {
+            Outcome::Success => None,
+            Outcome::Failure(f) => Some(f),
+        })
+    }
 }
 
 /// A read or listing that did not reflect an acknowledged write or delete, or a conditional

@@ -17,7 +17,7 @@ use super::Bucket;
 use super::limit::BodyLimit;
 use super::recorder::{AttemptRecorder, Recording};
 use crate::config::Target;
-use crate::sinks::Sink;
+use crate::report::Sink;
 
 /// Most attempts per S3 request (the first plus two retries).
 pub const MAX_ATTEMPTS: u32 = 3;

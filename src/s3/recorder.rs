@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use super::error::{attempt_error_code, expected_answer};
 use super::limit::BodyLimit;
+use crate::report::Sink;
 use crate::report::{TargetLabels, bounded_code};
-use crate::sinks::Sink;
 
 /// Where the attempts of a request are reported: the sink and the target's labels.
 pub(crate) struct Recording {

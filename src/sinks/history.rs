@@ -11,11 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::Sink;
 use crate::config::Target;
-use crate::report::{
-    CycleReport, EventReport, Failure, Outcome, Probe, Reason, TargetLabels, unix_seconds,
-};
+use crate::report::{CycleReport, Failure, Probe, ProbeResult, Sink, TargetLabels, unix_seconds};
 
 /// The window of the success ratio and latency percentiles.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -86,15 +83,10 @@ struct TargetHistory {
 }
 
 impl TargetHistory {
-    /// One run of `probe` that finished `at` after `took`, failed with `failure` if any.
-    fn run(
-        &mut self,
-        probe: Probe,
-        at: SystemTime,
-        took: Duration,
-        failure: Option<&Failure>,
-        key: &str,
-    ) {
+    /// One run of a probe, about canary `key`; a result that did not run counts nowhere.
+    fn run(&mut self, r: &ProbeResult, key: &str) {
+        let Some(failure) = r.ran_with() else { return };
+        let (probe, at, took) = (r.probe, r.finished_at, r.duration);
         let p = self.probes.entry(probe).or_default();
         p.runs += 1;
         p.window.push_back(Sample::new(at, failure.is_none(), took));
@@ -138,50 +130,14 @@ impl History {
         let t = all.entry(report.target.clone()).or_default();
         t.last_cycle = Some(report.started_at);
         for r in &report.results {
-            let Some(outcome) = &r.outcome else { continue };
-            let failure = match outcome {
-                Outcome::Success => None,
-                Outcome::Failure(f) => Some(f),
-            };
-            t.run(r.probe, r.finished_at, r.duration, failure, &report.key);
+            t.run(r, &report.key);
         }
     }
 
-    /// Adds what the events probe learnt: a delivered notification is a passed run taking its
-    /// delivery time, a lost or duplicated one a failed run.
-    pub fn record_event(&self, target: &str, r: &EventReport) {
-        let (after, failure, key) = match r {
-            EventReport::Expected(_) => return,
-            EventReport::Delivered { after, key, .. } => (*after, None, key),
-            EventReport::Lost { kind, key } => {
-                let why = format!(
-                    "{} notification not received within the events timeout",
-                    kind.as_str()
-                );
-                (
-                    Duration::ZERO,
-                    Some(Failure::local(Reason::EventLost, why)),
-                    key,
-                )
-            }
-            EventReport::Duplicate { kind, key } => {
-                let why = format!("{} notification received again", kind.as_str());
-                (
-                    Duration::ZERO,
-                    Some(Failure::local(Reason::EventDuplicate, why)),
-                    key,
-                )
-            }
-        };
+    /// Adds a run of a probe on its own time (the events probe).
+    pub fn record_result(&self, target: &str, key: &str, r: &ProbeResult) {
         let mut all = self.0.write().unwrap();
-        let t = all.entry(target.to_string()).or_default();
-        t.run(
-            Probe::Events,
-            SystemTime::now(),
-            after,
-            failure.as_ref(),
-            key,
-        );
+        all.entry(target.to_string()).or_default().run(r, key);
     }
 
     /// Forgets a target (removed by a reload).
@@ -257,16 +213,16 @@ impl History {
 }
 
 impl Sink for History {
-    fn cycle(&self, _t: &Target, report: &CycleReport) {
+    fn cycle(&self, _t: &TargetLabels, report: &CycleReport) {
         self.record(report);
     }
 
-    fn target_removed(&self, t: &Target) {
-        self.remove(&t.name);
+    fn target_removed(&self, t: &TargetLabels) {
+        self.remove(&t.target);
     }
 
-    fn event(&self, t: &TargetLabels, r: &EventReport) {
-        self.record_event(&t.target, r);
+    fn result(&self, t: &TargetLabels, key: &str, r: &ProbeResult) {
+        self.record_result(&t.target, key, r);
     }
 }
 

@@ -1,35 +1,31 @@
-//! The log as an output: one warning per failed probe step, with what an engineer needs to
-//! follow it up.
+//! The log as an output: one warning per failed run, with what an engineer needs to follow it
+//! up.
 
-use super::Sink;
-use crate::config::Target;
-use crate::report::{CycleReport, EventReport, Outcome, TargetLabels, or_dash};
+use crate::report::{CycleReport, Outcome, ProbeResult, Sink, TargetLabels, or_dash};
 
-/// Writes a warning for every failed step of a cycle and every lost or duplicated event
-/// notification.
+/// Writes a warning for every failed run: of a cycle's steps and of the probes beside them
+/// (a lost or duplicated event notification among them).
 #[derive(Debug, Default)]
 pub struct Log;
 
+impl Log {
+    fn warn(target: &str, key: &str, r: &ProbeResult) {
+        if let Some(Outcome::Failure(f)) = &r.outcome {
+            tracing::warn!(target = %target, probe = r.probe.as_str(),
+                reason = f.reason.as_str(), code = or_dash(&f.code), request_id = or_dash(&f.request_id),
+                key = %key, "probe failed: {}", f.message);
+        }
+    }
+}
+
 impl Sink for Log {
-    fn cycle(&self, _t: &Target, report: &CycleReport) {
+    fn cycle(&self, _t: &TargetLabels, report: &CycleReport) {
         for r in &report.results {
-            if let Some(Outcome::Failure(f)) = &r.outcome {
-                tracing::warn!(target = %report.target, probe = r.probe.as_str(),
-                    reason = f.reason.as_str(), code = or_dash(&f.code), request_id = or_dash(&f.request_id),
-                    key = %report.key, "probe failed: {}", f.message);
-            }
+            Log::warn(&report.target, &report.key, r);
         }
     }
 
-    fn event(&self, t: &TargetLabels, r: &EventReport) {
-        match r {
-            EventReport::Lost { kind, key } => tracing::warn!(target = %t.target,
-                probe = "events", event = kind.as_str(), key = %key,
-                "event notification lost: not received within the events timeout"),
-            EventReport::Duplicate { kind, key } => tracing::warn!(target = %t.target,
-                probe = "events", event = kind.as_str(), key = %key,
-                "event notification duplicated"),
-            _ => {}
-        }
+    fn result(&self, t: &TargetLabels, key: &str, r: &ProbeResult) {
+        Log::warn(&t.target, key, r);
     }
 }

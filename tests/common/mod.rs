@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use s3canary::config::Target;
 use s3canary::embedded::EmbeddedS3;
+use s3canary::report::Sink;
 use s3canary::report::{CycleReport, Outcome, Reason};
 use s3canary::s3::{Bucket, ClientFactory};
-use s3canary::sinks::Sink;
 use s3canary::sinks::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,7 +43,7 @@ pub async fn rig(extra: &str) -> Rig {
         .expect("embedded S3 starts");
     let metrics = Arc::new(Metrics::new(&Default::default()));
     let target = target("t1", "canary", &s3.endpoint, extra);
-    metrics.target_added(&target);
+    metrics.target_added(&target.info());
     let bucket = factory().bucket(&target, metrics.clone()).await;
     Rig {
         s3,
@@ -61,7 +61,7 @@ pub async fn one_cycle(b: &Bucket, t: &Target) -> CycleReport {
 /// One cycle of the rig's target, recorded in its metrics as the daemon records it.
 pub async fn cycle(r: &Rig) -> CycleReport {
     let report = one_cycle(&r.bucket, &r.target).await;
-    r.metrics.cycle(&r.target, &report);
+    r.metrics.cycle(&r.target.labels(), &report);
     report
 }
 

@@ -33,7 +33,7 @@ async fn main() -> std::process::ExitCode {
     let control = tokio::net::TcpListener::bind(control_addr)
         .await
         .expect("the control address is free");
-    let router = s3canary::http::demo_router(s3.faults.clone());
+    let router = s3canary::embedded::demo_router(s3.faults.clone());
     println!("ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler");

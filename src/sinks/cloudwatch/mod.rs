@@ -23,11 +23,10 @@ mod sender;
 
 pub use sender::{MAX_BYTES_PER_CALL, MAX_DATUMS_PER_CALL, client, next_batch};
 
-use super::Sink;
 use super::metrics::Metrics;
-use crate::config::{CloudWatchSection, Target};
+use crate::config::CloudWatchSection;
 use crate::report::{
-    CycleReport, EventReport, Outcome, PairLabels, Probe, ReplicationEvent, TargetLabels,
+    CycleReport, EventReport, Outcome, PairLabels, Probe, ReplicationEvent, Sink, TargetLabels,
 };
 
 /// Most distinct values in one datum (the API limit).
@@ -144,7 +143,7 @@ impl Mirror {
     }
 
     /// Adds a finished cycle of `t`.
-    pub fn record_cycle(&self, t: &Target, report: &CycleReport) {
+    pub fn record_cycle(&self, t: &TargetLabels, report: &CycleReport) {
         let mut agg = self.agg.lock().unwrap();
         for r in &report.results {
             let Some(outcome) = &r.outcome else { continue };
@@ -282,10 +281,15 @@ impl Mirror {
     pub fn queue_len(&self) -> usize {
         self.queue.lock().unwrap().len()
     }
+
+    /// A copy of the datums waiting to be sent, oldest first.
+    pub fn queued(&self) -> Vec<MetricDatum> {
+        self.queue.lock().unwrap().iter().cloned().collect()
+    }
 }
 
 impl Sink for Mirror {
-    fn cycle(&self, t: &Target, report: &CycleReport) {
+    fn cycle(&self, t: &TargetLabels, report: &CycleReport) {
         self.record_cycle(t, report);
     }
 
@@ -311,7 +315,7 @@ impl Sink for Mirror {
     }
 
     /// The lost objects of the durability set, per bucket.
-    fn durability(&self, t: &TargetLabels, c: crate::durability::Count) {
+    fn durability(&self, t: &TargetLabels, c: crate::report::DurabilityCount) {
         let mut agg = self.agg.lock().unwrap();
         agg.durability_lost.insert(t.bucket.clone(), c.lost);
     }

@@ -1,8 +1,8 @@
 //! Every Prometheus series the daemon exports, in one struct on an explicit [`Registry`].
 //!
 //! Producers never touch these directly: they report cycles, request attempts, sweeps and
-//! replication canaries to the [`Sink`](crate::sinks::Sink) this struct implements, so the figures have one source
-//! of truth ([`record`]). The text exposition is in [`super::exposition`].
+//! replication canaries to the [`Sink`](crate::report::Sink) this struct implements, so the figures have one source
+//! of truth ([`record`]). The text exposition is in [`exposition`].
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -12,11 +12,15 @@ use prometheus::{
     Registry,
 };
 
+pub mod exposition;
+#[cfg(target_os = "linux")]
+mod process;
+pub mod protobuf;
 mod record;
+pub mod series;
 
-use super::protobuf::Protobuf;
+use protobuf::Protobuf;
 
-use super::series;
 use crate::report::unix_seconds;
 
 /// Latency buckets of S3 requests: 5 ms to 30 s in nine steps, with 500 ms (the GET latency
@@ -398,7 +402,7 @@ impl Metrics {
         m.add(m.reload_successful.clone());
         m.add(m.reload_success_timestamp.clone());
         #[cfg(target_os = "linux")]
-        m.collectors.push(Box::new(super::process::Process::new()));
+        m.collectors.push(Box::new(process::Process::new()));
         // Families come out sorted by name, as a Registry would write them.
         m.collectors
             .sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));

@@ -3,17 +3,15 @@
 use std::time::Duration;
 
 use super::Metrics;
-use crate::config::Target;
 use crate::report::{
-    Check, CycleReport, EventKind, EventReport, KNOWN_CODES, OPERATIONS, Outcome, PairLabels,
-    Probe, Reason, ReplicationEvent, ReplicationFailure, TRANSPORT_CODES, TargetLabels,
-    unix_seconds,
+    Check, CycleReport, EventKind, EventReport, KNOWN_CODES, OPERATIONS, PairLabels, Probe,
+    ProbeResult, Reason, ReplicationEvent, ReplicationFailure, Sink, TRANSPORT_CODES, TargetInfo,
+    TargetLabels, unix_seconds,
 };
-use crate::sinks::Sink;
 
 impl Sink for Metrics {
-    fn target_added(&self, t: &Target) {
-        let tl = t.labels();
+    fn target_added(&self, t: &TargetInfo) {
+        let tl = &t.labels;
         for p in &t.probes {
             // What the fast alerts read exists from the first scrape: a series that first
             // appears at 1 is invisible to increase() and rate().
@@ -34,7 +32,7 @@ impl Sink for Metrics {
                 }
             }
         }
-        if t.events.is_some() {
+        if t.runs(Probe::Events) {
             for k in EventKind::ALL {
                 let lv = tl.with(&[k.as_str()]);
                 self.events_expected.with_label_values(&lv);
@@ -48,7 +46,7 @@ impl Sink for Metrics {
                 .with_label_values(&tl.with(&[]))
                 .set(0.0);
         }
-        if t.durability.is_some() && t.runs(Probe::Durability) {
+        if t.runs(Probe::Durability) {
             for state in ["present", "lost", "corrupt"] {
                 self.durability_objects
                     .with_label_values(&tl.with(&[state]))
@@ -63,8 +61,7 @@ impl Sink for Metrics {
 
     /// The client library has no partial-match removal, so every label combination the daemon
     /// can create is enumerated; the sets are closed, so this is exact.
-    fn target_removed(&self, t: &Target) {
-        let tl = t.labels();
+    fn target_removed(&self, tl: &TargetLabels) {
         for p in Probe::ALL {
             let lv = tl.with(&[p.as_str()]);
             let _ = self.probe_runs.remove_label_values(&lv);
@@ -112,40 +109,9 @@ impl Sink for Metrics {
     }
 
     /// Runs, failures, success gauges, durations, violations.
-    fn cycle(&self, t: &Target, report: &CycleReport) {
-        let tl = t.labels();
+    fn cycle(&self, tl: &TargetLabels, report: &CycleReport) {
         for r in &report.results {
-            let probe = r.probe.as_str();
-            let Some(outcome) = &r.outcome else { continue };
-            self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
-            self.probe_duration
-                .with_label_values(&tl.with(&[probe]))
-                .observe(r.duration.as_secs_f64());
-            match outcome {
-                Outcome::Success => {
-                    self.probe_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(1.0);
-                    self.consecutive_failures
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(0.0);
-                    self.last_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(unix_seconds(r.finished_at));
-                }
-                Outcome::Failure(f) => {
-                    self.probe_success
-                        .with_label_values(&tl.with(&[probe]))
-                        .set(0.0);
-                    self.probe_failures
-                        .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
-                        .inc();
-                    let streak = self
-                        .consecutive_failures
-                        .with_label_values(&tl.with(&[probe]));
-                    streak.set(streak.get() + 1.0);
-                }
-            }
+            self.record_run(tl, r);
         }
         for v in &report.violations {
             self.violations
@@ -159,57 +125,30 @@ impl Sink for Metrics {
         }
     }
 
-    /// The events probe: per-kind counters and delivery times, and one run of the `events`
-    /// probe per expected notification resolved (delivered, or lost after the timeout).
+    fn result(&self, tl: &TargetLabels, _key: &str, r: &ProbeResult) {
+        self.record_run(tl, r);
+    }
+
+    /// The events probe's per-kind figures: notifications expected, delivery times, lost and
+    /// duplicated (the runs they end arrive through [`Sink::result`]).
     fn event(&self, tl: &TargetLabels, r: &EventReport) {
-        let probe = Probe::Events.as_str();
-        let run = |ok: bool, reason: Option<Reason>| {
-            self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
-            self.probe_success
-                .with_label_values(&tl.with(&[probe]))
-                .set(if ok { 1.0 } else { 0.0 });
-            let streak = self
-                .consecutive_failures
-                .with_label_values(&tl.with(&[probe]));
-            if ok {
-                streak.set(0.0);
-                self.last_success
-                    .with_label_values(&tl.with(&[probe]))
-                    .set(unix_seconds(std::time::SystemTime::now()));
-            } else {
-                streak.set(streak.get() + 1.0);
-            }
-            if let Some(reason) = reason {
-                self.probe_failures
-                    .with_label_values(&tl.with(&[probe, reason.as_str()]))
-                    .inc();
-            }
-        };
         match r {
             EventReport::Expected(k) => self
                 .events_expected
                 .with_label_values(&tl.with(&[k.as_str()]))
                 .inc(),
-            EventReport::Delivered { kind, after, .. } => {
-                self.event_delivery
-                    .with_label_values(&tl.with(&[kind.as_str()]))
-                    .observe(after.as_secs_f64());
-                run(true, None);
-            }
-            EventReport::Lost { kind, .. } => {
-                self.events_lost
-                    .with_label_values(&tl.with(&[kind.as_str()]))
-                    .inc();
-                run(false, Some(Reason::EventLost));
-            }
-            EventReport::Duplicate { kind, .. } => {
-                self.event_duplicates
-                    .with_label_values(&tl.with(&[kind.as_str()]))
-                    .inc();
-                self.probe_failures
-                    .with_label_values(&tl.with(&[probe, Reason::EventDuplicate.as_str()]))
-                    .inc();
-            }
+            EventReport::Delivered { kind, after, .. } => self
+                .event_delivery
+                .with_label_values(&tl.with(&[kind.as_str()]))
+                .observe(after.as_secs_f64()),
+            EventReport::Lost { kind, .. } => self
+                .events_lost
+                .with_label_values(&tl.with(&[kind.as_str()]))
+                .inc(),
+            EventReport::Duplicate { kind, .. } => self
+                .event_duplicates
+                .with_label_values(&tl.with(&[kind.as_str()]))
+                .inc(),
         }
     }
 
@@ -222,7 +161,7 @@ impl Sink for Metrics {
             .set(oldest.as_secs_f64());
     }
 
-    fn durability(&self, tl: &TargetLabels, c: crate::durability::Count) {
+    fn durability(&self, tl: &TargetLabels, c: crate::report::DurabilityCount) {
         for (state, n) in [
             ("present", c.present),
             ("lost", c.lost),
@@ -307,5 +246,39 @@ impl Sink for Metrics {
         self.replication_oldest_pending
             .with_label_values(&l)
             .set(oldest.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// One run of a probe, in a cycle or on its own time: its run, duration, success gauge,
+    /// failure streak, last success and failure reason. A result that did not run counts
+    /// nowhere.
+    fn record_run(&self, tl: &TargetLabels, r: &ProbeResult) {
+        let Some(failure) = r.ran_with() else { return };
+        let probe = r.probe.as_str();
+        self.probe_runs.with_label_values(&tl.with(&[probe])).inc();
+        self.probe_duration
+            .with_label_values(&tl.with(&[probe]))
+            .observe(r.duration.as_secs_f64());
+        let success = self.probe_success.with_label_values(&tl.with(&[probe]));
+        let streak = self
+            .consecutive_failures
+            .with_label_values(&tl.with(&[probe]));
+        match failure {
+            None => {
+                success.set(1.0);
+                streak.set(0.0);
+                self.last_success
+                    .with_label_values(&tl.with(&[probe]))
+                    .set(unix_seconds(r.finished_at));
+            }
+            Some(f) => {
+                success.set(0.0);
+                streak.set(streak.get() + 1.0);
+                self.probe_failures
+                    .with_label_values(&tl.with(&[probe, f.reason.as_str()]))
+                    .inc();
+            }
+        }
     }
 }

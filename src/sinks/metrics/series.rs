@@ -406,7 +406,7 @@ mod tests {
         let mut families = c.collect();
         families
             .iter_mut()
-            .for_each(crate::sinks::exposition::sort_by_label_values);
+            .for_each(crate::sinks::metrics::exposition::sort_by_label_values);
         let mut out = Vec::new();
         TextEncoder::new().encode(&families, &mut out).unwrap();
         String::from_utf8(out).unwrap()

@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType as PcType;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::histogram::NativeHistogramConfig;
 
-use super::metrics::Metrics;
+use super::Metrics;
 
 /// The content type a scraper asks for, and gets, for this exposition.
 pub const CONTENT_TYPE: &str =
@@ -195,8 +195,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::report::Sink;
     use crate::report::TargetLabels;
-    use crate::sinks::Sink;
 
     fn decode(mut b: &[u8]) -> Vec<pb::MetricFamily> {
         let mut out = Vec::new();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use prometheus::{Encoder, TextEncoder};
 
-use super::metrics::Metrics;
+use super::Metrics;
 
 impl Metrics {
     /// Renders every series in the Prometheus text format.
