@@ -97,10 +97,10 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
         let bucket = buckets[&t.name].clone();
         let events = ledgers.get(&t.name).cloned();
         async move {
-            let mut report = probe::run_alone(&bucket, t).await;
-            if let Some(d) = crate::durability::Monitor::new(t, Arc::new(Sinks::default())) {
-                report.results.push(d.check(&bucket).await);
-            }
+            let durability = crate::durability::Monitor::new(t, Arc::new(Sinks::default()));
+            let deadline = Instant::now() + t.timeout;
+            let (d, token) = (durability.as_ref(), CancellationToken::new());
+            let mut report = probe::run_target(&bucket, t, d, deadline, &token).await;
             if let Some((ledger, heard, wait)) = events {
                 let runs = events_results(&ledger, &heard, wait).await;
                 report.results.extend(runs);

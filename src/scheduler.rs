@@ -278,13 +278,8 @@ impl Loops {
                 let loop_token = loop_token.clone();
                 let durability = durability.clone();
                 async move {
-                    let mut report = probe::run_cycle(&bucket, &t, deadline, &cycle_token).await;
-                    if let Some(d) = &durability
-                        && !cycle_token.is_cancelled()
-                        && let Ok(r) = tokio::time::timeout(d.budget(), d.check(&bucket)).await
-                    {
-                        report.results.push(r);
-                    }
+                    let d = durability.as_deref();
+                    let report = probe::run_target(&bucket, &t, d, deadline, &cycle_token).await;
                     // A target removed by a reload has had its series deleted: do not bring
                     // them back. On shutdown (the daemon's token) the figures are still kept.
                     if loop_token.is_cancelled() && !me.shutdown.is_cancelled() {

@@ -9,7 +9,7 @@
 //! `X-Cache-Status`) goes into the failure's message, never into a label.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -18,8 +18,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use super::{Cycle, Seen};
-use crate::report::{Check, Failure, MAX_MESSAGE, Outcome, Reason, bounded_text};
+use super::{Cycle, Seen, Step};
+use crate::report::{
+    Check, Failure, MAX_MESSAGE, Outcome, Probe, ProbeResult, Reason, bounded_text,
+};
 use crate::s3::Read;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -149,9 +151,7 @@ impl Cycle<'_> {
     /// One GET through the CDN, judged against the versions written: None for a miss.
     async fn cdn_read(&mut self) -> Result<(Answer, Seen), Failure> {
         let url = self.cdn_url().unwrap_or_default();
-        let max = self.size + crate::s3::limit::GET_MARGIN;
-        self.cdn_requests += 1;
-        let a = fetch(&url, max).await?;
+        let a = fetch(&url, self.max_read()).await?;
         let seen = match a.status {
             200 => {
                 let read = Read {
@@ -177,8 +177,7 @@ impl Cycle<'_> {
 /// Before the put: the CDN must not have the new key (a miss, which it may cache).
 pub(super) async fn before_put(c: &mut Cycle<'_>) -> Result<(), Failure> {
     let url = c.cdn_url().unwrap_or_default();
-    c.cdn_requests += 1;
-    let a = fetch(&url, c.size + crate::s3::limit::GET_MARGIN).await?;
+    let a = fetch(&url, c.max_read()).await?;
     match a.status {
         403 | 404 => Ok(()),
         200 => Err(Failure::local(
@@ -220,41 +219,59 @@ pub(super) async fn after_write(c: &mut Cycle<'_>, check: Check) -> Result<(), F
         ),
         &Default::default(),
     );
-    c.pending_failure = Some(failure.clone());
-    let i = c.violation(check, since);
-    c.reread_until(i, since, super::Want::Cdn).await;
-    Err(failure)
+    Err(c.stale_view(failure, check, since, super::Want::Cdn).await)
 }
 
 /// When in the cycle the CDN is read.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Phase {
+enum Phase {
     BeforePut,
     AfterWrite,
     AfterOverwrite,
 }
 
 /// The cdn probe across its phases: the first failure and the time spent.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct CdnRun {
+    /// Most time one phase may take.
+    budget: Duration,
     ran: bool,
     failure: Option<Failure>,
-    pub(super) took: Duration,
+    took: Duration,
 }
 
 impl CdnRun {
-    /// Runs one phase, bounded by `budget` and the cycle's deadline; only the first failure
+    /// A run whose phases may each take up to `budget`.
+    pub(super) fn new(budget: Duration) -> Self {
+        CdnRun {
+            budget,
+            ran: false,
+            failure: None,
+            took: Duration::ZERO,
+        }
+    }
+
+    /// Before the cycle's first step: the CDN must not have the new key.
+    pub(super) async fn before_steps(&mut self, c: &mut Cycle<'_>) {
+        self.phase(c, Phase::BeforePut).await;
+    }
+
+    /// After `step` passed: the CDN must serve what the put or the overwrite wrote.
+    pub(super) async fn after(&mut self, c: &mut Cycle<'_>, step: Step) {
+        match step {
+            Step::Put => self.phase(c, Phase::AfterWrite).await,
+            Step::Overwrite => self.phase(c, Phase::AfterOverwrite).await,
+            _ => {}
+        }
+    }
+
+    /// Runs one phase, bounded by the budget and the cycle's deadline; only the first failure
     /// is kept, and a phase the deadline leaves no time for is a timeout.
-    pub(super) async fn phase(
-        &mut self,
-        c: &mut Cycle<'_>,
-        deadline: Instant,
-        budget: Duration,
-        phase: Phase,
-    ) {
+    async fn phase(&mut self, c: &mut Cycle<'_>, phase: Phase) {
         if self.failure.is_some() {
             return;
         }
+        let deadline = c.deadline;
         let start = Instant::now();
         if start >= deadline {
             self.failure = Some(Failure::local(
@@ -263,7 +280,7 @@ impl CdnRun {
             ));
             return;
         }
-        let until = deadline.min(start + budget);
+        let until = deadline.min(start + self.budget);
         c.pending_failure = None;
         // The re-reads of a stale view stop at the phase's end, not the cycle's.
         let cycle_deadline = std::mem::replace(&mut c.deadline, until);
@@ -290,12 +307,18 @@ impl CdnRun {
         };
     }
 
-    /// The probe's outcome: not run if the put failed and the CDN had nothing to show.
-    pub(super) fn outcome(self, put_ok: bool) -> Option<Outcome> {
-        match (self.failure, self.ran) {
+    /// The probe's result: not run if the put failed and the CDN had nothing to show.
+    pub(super) fn result(self, put_ok: bool) -> ProbeResult {
+        let outcome = match (self.failure, self.ran) {
             (Some(f), _) => Some(Outcome::Failure(f)),
             (None, true) if put_ok => Some(Outcome::Success),
             _ => None,
+        };
+        ProbeResult {
+            probe: Probe::Cdn,
+            outcome,
+            duration: self.took,
+            finished_at: SystemTime::now(),
         }
     }
 }

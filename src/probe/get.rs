@@ -16,8 +16,7 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
 /// the stale view lasted.
 pub(super) async fn read_current(c: &mut Cycle<'_>, check: Check) -> Result<(), Failure> {
     let since = c.current().map(|v| v.acked_at).unwrap_or_else(Instant::now);
-    c.count();
-    let first = c.bucket.get(&c.key).await?;
+    let first = c.get().await?;
     let ids = match c.judge(first.as_ref()) {
         Seen::Current => return Ok(()),
         Seen::Corrupt(why) => {
@@ -42,8 +41,5 @@ pub(super) async fn read_current(c: &mut Cycle<'_>, check: Check) -> Result<(), 
         &ids,
         format!("GetObject after an acknowledged PutObject returned {what}"),
     );
-    c.pending_failure = Some(failure.clone());
-    let i = c.violation(check, since);
-    c.reread_until(i, since, Want::Current).await;
-    Err(failure)
+    Err(c.stale_view(failure, check, since, Want::Current).await)
 }

@@ -9,7 +9,6 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
         Some(v) => v.acked_at,
         None => return Ok(()),
     };
-    c.count();
     let (present, ids) = c.list_shows_key().await?;
     if present {
         return Ok(());
@@ -20,8 +19,8 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
         &ids,
         "ListObjectsV2 after an acknowledged PutObject does not show the key",
     );
-    c.pending_failure = Some(failure.clone());
-    let i = c.violation(Check::ListAfterWrite, since);
-    c.reread_until(i, since, Want::Listed(true)).await;
-    Err(failure)
+    let check = Check::ListAfterWrite;
+    Err(c
+        .stale_view(failure, check, since, Want::Listed(true))
+        .await)
 }

@@ -2,7 +2,6 @@
 
 use super::Cycle;
 use crate::canary::md5_hex;
-use crate::config::Sse;
 use crate::report::{Failure, Reason};
 use crate::s3::Condition;
 
@@ -11,7 +10,7 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
     let (w, body) = c.write(&Condition::None).await?;
     // Without KMS, a single-part ETag is the body's MD5: a mismatch means the bytes S3 stored
     // are not the bytes sent.
-    if !matches!(c.bucket.sse, Some(Sse::Kms { .. }))
+    if !c.kms()
         && let Some(etag) = &w.etag
     {
         let etag = etag.trim_matches('"');

@@ -307,6 +307,13 @@ impl Failure {
         )
     }
 
+    /// Whether the request was refused and so changed nothing: a 4xx other than 408 (request
+    /// timeout) and 429 (too many requests), after which a write or delete may have happened.
+    pub fn changed_nothing(&self) -> bool {
+        self.status
+            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+    }
+
     /// The cycle ran out of its `budget`.
     pub fn timeout(budget: Duration) -> Self {
         Failure::local(

@@ -108,9 +108,10 @@ pub trait ChangeObserver: Send + Sync + std::fmt::Debug {
 
 /// How a failed change was answered.
 fn outcome_of(f: &Failure) -> Outcome {
-    match f.status {
-        Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => Outcome::Refused,
-        _ => Outcome::Unknown,
+    if f.changed_nothing() {
+        Outcome::Refused
+    } else {
+        Outcome::Unknown
     }
 }
 

@@ -12,6 +12,7 @@ use prometheus::{
     Registry,
 };
 
+mod cells;
 pub mod exposition;
 #[cfg(target_os = "linux")]
 mod process;

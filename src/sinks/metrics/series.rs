@@ -12,13 +12,12 @@
 //! they are registered and rendered like any other collector, in the same text.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use prometheus::core::{Collector, Desc, Describer};
-use prometheus::proto::{self, MetricType};
+use prometheus::proto;
 use prometheus::{HistogramOpts, Opts};
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::DescriptorEncoder;
 
 use super::protobuf::{self, Protobuf};
 
@@ -26,169 +25,7 @@ use super::protobuf::{self, Protobuf};
 /// regions and closed sets (probes, operations, reasons, codes): none holds this character.
 const SEP: char = '\u{1f}';
 
-/// What one child holds: a counter, a gauge or a histogram.
-pub trait Cell: Send + Sync + 'static {
-    /// The family's type.
-    const TYPE: MetricType;
-    /// A zeroed child; `bounds` are the histogram's upper bounds (unused by the others).
-    fn new(bounds: &Arc<[f64]>) -> Self;
-    /// Writes the child's value into `m`.
-    fn write(&self, m: &mut proto::Metric);
-    /// Writes the child's value through prometheus-client's encoder (the protobuf exposition).
-    fn encode(&self, e: MetricEncoder) -> std::fmt::Result;
-}
-
-/// A monotonic integer counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.inc_by(1);
-    }
-
-    /// Adds `n`.
-    pub fn inc_by(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The current count.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl Cell for Counter {
-    const TYPE: MetricType = MetricType::COUNTER;
-    fn new(_: &Arc<[f64]>) -> Self {
-        Counter::default()
-    }
-    fn write(&self, m: &mut proto::Metric) {
-        let mut c = proto::Counter::default();
-        c.set_value(self.get() as f64);
-        m.set_counter(c);
-    }
-    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
-        protobuf::counter(&mut e, self.get() as f64)
-    }
-}
-
-/// A gauge holding an `f64`.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    /// Sets the value.
-    pub fn set(&self, v: f64) {
-        self.0.store(v.to_bits(), Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
-}
-
-impl Cell for Gauge {
-    const TYPE: MetricType = MetricType::GAUGE;
-    fn new(_: &Arc<[f64]>) -> Self {
-        Gauge::default()
-    }
-    fn write(&self, m: &mut proto::Metric) {
-        let mut g = proto::Gauge::default();
-        g.set_value(self.get());
-        m.set_gauge(g);
-    }
-    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
-        e.encode_gauge(&self.get())
-    }
-}
-
-/// A histogram: per-bucket counts (not cumulative), the count and the sum, under one lock so a
-/// scrape never sees an observation half recorded.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: Arc<[f64]>,
-    state: Mutex<HistogramState>,
-    /// The same observations with native buckets as well, for the protobuf exposition.
-    native: prometheus_client::metrics::histogram::Histogram,
-}
-
-#[derive(Debug)]
-struct HistogramState {
-    buckets: Box<[u64]>,
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, v: f64) {
-        let i = self.bounds.iter().position(|b| v <= *b);
-        let mut s = self.state.lock().unwrap();
-        if let Some(i) = i {
-            s.buckets[i] += 1;
-        }
-        s.count += 1;
-        s.sum += v;
-        drop(s);
-        self.native.observe(v);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.state.lock().unwrap().count
-    }
-
-    /// The sum of the observations so far.
-    pub fn sum(&self) -> f64 {
-        self.state.lock().unwrap().sum
-    }
-}
-
-impl Cell for Histogram {
-    const TYPE: MetricType = MetricType::HISTOGRAM;
-    fn new(bounds: &Arc<[f64]>) -> Self {
-        Histogram {
-            bounds: bounds.clone(),
-            state: Mutex::new(HistogramState {
-                buckets: vec![0; bounds.len()].into_boxed_slice(),
-                count: 0,
-                sum: 0.0,
-            }),
-            native: prometheus_client::metrics::histogram::Histogram::new_classic_and_native(
-                bounds.iter().copied(),
-                protobuf::native_config(),
-            ),
-        }
-    }
-    fn write(&self, m: &mut proto::Metric) {
-        let s = self.state.lock().unwrap();
-        let mut h = proto::Histogram::default();
-        h.set_sample_count(s.count);
-        h.set_sample_sum(s.sum);
-        let mut cumulative = 0;
-        let buckets = self
-            .bounds
-            .iter()
-            .zip(s.buckets.iter())
-            .map(|(upper, n)| {
-                cumulative += n;
-                let mut b = proto::Bucket::default();
-                b.set_cumulative_count(cumulative);
-                b.set_upper_bound(*upper);
-                b
-            })
-            .collect();
-        h.set_bucket(buckets);
-        m.set_histogram(h);
-    }
-    fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
-        // prometheus-client writes the native buckets and the classic ones.
-        self.native.encode(e)
-    }
-}
+pub use super::cells::{Cell, Counter, Gauge, Histogram};
 
 /// A family of children of one kind, keyed by their label values.
 pub struct Family<C> {

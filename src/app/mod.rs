@@ -15,9 +15,10 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod consumers;
+
 use crate::config::{self, Config, Replication, Target};
-use crate::events::consumer::Route;
-use crate::events::{Consumer, Ledger};
+use crate::events::Ledger;
 use crate::replication::Monitor;
 use crate::report::{Sink, Sinks};
 use crate::s3::{Bucket, ClientFactory};
@@ -43,21 +44,6 @@ struct Running {
     ledger: Option<Arc<Ledger>>,
 }
 
-/// What makes two targets share an events queue consumer: one consumer per queue, whatever
-/// the targets' roles (two consumers of one queue would take each other's messages for foreign
-/// ones). The consumer uses the first target's role.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct QueueKey {
-    queue_url: String,
-    endpoint: Option<String>,
-}
-
-/// A queue's consumer, as started, and the ledgers it feeds.
-struct RunningConsumer {
-    ledgers: Vec<Arc<Ledger>>,
-    token: CancellationToken,
-}
-
 /// A replication pair's loop, as started.
 struct RunningReplication {
     cfg: Replication,
@@ -81,7 +67,7 @@ pub struct Daemon {
     shard: Shard,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     replications: Mutex<HashMap<String, RunningReplication>>,
-    consumers: tokio::sync::Mutex<HashMap<QueueKey, RunningConsumer>>,
+    consumers: tokio::sync::Mutex<HashMap<consumers::QueueKey, consumers::RunningConsumer>>,
     ready: AtomicBool,
     /// The last reload error, if the last reload failed.
     reload_error: Mutex<Option<String>>,
@@ -238,78 +224,6 @@ impl Daemon {
         }
         self.apply_replications(cfg, &running).await;
         self.apply_consumers(&running).await;
-    }
-
-    /// One consumer per events queue for the targets that name it: started, restarted when its
-    /// targets change, stopped when none is left.
-    async fn apply_consumers(&self, running: &HashMap<String, Running>) {
-        let mut wanted: HashMap<QueueKey, Vec<(&Target, Arc<Ledger>)>> = HashMap::new();
-        for r in running.values() {
-            let (Some(e), Some(l)) = (&r.target.events, &r.ledger) else {
-                continue;
-            };
-            let key = QueueKey {
-                queue_url: e.queue_url.clone(),
-                endpoint: e.endpoint.clone(),
-            };
-            wanted.entry(key).or_default().push((&r.target, l.clone()));
-        }
-        for targets in wanted.values_mut() {
-            targets.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        }
-        let mut consumers = self.consumers.lock().await;
-        // A consumer is kept only while it feeds exactly the ledgers of the running targets: a
-        // changed target has a new ledger, and notifications for the old one would be lost.
-        consumers.retain(|key, c| {
-            let same = wanted.get(key).is_some_and(|v| {
-                v.len() == c.ledgers.len()
-                    && v.iter()
-                        .zip(&c.ledgers)
-                        .all(|((_, l), o)| Arc::ptr_eq(l, o))
-            });
-            if !same {
-                c.token.cancel();
-            }
-            same
-        });
-        for (key, targets) in wanted {
-            if consumers.contains_key(&key) {
-                continue;
-            }
-            let (first, _) = targets[0];
-            let region = first
-                .events
-                .as_ref()
-                .and_then(|e| e.region())
-                .unwrap_or(&first.region)
-                .to_string();
-            let client = self
-                .factory
-                .sqs(&region, key.endpoint.as_deref(), first.role_arn.as_deref())
-                .await;
-            let routes = targets
-                .iter()
-                .map(|(t, l)| Route {
-                    bucket: t.bucket.clone(),
-                    prefix: t.prefix.clone(),
-                    ledger: l.clone(),
-                })
-                .collect();
-            let queue = first.events.as_ref().map_or("", |e| e.queue_name());
-            let consumer = Consumer::new(
-                client,
-                &key.queue_url,
-                queue,
-                routes,
-                self.loops.sink.clone(),
-            );
-            let token = self.token().child_token();
-            self.loops.tracker.spawn(consumer.run(token.clone()));
-            let names: Vec<&str> = targets.iter().map(|(t, _)| t.name.as_str()).collect();
-            tracing::info!(queue = %queue, targets = ?names, "events queue consumer started");
-            let ledgers = targets.iter().map(|(_, l)| l.clone()).collect();
-            consumers.insert(key, RunningConsumer { ledgers, token });
-        }
     }
 
     /// Starts, restarts and stops replication loops to match `cfg` (after the targets). A
