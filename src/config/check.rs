@@ -94,9 +94,11 @@ impl Settings<'_> {
             let mut seen = HashSet::new();
             for p in self.probes {
                 match Probe::parse(p) {
-                    None => problems.push(format!(
-                        "{at}.probes: unknown probe {p:?} (known: put, get, list, overwrite, delete, conditional, events, cdn, durability)"
-                    )),
+                    None => {
+                        let known: Vec<&str> = Probe::ALL.iter().map(|p| p.as_str()).collect();
+                        let known = known.join(", ");
+                        problems.push(format!("{at}.probes: unknown probe {p:?} (known: {known})"))
+                    }
                     Some(probe) if !seen.insert(probe) => {
                         problems.push(format!("{at}.probes: {p:?} is listed twice"))
                     }
