@@ -118,20 +118,20 @@ impl Ledger {
     }
 
     /// Reports `r` and, when it resolves a notification, the run of the events probe it ends:
-    /// a delivery passes (taking its delivery time), a loss fails after `waited`, a duplicate
-    /// fails at once. The one place where the events probe's outcome is decided.
-    fn report(&self, r: EventReport, waited: Duration) {
+    /// a delivery passes and a loss fails, each taking the time since the acknowledgement; a
+    /// duplicate fails at once. The one place where the events probe's outcome is decided.
+    fn report(&self, r: EventReport) {
         self.sink.event(&self.labels, &r);
         let (key, result, took) = match &r {
             EventReport::Expected(_) => return,
             EventReport::Delivered { after, key, .. } => (key, Ok(()), *after),
-            EventReport::Lost { kind, key } => {
+            EventReport::Lost { kind, key, after } => {
                 let why = format!(
                     "{} notification of {key} not received {} after S3 acknowledged the change",
                     kind.as_str(),
-                    humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                    humantime::format_duration(Duration::from_secs(after.as_secs()))
                 );
-                (key, Err(Failure::local(Reason::EventLost, why)), waited)
+                (key, Err(Failure::local(Reason::EventLost, why)), *after)
             }
             EventReport::Duplicate { kind, key } => {
                 let why = format!("{} notification of {key} received again", kind.as_str());
@@ -157,15 +157,11 @@ impl Ledger {
                 Some(acked) => {
                     t.owed.remove(i);
                     drop(st);
-                    let after = at.saturating_duration_since(acked);
-                    self.report(
-                        EventReport::Delivered {
-                            kind: kind(change),
-                            after,
-                            key: key.to_string(),
-                        },
-                        after,
-                    );
+                    self.report(EventReport::Delivered {
+                        kind: kind(change),
+                        after: at.saturating_duration_since(acked),
+                        key: key.to_string(),
+                    });
                 }
                 None => e.early = Some(at),
             }
@@ -176,13 +172,10 @@ impl Ledger {
             return Received::Matched;
         }
         drop(st);
-        self.report(
-            EventReport::Duplicate {
-                kind: kind(change),
-                key: key.to_string(),
-            },
-            Duration::ZERO,
-        );
+        self.report(EventReport::Duplicate {
+            kind: kind(change),
+            key: key.to_string(),
+        });
         Received::Duplicate
     }
 
@@ -215,8 +208,8 @@ impl Ledger {
                         Some(acked)
                             if limit.is_zero() || now.saturating_duration_since(acked) > limit =>
                         {
-                            let waited = now.saturating_duration_since(acked);
-                            lost.push((kind(change), key.clone(), waited));
+                            let after = now.saturating_duration_since(acked);
+                            lost.push((kind(change), key.clone(), after));
                             false
                         }
                         Some(acked) => {
@@ -238,8 +231,8 @@ impl Ledger {
                 !(quiet && k.tracks.iter().all(|t| t.owed.is_empty()))
             });
         }
-        for (kind, key, waited) in lost {
-            self.report(EventReport::Lost { kind, key }, waited);
+        for (kind, key, after) in lost {
+            self.report(EventReport::Lost { kind, key, after });
         }
         self.sink.events_pending(&self.labels, pending, oldest);
     }
@@ -312,7 +305,7 @@ impl ChangeObserver for Ledger {
         }
         drop(st);
         for r in reports {
-            self.report(r, Duration::ZERO);
+            self.report(r);
         }
     }
 }
@@ -438,7 +431,8 @@ mod tests {
             lost,
             vec![EventReport::Lost {
                 kind: EventKind::ObjectRemoved,
-                key: "p/t/1-a".into()
+                key: "p/t/1-a".into(),
+                after: Duration::from_secs(61),
             }]
         );
         assert_eq!(*kept.1.lock().unwrap(), (0, Duration::ZERO));

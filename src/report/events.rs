@@ -33,8 +33,13 @@ pub enum EventReport {
         after: Duration,
         key: String,
     },
-    /// It did not arrive within the timeout.
-    Lost { kind: EventKind, key: String },
+    /// It did not arrive within the timeout: it was given up this long after the
+    /// acknowledgement.
+    Lost {
+        kind: EventKind,
+        key: String,
+        after: Duration,
+    },
     /// A notification arrived for a change already notified.
     Duplicate { kind: EventKind, key: String },
 }

@@ -406,6 +406,7 @@ mod tests {
             &EventReport::Lost {
                 kind,
                 key: "k".into(),
+                after: Duration::from_secs(300),
             },
         );
         assert_eq!(m.flush(SystemTime::now()), 2);
