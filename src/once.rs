@@ -10,7 +10,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Target};
-use crate::events::consumer::Route;
 use crate::events::{Consumer, Ledger};
 use crate::probe;
 use crate::replication::{CanaryOutcome, Monitor};
@@ -72,22 +71,8 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
                 heard.clone(),
             ));
             bucket.changes = Some(ledger.clone());
-            let region = e.region().unwrap_or(&t.region);
-            let client = factory
-                .sqs(region, e.endpoint.as_deref(), t.role_arn.as_deref())
-                .await;
-            let route = Route {
-                bucket: t.bucket.clone(),
-                prefix: t.prefix.clone(),
-                ledger: ledger.clone(),
-            };
-            let consumer = Consumer::new(
-                client,
-                &e.queue_url,
-                e.queue_name(),
-                vec![route],
-                sink.clone(),
-            );
+            let consumer =
+                Consumer::for_targets(factory, &[(t, ledger.clone())], sink.clone()).await;
             tokio::spawn(consumer.run(token.clone()));
             ledgers.insert(t.name.clone(), (ledger, heard, e.timeout.min(EVENTS_WAIT)));
         }

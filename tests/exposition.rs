@@ -217,7 +217,7 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
     m.replication_canaries.with_label_values(&pair).inc_by(2);
     m.replication_lag.with_label_values(&pair).observe(3.2);
     m.replication_timeouts.with_label_values(&pair).inc();
-    m.replication_pending.with_label_values(&pair).set(1);
+    m.replication_pending.with_label_values(&pair).set(1.0);
     m.replication_oldest_pending
         .with_label_values(&pair)
         .set(42.5);
@@ -227,7 +227,7 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
     m.cloudwatch_publish
         .with_label_values(&["success"])
         .inc_by(4);
-    m.cloudwatch_dropped.inc_by(2);
+    m.cloudwatch_dropped.get().inc_by(2);
 
     let got = render(&m);
     if std::env::var_os("S3CANARY_BLESS").is_some() {

@@ -125,7 +125,7 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
     )
     .await;
     let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
-    let loops = s3canary::scheduler::Loops {
+    let loops = s3canary::app::Loops {
         tracker: tracker.clone(),
         sink: metrics.clone(),
         shutdown: token.clone(),

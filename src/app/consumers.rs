@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Daemon, Running};
 use crate::config::Target;
-use crate::events::consumer::Route;
 use crate::events::{Consumer, Ledger};
 
 /// What makes two targets share an events queue consumer: one consumer per queue, whatever
@@ -63,33 +62,9 @@ impl Daemon {
             if consumers.contains_key(&key) {
                 continue;
             }
-            let (first, _) = targets[0];
-            let region = first
-                .events
-                .as_ref()
-                .and_then(|e| e.region())
-                .unwrap_or(&first.region)
-                .to_string();
-            let client = self
-                .factory
-                .sqs(&region, key.endpoint.as_deref(), first.role_arn.as_deref())
-                .await;
-            let routes = targets
-                .iter()
-                .map(|(t, l)| Route {
-                    bucket: t.bucket.clone(),
-                    prefix: t.prefix.clone(),
-                    ledger: l.clone(),
-                })
-                .collect();
-            let queue = first.events.as_ref().map_or("", |e| e.queue_name());
-            let consumer = Consumer::new(
-                client,
-                &key.queue_url,
-                queue,
-                routes,
-                self.loops.sink.clone(),
-            );
+            let consumer =
+                Consumer::for_targets(&self.factory, &targets, self.loops.sink.clone()).await;
+            let queue = consumer.queue().to_string();
             let token = self.token().child_token();
             self.loops.tracker.spawn(consumer.run(token.clone()));
             let names: Vec<&str> = targets.iter().map(|(t, _)| t.name.as_str()).collect();

@@ -16,18 +16,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod consumers;
+pub mod loops;
 
 use crate::config::{self, Config, Replication, Target};
 use crate::events::Ledger;
 use crate::replication::Monitor;
 use crate::report::{Sink, Sinks};
 use crate::s3::{Bucket, ClientFactory};
-use crate::scheduler::Loops;
 use crate::shard::Shard;
 use crate::sinks::cloudwatch::Mirror;
 use crate::sinks::history::History;
 use crate::sinks::log::Log;
 use crate::sinks::metrics::Metrics;
+pub use loops::Loops;
 
 /// How long shutdown waits for in-flight cycles to finish or clean up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Ledger, Received};
 use super::message::{self, Message};
+use crate::config::Target;
 use crate::report::Sink;
 use crate::report::{MAX_MESSAGE, bounded_text};
+use crate::s3::ClientFactory;
 
 /// Long-poll wait of one ReceiveMessage (the SQS maximum: fewest requests on a quiet queue).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -98,6 +100,39 @@ impl Consumer {
             sink,
             started: SystemTime::now(),
         }
+    }
+
+    /// The consumer of the queue `targets` share, feeding each target's ledger. The first
+    /// target's queue, endpoint, region and role are used: one consumer per queue, whatever
+    /// the targets' roles (two consumers of one queue would take each other's messages).
+    pub async fn for_targets(
+        factory: &ClientFactory,
+        targets: &[(&Target, Arc<Ledger>)],
+        sink: Arc<dyn Sink>,
+    ) -> Self {
+        let first = targets[0].0;
+        let e = first
+            .events
+            .as_ref()
+            .expect("a target with the events probe");
+        let region = e.region().unwrap_or(&first.region);
+        let client = factory
+            .sqs(region, e.endpoint.as_deref(), first.role_arn.as_deref())
+            .await;
+        let routes = targets
+            .iter()
+            .map(|(t, l)| Route {
+                bucket: t.bucket.clone(),
+                prefix: t.prefix.clone(),
+                ledger: l.clone(),
+            })
+            .collect();
+        Consumer::new(client, &e.queue_url, e.queue_name(), routes, sink)
+    }
+
+    /// The queue's name, as in logs.
+    pub fn queue(&self) -> &str {
+        &self.queue
     }
 
     /// The route of a notification about `key` in `bucket`: the target whose canaries it is

@@ -271,7 +271,7 @@ impl Mirror {
         let over = q.len().saturating_sub(QUEUE_CAPACITY);
         if over > 0 {
             q.drain(..over);
-            self.metrics.cloudwatch_dropped.inc_by(over as u64);
+            self.metrics.cloudwatch_dropped.get().inc_by(over as u64);
         }
         drop(q);
         self.queued.notify_one();

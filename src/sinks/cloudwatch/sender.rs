@@ -104,7 +104,7 @@ impl Mirror {
         }
         let lost = self.queue_len();
         if lost > 0 {
-            self.metrics.cloudwatch_dropped.inc_by(lost as u64);
+            self.metrics.cloudwatch_dropped.get().inc_by(lost as u64);
             tracing::warn!(datums = lost, "CloudWatch datums not sent before shutdown");
         }
     }
@@ -141,7 +141,7 @@ impl Mirror {
                 let over = q.len().saturating_sub(QUEUE_CAPACITY);
                 if over > 0 {
                     q.drain(..over);
-                    self.metrics.cloudwatch_dropped.inc_by(over as u64);
+                    self.metrics.cloudwatch_dropped.get().inc_by(over as u64);
                 }
                 Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
             }

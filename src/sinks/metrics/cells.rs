@@ -9,12 +9,20 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 
 use super::protobuf;
 
+/// A histogram family's buckets: its classic upper bounds, and whether the protobuf
+/// exposition gets native buckets as well.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    pub bounds: Arc<[f64]>,
+    pub native: bool,
+}
+
 /// What one child holds: a counter, a gauge or a histogram.
 pub trait Cell: Send + Sync + 'static {
     /// The family's type.
     const TYPE: MetricType;
-    /// A zeroed child; `bounds` are the histogram's upper bounds (unused by the others).
-    fn new(bounds: &Arc<[f64]>) -> Self;
+    /// A zeroed child; `buckets` are the histogram's (unused by the others).
+    fn new(buckets: &Buckets) -> Self;
     /// Writes the child's value into `m`.
     fn write(&self, m: &mut proto::Metric);
     /// Writes the child's value through prometheus-client's encoder (the protobuf exposition).
@@ -44,7 +52,7 @@ impl Counter {
 
 impl Cell for Counter {
     const TYPE: MetricType = MetricType::COUNTER;
-    fn new(_: &Arc<[f64]>) -> Self {
+    fn new(_: &Buckets) -> Self {
         Counter::default()
     }
     fn write(&self, m: &mut proto::Metric) {
@@ -75,7 +83,7 @@ impl Gauge {
 
 impl Cell for Gauge {
     const TYPE: MetricType = MetricType::GAUGE;
-    fn new(_: &Arc<[f64]>) -> Self {
+    fn new(_: &Buckets) -> Self {
         Gauge::default()
     }
     fn write(&self, m: &mut proto::Metric) {
@@ -94,8 +102,9 @@ impl Cell for Gauge {
 pub struct Histogram {
     bounds: Arc<[f64]>,
     state: Mutex<HistogramState>,
-    /// The same observations with native buckets as well, for the protobuf exposition.
-    native: prometheus_client::metrics::histogram::Histogram,
+    /// The same observations for the protobuf exposition (with native buckets when the family
+    /// keeps them).
+    exposed: prometheus_client::metrics::histogram::Histogram,
 }
 
 #[derive(Debug)]
@@ -116,7 +125,7 @@ impl Histogram {
         s.count += 1;
         s.sum += v;
         drop(s);
-        self.native.observe(v);
+        self.exposed.observe(v);
     }
 
     /// Observations so far.
@@ -132,7 +141,14 @@ impl Histogram {
 
 impl Cell for Histogram {
     const TYPE: MetricType = MetricType::HISTOGRAM;
-    fn new(bounds: &Arc<[f64]>) -> Self {
+    fn new(buckets: &Buckets) -> Self {
+        use prometheus_client::metrics::histogram::Histogram as Exposed;
+        let bounds = &buckets.bounds;
+        let exposed = if buckets.native {
+            Exposed::new_classic_and_native(bounds.iter().copied(), protobuf::native_config())
+        } else {
+            Exposed::new(bounds.iter().copied())
+        };
         Histogram {
             bounds: bounds.clone(),
             state: Mutex::new(HistogramState {
@@ -140,10 +156,7 @@ impl Cell for Histogram {
                 count: 0,
                 sum: 0.0,
             }),
-            native: prometheus_client::metrics::histogram::Histogram::new_classic_and_native(
-                bounds.iter().copied(),
-                protobuf::native_config(),
-            ),
+            exposed,
         }
     }
     fn write(&self, m: &mut proto::Metric) {
@@ -168,7 +181,7 @@ impl Cell for Histogram {
         m.set_histogram(h);
     }
     fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
-        // prometheus-client writes the native buckets and the classic ones.
-        self.native.encode(e)
+        // prometheus-client writes the classic buckets and the native ones if kept.
+        self.exposed.encode(e)
     }
 }

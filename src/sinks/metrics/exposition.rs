@@ -5,7 +5,7 @@
 //! doubling, about 80 MiB at the peak of a scrape. Streamed in chunks (see `http/`), a scrape
 //! holds the structures of [`RENDER_CHUNK`] series, the keys of one family, and a chunk or two
 //! of text: the daemon's own families are collected a chunk at a time
-//! ([`super::protobuf::Protobuf::part_keys`]), the few others whole.
+//! ([`super::protobuf::Exposable::part_keys`]), the few others whole.
 
 use std::sync::Arc;
 

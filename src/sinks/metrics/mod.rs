@@ -7,10 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::{HistogramOpts, Opts, Registry};
 
 mod cells;
 pub mod exposition;
@@ -20,7 +17,7 @@ pub mod protobuf;
 mod record;
 pub mod series;
 
-use protobuf::Protobuf;
+use protobuf::Exposable;
 
 use crate::report::unix_seconds;
 
@@ -65,7 +62,7 @@ pub struct Metrics {
     /// Registration checks names and label sets for duplicates; rendering goes through
     /// `collectors`, one family at a time.
     registry: Registry,
-    collectors: Vec<Box<dyn Protobuf>>,
+    collectors: Vec<Box<dyn Exposable>>,
     pub probe_runs: series::CounterVec,
     pub probe_failures: series::CounterVec,
     pub probe_success: series::GaugeVec,
@@ -84,20 +81,20 @@ pub struct Metrics {
     pub event_duplicates: series::CounterVec,
     pub events_pending: series::GaugeVec,
     pub events_oldest_pending: series::GaugeVec,
-    pub foreign_messages: IntCounterVec,
+    pub foreign_messages: series::CounterVec,
     pub durability_objects: series::GaugeVec,
-    pub replication_canaries: IntCounterVec,
-    pub replication_lag: HistogramVec,
-    pub replication_pending: IntGaugeVec,
-    pub replication_oldest_pending: GaugeVec,
-    pub replication_timeouts: IntCounterVec,
-    pub replication_failures: IntCounterVec,
-    pub cloudwatch_publish: IntCounterVec,
-    pub cloudwatch_dropped: prometheus::IntCounter,
+    pub replication_canaries: series::CounterVec,
+    pub replication_lag: series::HistogramVec,
+    pub replication_pending: series::GaugeVec,
+    pub replication_oldest_pending: series::GaugeVec,
+    pub replication_timeouts: series::CounterVec,
+    pub replication_failures: series::CounterVec,
+    pub cloudwatch_publish: series::CounterVec,
+    pub cloudwatch_dropped: series::CounterVec,
     pub target_interval: series::GaugeVec,
-    pub build_info: IntGaugeVec,
-    pub reload_successful: IntGauge,
-    pub reload_success_timestamp: Gauge,
+    pub build_info: series::GaugeVec,
+    pub reload_successful: series::GaugeVec,
+    pub reload_success_timestamp: series::GaugeVec,
 }
 
 impl Metrics {
@@ -274,7 +271,7 @@ impl Metrics {
                 &l(&["state"]),
             )
             .unwrap(),
-            foreign_messages: IntCounterVec::new(
+            foreign_messages: series::CounterVec::new(
                 opts(
                     "s3canary_event_foreign_messages_total",
                     "Messages on an events queue about no target's keys, left on the queue.",
@@ -282,7 +279,7 @@ impl Metrics {
                 &["queue"],
             )
             .unwrap(),
-            replication_canaries: IntCounterVec::new(
+            replication_canaries: series::CounterVec::new(
                 opts(
                     "s3canary_replication_canaries_total",
                     "Replication canaries written to the source bucket.",
@@ -290,7 +287,7 @@ impl Metrics {
                 REPLICATION_LABELS,
             )
             .unwrap(),
-            replication_lag: HistogramVec::new(
+            replication_lag: series::HistogramVec::classic(
                 hopts(
                     "s3canary_replication_lag_seconds",
                     "Source write acknowledgement to the first destination read that finds the copy.",
@@ -299,7 +296,7 @@ impl Metrics {
                 REPLICATION_LABELS,
             )
             .unwrap(),
-            replication_pending: IntGaugeVec::new(
+            replication_pending: series::GaugeVec::new(
                 opts(
                     "s3canary_replication_pending",
                     "Replication canaries not yet seen on the destination.",
@@ -307,7 +304,7 @@ impl Metrics {
                 REPLICATION_LABELS,
             )
             .unwrap(),
-            replication_oldest_pending: GaugeVec::new(
+            replication_oldest_pending: series::GaugeVec::new(
                 opts(
                     "s3canary_replication_oldest_pending_seconds",
                     "Age of the oldest replication canary not yet seen on the destination (0 when none).",
@@ -315,7 +312,7 @@ impl Metrics {
                 REPLICATION_LABELS,
             )
             .unwrap(),
-            replication_timeouts: IntCounterVec::new(
+            replication_timeouts: series::CounterVec::new(
                 opts(
                     "s3canary_replication_timeouts_total",
                     "Replication canaries not seen on the destination within the timeout.",
@@ -323,7 +320,7 @@ impl Metrics {
                 REPLICATION_LABELS,
             )
             .unwrap(),
-            replication_failures: IntCounterVec::new(
+            replication_failures: series::CounterVec::new(
                 opts(
                     "s3canary_replication_failures_total",
                     "Replication canaries that failed, by reason (put_failed, status_failed, in_flight_cap).",
@@ -331,7 +328,7 @@ impl Metrics {
                 &[REPLICATION_LABELS, &["reason"]].concat(),
             )
             .unwrap(),
-            cloudwatch_publish: IntCounterVec::new(
+            cloudwatch_publish: series::CounterVec::new(
                 opts(
                     "s3canary_cloudwatch_publish_total",
                     "PutMetricData calls of the CloudWatch mirror, by result.",
@@ -339,7 +336,7 @@ impl Metrics {
                 &["result"],
             )
             .unwrap(),
-            cloudwatch_dropped: prometheus::IntCounter::with_opts(opts(
+            cloudwatch_dropped: series::CounterVec::single(opts(
                 "s3canary_cloudwatch_datums_dropped_total",
                 "CloudWatch datums dropped because the queue was full.",
             ))
@@ -352,17 +349,17 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
-            build_info: IntGaugeVec::new(
+            build_info: series::GaugeVec::new(
                 opts("s3canary_build_info", "Always 1; the version label says which build."),
                 &["version"],
             )
             .unwrap(),
-            reload_successful: IntGauge::with_opts(opts(
+            reload_successful: series::GaugeVec::single(opts(
                 "s3canary_config_last_reload_successful",
                 "1 if the last config load or reload succeeded.",
             ))
             .unwrap(),
-            reload_success_timestamp: Gauge::with_opts(opts(
+            reload_success_timestamp: series::GaugeVec::single(opts(
                 "s3canary_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful config load or reload.",
             ))
@@ -409,7 +406,7 @@ impl Metrics {
             .sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+            .set(1.0);
         // Present from the first scrape, so "mirror failing" alerts and panels have a series.
         for result in ["success", "failure"] {
             m.cloudwatch_publish.with_label_values(&[result]);
@@ -419,19 +416,29 @@ impl Metrics {
 
     /// Records the outcome of a config load or reload.
     pub fn config_loaded(&self, ok: bool) {
-        self.reload_successful.set(i64::from(ok));
+        self.reload_successful.get().set(f64::from(u8::from(ok)));
         if ok {
             self.reload_success_timestamp
+                .get()
                 .set(unix_seconds(SystemTime::now()));
         }
     }
 
     /// Registers `c` (names and labels checked once, here) and keeps it for rendering.
-    fn add<C: Protobuf + Clone + 'static>(&mut self, c: C) {
+    fn add<C: Exposable + Clone + 'static>(&mut self, c: C) {
         self.registry
             .register(Box::new(c.clone()))
             .expect("metric names and label sets are unique");
         self.collectors.push(Box::new(c));
+    }
+
+    /// Deletes every series of one target (`names` [`TARGET_LABELS`]) or pair
+    /// ([`REPLICATION_LABELS`]) with these label `values`, in every family.
+    pub(super) fn remove_series(&self, names: &[&str], values: &[&str]) -> usize {
+        self.collectors
+            .iter()
+            .map(|c| c.remove_series(names, values))
+            .sum()
     }
 
     /// The registry the families are checked on (tests compare its own text with ours).
@@ -441,7 +448,7 @@ impl Metrics {
     }
 
     /// The collectors to render, sorted by family name.
-    pub(super) fn collectors(&self) -> &[Box<dyn Protobuf>] {
+    pub(super) fn collectors(&self) -> &[Box<dyn Exposable>] {
         &self.collectors
     }
 }

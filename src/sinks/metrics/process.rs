@@ -64,7 +64,7 @@ impl Collector for Process {
 }
 
 /// Written through the generic conversion (no histograms).
-impl super::protobuf::Protobuf for Process {}
+impl super::protobuf::Exposable for Process {}
 
 #[cfg(test)]
 mod tests {

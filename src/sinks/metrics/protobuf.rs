@@ -39,14 +39,17 @@ pub fn native_config() -> NativeHistogramConfig {
     NativeHistogramConfig::with_schema(3).max_buckets(160)
 }
 
-/// A collector the protobuf exposition can write. The default converts what the collector
-/// gives the text exposition (classic histograms only); the daemon's own families write their
-/// cells directly, native buckets included.
+/// A collector both expositions render: every family of the daemon ([`super::series::Family`])
+/// and the process collector.
 ///
-/// The text exposition uses it too: a collector that can collect its series in parts
-/// ([`Protobuf::part_keys`]) is rendered a few hundred series at a time, instead of all its
-/// series at once (about 12 MiB for the request histograms of 1000 targets).
-pub trait Protobuf: Collector {
+/// The protobuf exposition writes it with [`Exposable::encode_protobuf`]; the default converts
+/// what the collector gives the text exposition (classic histograms only), and the families
+/// write their cells directly, native buckets included. The text exposition renders a
+/// collector that can collect its series in parts ([`Exposable::part_keys`]) a few hundred
+/// series at a time, instead of all its series at once (about 12 MiB for the request
+/// histograms of 1000 targets). A target's or pair's series leave every family through
+/// [`Exposable::remove_series`].
+pub trait Exposable: Collector {
     /// Writes this collector's families.
     fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         for f in self.collect() {
@@ -56,24 +59,22 @@ pub trait Protobuf: Collector {
     }
 
     /// The keys of this collector's series in exposition order, when it has one family and
-    /// can collect a part of it ([`Protobuf::collect_part`]); `None`: collect it whole.
+    /// can collect a part of it ([`Exposable::collect_part`]); `None`: collect it whole.
     fn part_keys(&self) -> Option<Vec<String>> {
         None
     }
 
-    /// The family with the series of `keys` (from [`Protobuf::part_keys`]) that still exist.
+    /// The family with the series of `keys` (from [`Exposable::part_keys`]) that still exist.
     fn collect_part(&self, _keys: &[String]) -> proto::MetricFamily {
         unreachable!("collect_part of a collector without part_keys")
     }
-}
 
-impl Protobuf for prometheus::IntCounterVec {}
-impl Protobuf for prometheus::IntGaugeVec {}
-impl Protobuf for prometheus::GaugeVec {}
-impl Protobuf for prometheus::HistogramVec {}
-impl Protobuf for prometheus::IntCounter {}
-impl Protobuf for prometheus::IntGauge {}
-impl Protobuf for prometheus::Gauge {}
+    /// Deletes the series whose first labels are `names` with `values` (a target's or a
+    /// pair's), whatever their other labels; how many there were. None by default.
+    fn remove_series(&self, _names: &[&str], _values: &[&str]) -> usize {
+        0
+    }
+}
 
 /// The name prometheus-client is given for a family: it appends `_total` to counters itself.
 pub(crate) fn base_name(name: &str, t: MetricType) -> &str {

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use super::Metrics;
 use crate::report::{
-    Check, CycleReport, EventKind, EventReport, KNOWN_CODES, OPERATIONS, PairLabels, Probe,
-    ProbeResult, Reason, ReplicationEvent, ReplicationFailure, Sink, TRANSPORT_CODES, TargetInfo,
-    TargetLabels, unix_seconds,
+    Check, CycleReport, EventKind, EventReport, PairLabels, Probe, ProbeResult, ReplicationEvent,
+    Sink, TargetInfo, TargetLabels, unix_seconds,
 };
 
 impl Sink for Metrics {
@@ -62,50 +61,7 @@ impl Sink for Metrics {
     /// The client library has no partial-match removal, so every label combination the daemon
     /// can create is enumerated; the sets are closed, so this is exact.
     fn target_removed(&self, tl: &TargetLabels) {
-        for p in Probe::ALL {
-            let lv = tl.with(&[p.as_str()]);
-            let _ = self.probe_runs.remove_label_values(&lv);
-            let _ = self.probe_success.remove_label_values(&lv);
-            let _ = self.consecutive_failures.remove_label_values(&lv);
-            let _ = self.probe_duration.remove_label_values(&lv);
-            let _ = self.last_success.remove_label_values(&lv);
-            for r in Reason::ALL {
-                let _ = self
-                    .probe_failures
-                    .remove_label_values(&tl.with(&[p.as_str(), r.as_str()]));
-            }
-            for c in Check::of_probe(p) {
-                let _ = self.violations.remove_label_values(&tl.with(&[c.as_str()]));
-                let _ = self.staleness.remove_label_values(&tl.with(&[c.as_str()]));
-            }
-        }
-        for op in OPERATIONS {
-            let _ = self.request_duration.remove_label_values(&tl.with(&[op]));
-            for code in KNOWN_CODES.iter().chain(TRANSPORT_CODES).chain(&["other"]) {
-                let _ = self
-                    .request_errors
-                    .remove_label_values(&tl.with(&[op, code]));
-            }
-        }
-        for k in EventKind::ALL {
-            let lv = tl.with(&[k.as_str()]);
-            let _ = self.event_delivery.remove_label_values(&lv);
-            let _ = self.events_expected.remove_label_values(&lv);
-            let _ = self.events_lost.remove_label_values(&lv);
-            let _ = self.event_duplicates.remove_label_values(&lv);
-        }
-        let _ = self.events_pending.remove_label_values(&tl.with(&[]));
-        for state in ["present", "lost", "corrupt"] {
-            let _ = self
-                .durability_objects
-                .remove_label_values(&tl.with(&[state]));
-        }
-        let _ = self
-            .events_oldest_pending
-            .remove_label_values(&tl.with(&[]));
-        let _ = self.cycles_skipped.remove_label_values(&tl.with(&[]));
-        let _ = self.orphans_deleted.remove_label_values(&tl.with(&[]));
-        let _ = self.target_interval.remove_label_values(&tl.with(&[]));
+        self.remove_series(super::TARGET_LABELS, &tl.with(&[]));
     }
 
     /// Runs, failures, success gauges, durations, violations.
@@ -202,24 +158,14 @@ impl Sink for Metrics {
         let l = p.with(&[]);
         self.replication_canaries.with_label_values(&l);
         self.replication_timeouts.with_label_values(&l);
-        self.replication_pending.with_label_values(&l).set(0);
+        self.replication_pending.with_label_values(&l).set(0.0);
         self.replication_oldest_pending
             .with_label_values(&l)
             .set(0.0);
     }
 
     fn pair_removed(&self, p: &PairLabels) {
-        let l = p.with(&[]);
-        let _ = self.replication_canaries.remove_label_values(&l);
-        let _ = self.replication_lag.remove_label_values(&l);
-        let _ = self.replication_pending.remove_label_values(&l);
-        let _ = self.replication_oldest_pending.remove_label_values(&l);
-        let _ = self.replication_timeouts.remove_label_values(&l);
-        for r in ReplicationFailure::ALL {
-            let _ = self
-                .replication_failures
-                .remove_label_values(&p.with(&[r.as_str()]));
-        }
+        self.remove_series(super::REPLICATION_LABELS, &p.with(&[]));
     }
 
     fn replication(&self, p: &PairLabels, e: ReplicationEvent) {
@@ -242,7 +188,7 @@ impl Sink for Metrics {
         let l = p.with(&[]);
         self.replication_pending
             .with_label_values(&l)
-            .set(count as i64);
+            .set(count as f64);
         self.replication_oldest_pending
             .with_label_values(&l)
             .set(oldest.as_secs_f64());

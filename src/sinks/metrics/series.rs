@@ -1,4 +1,4 @@
-//! Compact labelled series for the per-target metric families.
+//! Compact labelled series: the one family type every metric of the daemon is made of.
 //!
 //! The prometheus crate's metric vectors give every child its own copy of the family's
 //! descriptor (name, help text, label names) and of its label pairs: about 1 KiB for a counter
@@ -8,8 +8,10 @@
 //! plus 8 per histogram bucket; label pairs are built when a scrape collects the family.
 //!
 //! The API is the subset of the crate's vectors the daemon uses (`with_label_values`,
-//! `remove_label_values`, `inc`, `set`, `observe`), and they implement its [`Collector`], so
-//! they are registered and rendered like any other collector, in the same text.
+//! `remove_label_values`, `inc`, `set`, `observe`) plus [`Family::remove_prefix`] (every
+//! series of one target or pair, whatever its other labels), and they implement the crate's
+//! [`Collector`], so they are registered on its `Registry` (which checks names and label sets).
+//! An unlabelled metric is a family without labels, its one child created with it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,13 +21,13 @@ use prometheus::proto;
 use prometheus::{HistogramOpts, Opts};
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::protobuf::{self, Protobuf};
+use super::protobuf::{self, Exposable};
 
 /// Separates label values in a child's key. Label values here are target names, buckets,
 /// regions and closed sets (probes, operations, reasons, codes): none holds this character.
 const SEP: char = '\u{1f}';
 
-pub use super::cells::{Cell, Counter, Gauge, Histogram};
+pub use super::cells::{Buckets, Cell, Counter, Gauge, Histogram};
 
 /// A family of children of one kind, keyed by their label values.
 pub struct Family<C> {
@@ -34,7 +36,7 @@ pub struct Family<C> {
 
 struct Inner<C> {
     desc: Desc,
-    bounds: Arc<[f64]>,
+    buckets: Buckets,
     children: RwLock<HashMap<String, Arc<C>>>,
 }
 
@@ -57,15 +59,46 @@ pub type HistogramVec = Family<Histogram>;
 impl<C: Cell + Default> Family<C> {
     /// A family named and labelled by `opts`, with `labels` as its variable labels.
     pub fn new(opts: Opts, labels: &[&str]) -> prometheus::Result<Self> {
-        Self::with_desc(opts.variable_labels(to_owned(labels)).describe()?, &[])
+        Self::with_desc(
+            opts.variable_labels(to_owned(labels)).describe()?,
+            &[],
+            false,
+        )
+    }
+
+    /// A family without labels, its one series present (at zero) from the start.
+    pub fn single(opts: Opts) -> prometheus::Result<Self> {
+        let f = Self::new(opts, &[])?;
+        f.with_label_values(&[]);
+        Ok(f)
+    }
+
+    /// The one series of a family without labels.
+    pub fn get(&self) -> Arc<C> {
+        self.with_label_values(&[])
     }
 }
 
 impl Family<Histogram> {
-    /// A histogram family with the buckets of `opts` and `labels` as its variable labels.
+    /// A histogram family with the buckets of `opts` and `labels` as its variable labels,
+    /// with native buckets too in the protobuf exposition.
     pub fn new(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
         let bounds = opts.buckets.clone();
-        Self::with_desc(opts.variable_labels(to_owned(labels)).describe()?, &bounds)
+        Self::with_desc(
+            opts.variable_labels(to_owned(labels)).describe()?,
+            &bounds,
+            true,
+        )
+    }
+
+    /// As [`Family::new`], with the classic buckets only in either exposition.
+    pub fn classic(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
+        let bounds = opts.buckets.clone();
+        Self::with_desc(
+            opts.variable_labels(to_owned(labels)).describe()?,
+            &bounds,
+            false,
+        )
     }
 }
 
@@ -85,11 +118,14 @@ fn key(values: &[&str]) -> String {
 }
 
 impl<C: Cell> Family<C> {
-    fn with_desc(desc: Desc, bounds: &[f64]) -> prometheus::Result<Self> {
+    fn with_desc(desc: Desc, bounds: &[f64], native: bool) -> prometheus::Result<Self> {
         Ok(Family {
             inner: Arc::new(Inner {
                 desc,
-                bounds: bounds.into(),
+                buckets: Buckets {
+                    bounds: bounds.into(),
+                    native,
+                },
                 children: RwLock::default(),
             }),
         })
@@ -116,7 +152,7 @@ impl<C: Cell> Family<C> {
             .write()
             .unwrap()
             .entry(k)
-            .or_insert_with(|| Arc::new(C::new(&self.inner.bounds)))
+            .or_insert_with(|| Arc::new(C::new(&self.inner.buckets)))
             .clone()
     }
 
@@ -128,6 +164,19 @@ impl<C: Cell> Family<C> {
             .unwrap()
             .remove(&key(values))
             .is_some()
+    }
+
+    /// Deletes every child whose first label values are `values` (a target's or a pair's,
+    /// whatever its other labels); how many there were.
+    pub fn remove_prefix(&self, values: &[&str]) -> usize {
+        let whole = key(values);
+        let mut children = self.inner.children.write().unwrap();
+        let before = children.len();
+        children.retain(|k, _| {
+            let rest = k.strip_prefix(whole.as_str());
+            !rest.is_some_and(|r| r.is_empty() || r.starts_with(SEP))
+        });
+        before - children.len()
     }
 }
 
@@ -183,7 +232,7 @@ impl<C: Cell> Family<C> {
     }
 }
 
-impl<C: Cell> Protobuf for Family<C> {
+impl<C: Cell> Exposable for Family<C> {
     /// The children's keys ordered as `Registry::gather` orders series: by their label values,
     /// labels taken in name order.
     fn part_keys(&self) -> Option<Vec<String>> {
@@ -205,6 +254,18 @@ impl<C: Cell> Protobuf for Family<C> {
                 .collect::<Vec<_>>()
         });
         Some(keys)
+    }
+
+    fn remove_series(&self, names: &[&str], values: &[&str]) -> usize {
+        if !self
+            .inner
+            .desc
+            .variable_labels
+            .starts_with(&to_owned(names))
+        {
+            return 0;
+        }
+        self.remove_prefix(values)
     }
 
     fn collect_part(&self, keys: &[String]) -> proto::MetricFamily {
@@ -297,5 +358,36 @@ mod tests {
         assert!(!ours.remove_label_values(&values[0]));
         theirs.remove_label_values(&values[0]).unwrap();
         assert_eq!(text(&ours), text(&theirs));
+    }
+
+    /// A target's series leave a family whatever their other labels; a pair's family, whose
+    /// first labels are other names, keeps series with the same values.
+    #[test]
+    fn remove_series_takes_one_targets_children_only() {
+        let ours = CounterVec::new(opts("x_total"), &["target", "bucket", "region", "probe"]);
+        let ours = ours.unwrap();
+        for v in [
+            ["a", "b", "r", "put"],
+            ["a", "b", "r", "get"],
+            ["ab", "b", "r", "put"],
+        ] {
+            ours.with_label_values(&v).inc();
+        }
+        ours.with_label_values(&["a", "b", "rr", "put"]).inc();
+        let pairs = CounterVec::new(opts("y_total"), &["replication", "x", "y"]).unwrap();
+        pairs.with_label_values(&["a", "b", "r"]).inc();
+
+        let target = ["target", "bucket", "region"];
+        assert_eq!(ours.remove_series(&target, &["a", "b", "r"]), 2);
+        assert_eq!(pairs.remove_series(&target, &["a", "b", "r"]), 0);
+        let left = text(&ours);
+        assert!(left.contains("target=\"ab\""), "{left}");
+        assert!(left.contains("region=\"rr\""), "{left}");
+        assert!(!left.contains("probe=\"get\""), "{left}");
+        assert!(text(&pairs).contains("replication=\"a\""));
+        assert_eq!(
+            pairs.remove_series(&["replication", "x", "y"], &["a", "b", "r"]),
+            1
+        );
     }
 }
