@@ -382,26 +382,13 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         problems,
     );
     let probes = s.probes();
-    let events = sub_table(
-        at,
-        "events",
-        probes.contains(&Probe::Events),
-        t.events.as_ref(),
-        problems,
-    )
-    .and_then(|e| check_events(&format!("{at}.events"), e, problems));
-    let cdn = sub_table(
-        at,
-        "cdn",
-        probes.contains(&Probe::Cdn),
-        t.cdn.as_ref(),
-        problems,
-    )
-    .and_then(|c| check_cdn(&format!("{at}.cdn"), &c.url, problems));
+    let events = sub_table(at, (Probe::Events, &probes), t.events.as_ref(), problems)
+        .and_then(|e| check_events(&format!("{at}.events"), e, problems));
+    let cdn = sub_table(at, (Probe::Cdn, &probes), t.cdn.as_ref(), problems)
+        .and_then(|c| check_cdn(&format!("{at}.cdn"), &c.url, problems));
     let durability = sub_table(
         at,
-        "durability",
-        probes.contains(&Probe::Durability),
+        (Probe::Durability, &probes),
         t.durability.as_ref(),
         problems,
     )

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::names::{check_endpoint, redact_url};
 use super::raw::RawEvents;
 use super::{Cdn, Durability, Events, Via};
+use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -14,12 +15,12 @@ fn fmt_d(d: Duration) -> String {
 /// A probe's sub-table (`[target.<name>]`): present exactly when the probe is named.
 pub(super) fn sub_table<'a, T>(
     at: &str,
-    name: &str,
-    named: bool,
+    (probe, probes): (Probe, &[Probe]),
     table: Option<&'a T>,
     problems: &mut Vec<String>,
 ) -> Option<&'a T> {
-    match (named, table) {
+    let name = probe.as_str();
+    match (probes.contains(&probe), table) {
         (true, None) => {
             problems.push(format!(
                 "{at}.probes names \"{name}\" but the target has no [target.{name}] table"

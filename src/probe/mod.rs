@@ -171,25 +171,21 @@ pub async fn run_alone(bucket: &Bucket, target: &Target) -> CycleReport {
 /// before it. The other probes (cdn, events, durability) run beside the steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// Writes the canary (the steps after it need it).
     Put,
+    /// Reads it back: read-after-write.
     Get,
+    /// Lists the prefix for it: list-after-write.
     List,
+    /// Overwrites it and reads the new bytes: read-after-overwrite.
     Overwrite,
+    /// Deletes it, then reads and lists: read- and list-after-delete.
     Delete,
+    /// Conditional writes that must be refused: If-None-Match and If-Match.
     Conditional,
 }
 
 impl Step {
-    /// Every step, in cycle order.
-    pub const ALL: [Step; 6] = [
-        Step::Put,
-        Step::Get,
-        Step::List,
-        Step::Overwrite,
-        Step::Delete,
-        Step::Conditional,
-    ];
-
     /// The probe this step reports as.
     pub fn probe(self) -> Probe {
         match self {
@@ -202,9 +198,17 @@ impl Step {
         }
     }
 
-    /// The step of `probe`, if it is one.
+    /// The step of `probe`, if it is one (the steps' order is [`Probe::STEPS`]).
     pub fn of(probe: Probe) -> Option<Step> {
-        Step::ALL.into_iter().find(|s| s.probe() == probe)
+        Some(match probe {
+            Probe::Put => Step::Put,
+            Probe::Get => Step::Get,
+            Probe::List => Step::List,
+            Probe::Overwrite => Step::Overwrite,
+            Probe::Delete => Step::Delete,
+            Probe::Conditional => Step::Conditional,
+            Probe::Events | Probe::Cdn | Probe::Durability => return None,
+        })
     }
 
     async fn run(self, c: &mut Cycle<'_>) -> Result<(), Failure> {
@@ -229,6 +233,18 @@ mod tests {
     use crate::embedded::EmbeddedS3;
     use crate::report::Sinks;
     use crate::s3::Condition;
+
+    use super::{Probe, Step};
+
+    /// The steps are the probes that are steps, in cycle order, and each has its `Step`.
+    #[test]
+    fn steps_are_the_step_probes_in_order() {
+        let steps: Vec<Probe> = Probe::ALL.into_iter().filter(|p| p.is_step()).collect();
+        assert_eq!(steps, Probe::STEPS);
+        for p in Probe::ALL {
+            assert_eq!(Step::of(p).map(Step::probe), p.is_step().then_some(p));
+        }
+    }
 
     fn size<T>(_: &T) -> usize {
         std::mem::size_of::<T>()

@@ -7,6 +7,7 @@
 mod durability;
 mod events;
 mod labels;
+mod reason;
 mod replication;
 mod sink;
 mod text;
@@ -21,6 +22,7 @@ pub use events::{EventKind, EventReport};
 pub use labels::{
     KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetInfo, TargetLabels, bounded_code,
 };
+pub use reason::Reason;
 pub use replication::{ReplicationEvent, ReplicationFailure};
 pub use sink::{Sink, Sinks};
 pub use text::{MAX_MESSAGE, MAX_TOKEN, bounded_text, or_dash};
@@ -60,15 +62,8 @@ impl Probe {
         Probe::Durability,
     ];
 
-    /// The steps of a cycle, in order: the default `probes`.
-    pub const STEPS: [Probe; 6] = [
-        Probe::Put,
-        Probe::Get,
-        Probe::List,
-        Probe::Overwrite,
-        Probe::Delete,
-        Probe::Conditional,
-    ];
+    /// The steps of a cycle, in order: the default `probes` (the first six of [`Probe::ALL`]).
+    pub const STEPS: &'static [Probe] = Probe::ALL.split_at(6).0;
 
     /// Whether the probe is a step of the cycle (the others report on their own time).
     pub fn is_step(self) -> bool {
@@ -118,76 +113,6 @@ impl Probe {
 impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Why a probe step failed: a closed set, so it can be a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Timeout,
-    Connection,
-    Throttled,
-    AccessDenied,
-    NoSuchBucket,
-    ServerError,
-    ClientError,
-    StaleRead,
-    MissingFromList,
-    ContentMismatch,
-    PreconditionIgnored,
-    /// An expected S3 event notification did not arrive within the events timeout.
-    EventLost,
-    /// An S3 event notification arrived more often than its write or delete happened.
-    EventDuplicate,
-    /// An object of the durability set is gone.
-    ObjectLost,
-    /// An object of the durability set has other bytes than its key's SHA-256.
-    ObjectCorrupt,
-    Other,
-}
-
-impl Reason {
-    /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 16] = [
-        Reason::Timeout,
-        Reason::Connection,
-        Reason::Throttled,
-        Reason::AccessDenied,
-        Reason::NoSuchBucket,
-        Reason::ServerError,
-        Reason::ClientError,
-        Reason::StaleRead,
-        Reason::MissingFromList,
-        Reason::ContentMismatch,
-        Reason::PreconditionIgnored,
-        Reason::EventLost,
-        Reason::EventDuplicate,
-        Reason::ObjectLost,
-        Reason::ObjectCorrupt,
-        Reason::Other,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Timeout => "timeout",
-            Reason::Connection => "connection",
-            Reason::Throttled => "throttled",
-            Reason::AccessDenied => "access_denied",
-            Reason::NoSuchBucket => "no_such_bucket",
-            Reason::ServerError => "server_error",
-            Reason::ClientError => "client_error",
-            Reason::StaleRead => "stale_read",
-            Reason::MissingFromList => "missing_from_list",
-            Reason::ContentMismatch => "content_mismatch",
-            Reason::PreconditionIgnored => "precondition_ignored",
-            Reason::EventLost => "event_lost",
-            Reason::EventDuplicate => "event_duplicate",
-            Reason::ObjectLost => "object_lost",
-            Reason::ObjectCorrupt => "object_corrupt",
-            Reason::Other => "other",
-        }
     }
 }
 

@@ -1,0 +1,133 @@
+//! Why a run failed: a closed set, so it can be a label, each with a hint for a person and a
+//! runbook section.
+
+use serde::Serialize;
+
+/// Why a probe step failed: a closed set, so it can be a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Timeout,
+    Connection,
+    Throttled,
+    AccessDenied,
+    NoSuchBucket,
+    ServerError,
+    ClientError,
+    StaleRead,
+    MissingFromList,
+    ContentMismatch,
+    PreconditionIgnored,
+    /// An expected S3 event notification did not arrive within the events timeout.
+    EventLost,
+    /// An S3 event notification arrived more often than its write or delete happened.
+    EventDuplicate,
+    /// An object of the durability set is gone.
+    ObjectLost,
+    /// An object of the durability set has other bytes than its key's SHA-256.
+    ObjectCorrupt,
+    Other,
+}
+
+impl Reason {
+    /// Every reason, for docs and tests.
+    pub const ALL: [Reason; 16] = [
+        Reason::Timeout,
+        Reason::Connection,
+        Reason::Throttled,
+        Reason::AccessDenied,
+        Reason::NoSuchBucket,
+        Reason::ServerError,
+        Reason::ClientError,
+        Reason::StaleRead,
+        Reason::MissingFromList,
+        Reason::ContentMismatch,
+        Reason::PreconditionIgnored,
+        Reason::EventLost,
+        Reason::EventDuplicate,
+        Reason::ObjectLost,
+        Reason::ObjectCorrupt,
+        Reason::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connection => "connection",
+            Reason::Throttled => "throttled",
+            Reason::AccessDenied => "access_denied",
+            Reason::NoSuchBucket => "no_such_bucket",
+            Reason::ServerError => "server_error",
+            Reason::ClientError => "client_error",
+            Reason::StaleRead => "stale_read",
+            Reason::MissingFromList => "missing_from_list",
+            Reason::ContentMismatch => "content_mismatch",
+            Reason::PreconditionIgnored => "precondition_ignored",
+            Reason::EventLost => "event_lost",
+            Reason::EventDuplicate => "event_duplicate",
+            Reason::ObjectLost => "object_lost",
+            Reason::ObjectCorrupt => "object_corrupt",
+            Reason::Other => "other",
+        }
+    }
+
+    /// One line for a person: what the reason means and what to check first. Shown next to
+    /// the reason on the status page and in `once`; the runbook section says more.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Reason::Timeout => {
+                "no answer within the timeout: check the network path (NAT, VPC endpoint, proxy) and the AWS Health Dashboard"
+            }
+            Reason::Connection => {
+                "no connection to the endpoint: check DNS, the endpoint URL, security groups, the proxy and the VPC endpoint"
+            }
+            Reason::Throttled => {
+                "S3 throttled the request (503 SlowDown or 429): check other clients' request rate on the bucket and prefix"
+            }
+            Reason::AccessDenied => {
+                "the request was refused: check the credentials, the IAM and bucket policies (s3canary iam-policy), SCPs and KMS key policy"
+            }
+            Reason::NoSuchBucket => {
+                "the bucket does not exist: check it was not deleted or renamed, and the target's region and endpoint"
+            }
+            Reason::ServerError => {
+                "S3 answered 5xx: check the AWS Health Dashboard, then open a support case with the request IDs"
+            }
+            Reason::ClientError => {
+                "S3 rejected the request (4xx): read its code and message; check the endpoint, region and addressing style"
+            }
+            Reason::StaleRead => {
+                "a read after a write returned old bytes or 404: a consistency violation; look for caches or proxies in the path, then AWS support"
+            }
+            Reason::MissingFromList => {
+                "a listing after a write did not show the new key: a consistency violation; give AWS support the request IDs"
+            }
+            Reason::ContentMismatch => {
+                "the bytes read differ from the bytes written: look for a proxy or gateway that rewrites bodies"
+            }
+            Reason::PreconditionIgnored => {
+                "a conditional write (If-None-Match / If-Match) was not refused: applications relying on it can overwrite each other"
+            }
+            Reason::EventLost => {
+                "an event notification never reached the queue: check the bucket's notification configuration and the queue policy"
+            }
+            Reason::EventDuplicate => {
+                "an event notification arrived more than once: check for overlapping notification rules; consumers must be idempotent"
+            }
+            Reason::ObjectLost => {
+                "an object written long ago is gone: check lifecycle rules and deletes by other writers under the prefix"
+            }
+            Reason::ObjectCorrupt => {
+                "an object written long ago has other bytes: check other writers under the prefix, then AWS support"
+            }
+            Reason::Other => "an answer s3canary does not classify: read its code and message",
+        }
+    }
+
+    /// Where the runbook says more: its section's anchor, relative to where the docs are
+    /// published (as the alerts' `runbook_url`).
+    pub fn runbook(self) -> String {
+        format!("docs/runbook.md#reason-{}", self.as_str())
+    }
+}
