@@ -238,6 +238,7 @@ impl Monitor {
                 Ok(()) => Outcome::Success,
                 Err(f) => Outcome::Failure(f),
             }),
+            not_run: None,
             duration: start.elapsed(),
             finished_at: SystemTime::now(),
         }

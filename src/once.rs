@@ -133,7 +133,9 @@ pub fn table(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)
     for (t, r) in results {
         for p in &r.results {
             let result = match &p.outcome {
-                None => "not run".to_string(),
+                None => p
+                    .not_run
+                    .map_or("not run".to_string(), |w| format!("not run: {w}")),
                 Some(Outcome::Success) => {
                     passed += 1;
                     "ok".to_string()

@@ -302,6 +302,7 @@ async fn many_targets_are_published_in_calls_within_the_api_limits() {
                     .map(|p| s3canary::report::ProbeResult {
                         probe: *p,
                         outcome: Some(s3canary::report::Outcome::Success),
+                        not_run: None,
                         duration: Duration::from_micros(1000 + 137 * (i * 3 + j) as u64),
                         finished_at: std::time::SystemTime::now(),
                     })

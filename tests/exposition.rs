@@ -27,6 +27,9 @@ fn at(ms: u64) -> SystemTime {
 fn result(probe: Probe, outcome: Option<Outcome>, ms: u64, finished: u64) -> ProbeResult {
     ProbeResult {
         probe,
+        not_run: outcome
+            .is_none()
+            .then_some(s3canary::report::Skip::After(Probe::Put)),
         outcome,
         duration: Duration::from_millis(ms),
         finished_at: at(finished),

@@ -125,3 +125,80 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
     assert!(html.contains("FAILING") || html.contains("OK"));
     assert!(html.contains(f["request_id"].as_str().unwrap()));
 }
+
+/// During an outage the put fails and no other step runs: the status API shows those steps as
+/// not run (because of the put) with their last real result's time, and their metrics stand
+/// still, so alerts on them neither fire anew nor resolve on a value that is not current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_that_did_not_run_are_not_shown_as_current_and_their_metrics_stand_still() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    s3.faults
+        .set_all(FaultConfig::profile("stale-reads").unwrap());
+    let text = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nconfirm_interval = \"0s\"\n\
+         [[target]]\nname = \"alpha\"\nbucket = \"alpha\"\nregion = \"us-east-1\"\nendpoint = \"{e}\"\npath_style = true\n",
+        e = s3.endpoint
+    );
+    let cfg = s3canary::config::parse(&text, Path::new("t.toml")).unwrap();
+    let daemon = Daemon::new(cfg, None, common::factory());
+    daemon.start().await;
+    let streak = |probe: &str| {
+        let m = daemon.metrics.render();
+        sample(
+            &m,
+            "s3canary_probe_consecutive_failures",
+            &[&format!("probe=\"{probe}\"")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async { streak("get") >= 2.0 }).await,
+        "stale reads did not fail get"
+    );
+    s3.faults.set_all(FaultConfig::profile("outage").unwrap());
+    // Two failed puts: at least one whole cycle ran no other step.
+    assert!(wait_until(Duration::from_secs(30), || async { streak("put") >= 2.0 }).await);
+    let get_series = || {
+        let m = daemon.metrics.render();
+        m.lines()
+            .filter(|l| l.starts_with("s3canary_probe_") && l.contains("probe=\"get\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = get_series();
+    assert!(wait_until(Duration::from_secs(30), || async { streak("put") >= 3.0 }).await);
+    let after = get_series();
+    assert!(before.len() >= 5, "{before:?}");
+    assert_eq!(before, after, "a step that did not run changed its series");
+    assert!(
+        after
+            .iter()
+            .any(|l| l.starts_with("s3canary_probe_consecutive_failures") && !l.ends_with(" 0"))
+    );
+
+    let snap = s3canary::http::status::snapshot(&daemon);
+    let json: serde_json::Value = serde_json::to_value(&snap).unwrap();
+    let probes = json["targets"][0]["probes"].as_array().unwrap();
+    let probe = |name: &str| probes.iter().find(|p| p["probe"] == name).unwrap().clone();
+    let put = probe("put");
+    assert_eq!(put["last_result"], "failure");
+    assert_eq!(put["last_reason"], "server_error");
+    for name in ["get", "list", "overwrite", "delete", "conditional"] {
+        let p = probe(name);
+        assert_eq!(p["last_result"], "not_run", "{name}: {p}");
+        assert_eq!(p["not_run_because"], "put", "{name}: {p}");
+        let at = p["last_run_at"].as_str().unwrap_or_default();
+        assert!(humantime::parse_rfc3339(at).is_ok(), "{name}: {p}");
+        assert!(
+            p["last_reason"].is_null() && p["failing_since"].is_null(),
+            "{name}: {p}"
+        );
+    }
+    assert_eq!(probe("get")["last_run_result"], "failure");
+    let page = s3canary::http::page::render(&snap);
+    assert!(
+        page.contains("not run: put failed (last run failed,"),
+        "{page}"
+    );
+    assert!(daemon.shutdown(Duration::from_secs(15)).await);
+}

@@ -27,6 +27,20 @@ fn ago(t: SystemTime, now: SystemTime) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// A probe the latest cycle did not run: why, and how old its last real result is.
+fn not_run(p: &crate::sinks::history::ProbeStatus, now: SystemTime) -> String {
+    let why = p
+        .not_run_because
+        .map_or("not run".to_string(), |w| format!("not run: {w}"));
+    match (p.last_run_at, p.last_run_result) {
+        (Some(at), Some(r)) => {
+            let r = if r == "success" { "ok" } else { "failed" };
+            format!("– {why} (last run {r}, {} ago)", ago(at, now))
+        }
+        _ => format!("– {why} (never ran)"),
+    }
+}
+
 fn ms(s: Option<f64>) -> String {
     s.map_or("–".into(), |s| format!("{:.1} ms", s * 1000.0))
 }
@@ -75,6 +89,7 @@ pub fn render(s: &Snapshot) -> String {
         for p in &t.probes {
             let (cls, result) = match (p.last_result, p.last_reason) {
                 (Some("success"), _) => ("good", "✔ ok".to_string()),
+                (Some("not_run"), _) => ("skip", not_run(p, now)),
                 (Some(_), Some(r)) => ("bad", format!("✘ FAIL {r}")),
                 _ if t.state == TargetState::Waiting => ("", "waiting for first cycle".to_string()),
                 _ => ("", "not run yet (a step before it failed)".to_string()),
@@ -134,7 +149,7 @@ body{{font-family:system-ui,sans-serif;margin:0.8em;color:#111}}
 h1{{font-size:1.4em}} h2{{font-size:1.1em;margin:1em 0 0.3em}} small{{color:#555;font-weight:normal}}
 .scroll{{overflow-x:auto}} table{{border-collapse:collapse;min-width:100%}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;font-size:14px;white-space:nowrap}}
-tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}}
+tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}} tr.skip{{background:#eee;color:#666}}
 .state{{padding:1px 6px;border-radius:3px;font-size:0.9em}} .state.good{{background:#2e7d32;color:#fff}} .state.bad{{background:#c62828;color:#fff}} .state.wait{{background:#555;color:#fff}}
 svg{{display:block}}
 .summary.bad{{font-weight:bold;color:#c62828}} ul.failures li{{margin-bottom:0.5em;font-size:14px;word-break:break-all}}

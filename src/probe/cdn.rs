@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::{Cycle, Seen, Step};
 use crate::report::{
-    Check, Failure, MAX_MESSAGE, Outcome, Probe, ProbeResult, Reason, bounded_text,
+    Check, Failure, MAX_MESSAGE, Outcome, Probe, ProbeResult, Reason, Skip, bounded_text,
 };
 use crate::s3::Read;
 
@@ -310,13 +310,16 @@ impl CdnRun {
     /// The probe's result: not run if the put failed and the CDN had nothing to show.
     pub(super) fn result(self, put_ok: bool) -> ProbeResult {
         let outcome = match (self.failure, self.ran) {
-            (Some(f), _) => Some(Outcome::Failure(f)),
-            (None, true) if put_ok => Some(Outcome::Success),
-            _ => None,
+            (Some(f), _) => Outcome::Failure(f),
+            (None, true) if put_ok => Outcome::Success,
+            // Nothing to compare with: no canary, or no phase had time to run.
+            _ if !put_ok => return ProbeResult::not_run(Probe::Cdn, Skip::After(Probe::Put)),
+            _ => return ProbeResult::not_run(Probe::Cdn, Skip::Deadline),
         };
         ProbeResult {
             probe: Probe::Cdn,
-            outcome,
+            outcome: Some(outcome),
+            not_run: None,
             duration: self.took,
             finished_at: SystemTime::now(),
         }

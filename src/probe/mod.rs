@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::canary;
 use crate::config::Target;
-use crate::report::{CycleReport, Failure, Outcome, Probe, ProbeResult, or_dash};
+use crate::report::{CycleReport, Failure, Outcome, Probe, ProbeResult, Skip, or_dash};
 use crate::s3::Bucket;
 use cdn::CdnRun;
 pub(crate) use cycle::{Cycle, Seen, Want};
@@ -66,14 +66,17 @@ pub async fn run_cycle(
         cdn.before_steps(&mut c).await;
     }
     for step in target.probes.iter().filter_map(|p| Step::of(*p)) {
-        let runnable = step == Step::Put || put_ok;
-        if !runnable || token.is_cancelled() || Instant::now() >= deadline {
-            results.push(ProbeResult {
-                probe: step.probe(),
-                outcome: None,
-                duration: Duration::ZERO,
-                finished_at: SystemTime::now(),
-            });
+        let skip = if step != Step::Put && !put_ok {
+            Some(Skip::After(Probe::Put))
+        } else if token.is_cancelled() {
+            Some(Skip::Shutdown)
+        } else if Instant::now() >= deadline {
+            Some(Skip::Deadline)
+        } else {
+            None
+        };
+        if let Some(why) = skip {
+            results.push(ProbeResult::not_run(step.probe(), why));
             continue;
         }
         let start = Instant::now();
@@ -99,6 +102,7 @@ pub async fn run_cycle(
         results.push(ProbeResult {
             probe: step.probe(),
             outcome: Some(outcome),
+            not_run: None,
             duration: start.elapsed(),
             finished_at: SystemTime::now(),
         });

@@ -259,12 +259,54 @@ pub enum Outcome {
     Failure(Failure),
 }
 
-/// One step's result; `outcome` is `None` when the step was not run (its dependency failed,
-/// the deadline had passed, or the daemon is shutting down) and then it is not counted.
+/// Why a probe did not run in a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A probe it needs failed (the put: no canary to read, list, overwrite or watch).
+    After(Probe),
+    /// The cycle's deadline had passed.
+    Deadline,
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
+impl Skip {
+    /// As `not_run_because` in `/api/v1/status`: the probe's name, `deadline` or `shutdown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::After(p) => p.as_str(),
+            Skip::Deadline => "deadline",
+            Skip::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    /// For a person: "put failed", "cycle deadline passed", "shutting down".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::After(p) => write!(f, "{p} failed"),
+            Skip::Deadline => f.write_str("cycle deadline passed"),
+            Skip::Shutdown => f.write_str("shutting down"),
+        }
+    }
+}
+
+impl Serialize for Skip {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One run's result; `outcome` is `None` when the probe was not run (`not_run` says why) and
+/// then it is counted nowhere.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeResult {
     pub probe: Probe,
     pub outcome: Option<Outcome>,
+    /// Why it did not run, when `outcome` is `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<Skip>,
     #[serde(with = "secs")]
     pub duration: Duration,
     #[serde(skip)]
@@ -272,6 +314,17 @@ pub struct ProbeResult {
 }
 
 impl ProbeResult {
+    /// `probe` did not run in this cycle, because of `why`.
+    pub fn not_run(probe: Probe, why: Skip) -> Self {
+        ProbeResult {
+            probe,
+            outcome: None,
+            not_run: Some(why),
+            duration: Duration::ZERO,
+            finished_at: SystemTime::now(),
+        }
+    }
+
     /// A run of `probe` that ended now after `duration`, passed or failed as `result` says.
     pub fn ran(probe: Probe, result: Result<(), Failure>, duration: Duration) -> Self {
         ProbeResult {
@@ -280,6 +333,7 @@ impl ProbeResult {
                 Ok(()) => Outcome::Success,
                 Err(f) => Outcome::Failure(f),
             }),
+            not_run: None,
             duration,
             finished_at: SystemTime::now(),
         }

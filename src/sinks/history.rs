@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::Target;
-use crate::report::{CycleReport, Failure, Probe, ProbeResult, Sink, TargetLabels, unix_seconds};
+use crate::report::{
+    CycleReport, Failure, Outcome, Probe, ProbeResult, Sink, Skip, TargetLabels, unix_seconds,
+};
 
 /// The window of the success ratio and latency percentiles.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -27,6 +29,8 @@ struct ProbeHistory {
     runs: u64,
     failures: u64,
     last: Option<(SystemTime, Option<Failure>)>,
+    /// Set when the target's latest cycle did not run the probe, cleared by its next run.
+    not_run: Option<Skip>,
     last_success: Option<SystemTime>,
     failing_since: Option<SystemTime>,
     window: VecDeque<Sample>,
@@ -85,9 +89,13 @@ struct TargetHistory {
 impl TargetHistory {
     /// One run of a probe, about canary `key`; a result that did not run counts nowhere.
     fn run(&mut self, r: &ProbeResult, key: &str) {
-        let Some(failure) = r.ran_with() else { return };
         let (probe, at, took) = (r.probe, r.finished_at, r.duration);
         let p = self.probes.entry(probe).or_default();
+        let Some(failure) = r.ran_with() else {
+            p.not_run = r.not_run.or(p.not_run);
+            return;
+        };
+        p.not_run = None;
         p.runs += 1;
         p.window.push_back(Sample::new(at, failure.is_none(), took));
         while p.window.len() > WINDOW_SAMPLES
@@ -131,6 +139,16 @@ impl History {
         t.last_cycle = Some(report.started_at);
         for r in &report.results {
             t.run(r, &report.key);
+        }
+        // The events probe has runs of its own time, but a cycle whose put failed wrote
+        // nothing to be notified of: its last delivery is not current.
+        // A put that passed again has its notification on the way.
+        if let Some(put) = report.results.iter().find(|r| r.probe == Probe::Put) {
+            let events = t.probes.entry(Probe::Events).or_default();
+            events.not_run = match put.outcome {
+                Some(Outcome::Success) => None,
+                _ => Some(put.not_run.unwrap_or(Skip::After(Probe::Put))),
+            };
         }
     }
 
@@ -177,11 +195,26 @@ impl History {
                     })
                     .collect();
                 let last = ph.and_then(|x| x.last.as_ref());
+                let not_run = ph.and_then(|x| x.not_run);
+                // What did not run in the latest cycle is not shown as current: neither its
+                // last result nor since when it fails.
+                let current = last.filter(|_| not_run.is_none());
                 ProbeStatus {
                     probe: *p,
-                    last_result: last.map(|(_, f)| if f.is_none() { "success" } else { "failure" }),
-                    last_reason: last.and_then(|(_, f)| f.as_ref().map(|f| f.reason.as_str())),
-                    failing_since: ph.and_then(|x| x.failing_since),
+                    last_result: match (not_run, last) {
+                        (Some(_), _) => Some("not_run"),
+                        (None, Some((_, None))) => Some("success"),
+                        (None, Some((_, Some(_)))) => Some("failure"),
+                        (None, None) => None,
+                    },
+                    last_reason: current.and_then(|(_, f)| f.as_ref().map(|f| f.reason.as_str())),
+                    not_run_because: not_run,
+                    last_run_at: last.map(|(at, _)| *at),
+                    last_run_result: last
+                        .map(|(_, f)| if f.is_none() { "success" } else { "failure" }),
+                    failing_since: ph
+                        .and_then(|x| x.failing_since)
+                        .filter(|_| not_run.is_none()),
                     last_success_at: ph.and_then(|x| x.last_success),
                     runs_total: ph.map_or(0, |x| x.runs),
                     failures_total: ph.map_or(0, |x| x.failures),
@@ -240,6 +273,13 @@ pub(crate) fn opt_ts<S: serde::Serializer>(
     }
 }
 
+fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Where a target stands, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -275,9 +315,19 @@ pub struct TargetStatus {
 #[derive(Debug, Serialize)]
 pub struct ProbeStatus {
     pub probe: Probe,
-    /// "success", "failure", or null before the first run.
+    /// "success", "failure", "not_run" (the target's latest cycle did not run it), or null
+    /// before the first run.
     pub last_result: Option<&'static str>,
+    /// The reason of the last run when it failed and is current.
     pub last_reason: Option<&'static str>,
+    /// When `last_result` is "not_run": the probe whose failure skipped it ("put"),
+    /// "deadline" or "shutdown".
+    pub not_run_because: Option<Skip>,
+    /// When it last really ran (RFC 3339, as the contract has it), and how that run ended
+    /// ("success", "failure").
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub last_run_at: Option<SystemTime>,
+    pub last_run_result: Option<&'static str>,
     #[serde(serialize_with = "opt_ts")]
     pub failing_since: Option<SystemTime>,
     #[serde(serialize_with = "opt_ts")]
