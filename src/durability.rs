@@ -15,15 +15,13 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::Target;
-use crate::report::{
-    DurabilityCount, Failure, Outcome, Probe, ProbeResult, Reason, Sink, TargetLabels,
-};
+use crate::report::{DurabilityCount, Failure, Probe, ProbeResult, Reason, Sink, TargetLabels};
 use crate::s3::{Bucket, Condition};
 
 /// Bytes of every object of the set.
@@ -232,16 +230,7 @@ impl Monitor {
                 r = r.and(Err(f));
             }
         }
-        ProbeResult {
-            probe: Probe::Durability,
-            outcome: Some(match r {
-                Ok(()) => Outcome::Success,
-                Err(f) => Outcome::Failure(f),
-            }),
-            not_run: None,
-            duration: start.elapsed(),
-            finished_at: SystemTime::now(),
-        }
+        ProbeResult::ran(Probe::Durability, r, start.elapsed())
     }
 
     /// A bound for one check: the cycle timeout (a seed writes the whole set once).

@@ -9,7 +9,7 @@
 //! `X-Cache-Status`) goes into the failure's message, never into a label.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -19,9 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
 use super::{Cycle, Seen, Step};
-use crate::report::{
-    Check, Failure, MAX_MESSAGE, Outcome, Probe, ProbeResult, Reason, Skip, bounded_text,
-};
+use crate::report::{Check, Failure, MAX_MESSAGE, Probe, ProbeResult, Reason, Skip, bounded_text};
 use crate::s3::Read;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -309,19 +307,12 @@ impl CdnRun {
 
     /// The probe's result: not run if the put failed and the CDN had nothing to show.
     pub(super) fn result(self, put_ok: bool) -> ProbeResult {
-        let outcome = match (self.failure, self.ran) {
-            (Some(f), _) => Outcome::Failure(f),
-            (None, true) if put_ok => Outcome::Success,
+        match (self.failure, self.ran) {
+            (Some(f), _) => ProbeResult::ran(Probe::Cdn, Err(f), self.took),
+            (None, true) if put_ok => ProbeResult::ran(Probe::Cdn, Ok(()), self.took),
             // Nothing to compare with: no canary, or no phase had time to run.
-            _ if !put_ok => return ProbeResult::not_run(Probe::Cdn, Skip::After(Probe::Put)),
-            _ => return ProbeResult::not_run(Probe::Cdn, Skip::Deadline),
-        };
-        ProbeResult {
-            probe: Probe::Cdn,
-            outcome: Some(outcome),
-            not_run: None,
-            duration: self.took,
-            finished_at: SystemTime::now(),
+            _ if !put_ok => ProbeResult::not_run(Probe::Cdn, Skip::After(Probe::Put)),
+            _ => ProbeResult::not_run(Probe::Cdn, Skip::Deadline),
         }
     }
 }

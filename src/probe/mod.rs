@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::canary;
 use crate::config::Target;
-use crate::report::{CycleReport, Failure, Outcome, Probe, ProbeResult, Skip, or_dash};
+use crate::report::{CycleReport, Failure, Probe, ProbeResult, Skip, or_dash};
 use crate::s3::Bucket;
 use cdn::CdnRun;
 pub(crate) use cycle::{Cycle, Seen, Want};
@@ -86,26 +86,18 @@ pub async fn run_cycle(
         // Boxed: a step's future (the SDK's request futures inside) is large; kept inline it
         // would make every cycle's future as large, and debug builds copy it on the stack.
         let run = Box::pin(step.run(&mut c));
-        let outcome = match tokio::time::timeout_at(deadline, run).await {
-            Ok(Ok(())) => Outcome::Success,
-            Ok(Err(f)) => Outcome::Failure(f),
-            Err(_) => Outcome::Failure(
-                c.pending_failure
-                    .take()
-                    .unwrap_or_else(|| Failure::timeout(budget)),
-            ),
+        let result = match tokio::time::timeout_at(deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Err(c
+                .pending_failure
+                .take()
+                .unwrap_or_else(|| Failure::timeout(budget))),
         };
-        let passed = matches!(outcome, Outcome::Success);
+        let passed = result.is_ok();
         if step == Step::Put {
             put_ok = passed;
         }
-        results.push(ProbeResult {
-            probe: step.probe(),
-            outcome: Some(outcome),
-            not_run: None,
-            duration: start.elapsed(),
-            finished_at: SystemTime::now(),
-        });
+        results.push(ProbeResult::ran(step.probe(), result, start.elapsed()));
         if let Some(cdn) = &mut cdn
             && passed
         {

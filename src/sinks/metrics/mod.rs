@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use prometheus::{HistogramOpts, Opts, Registry};
 
+mod buckets;
 mod cells;
 pub mod exposition;
 #[cfg(target_os = "linux")]
@@ -17,24 +18,13 @@ pub mod protobuf;
 mod record;
 pub mod series;
 
+pub use buckets::{
+    EVENT_DELIVERY_BUCKETS, LATENCY_BUCKETS, PROBE_DURATION_BUCKETS, REPLICATION_LAG_BUCKETS,
+    STALENESS_BUCKETS,
+};
 use protobuf::Exposable;
 
 use crate::report::unix_seconds;
-
-/// Latency buckets of S3 requests: 5 ms to 30 s in nine steps, with 500 ms (the GET latency
-/// alert's threshold) among them. Same-region S3 answers a small PUT/GET in 10-100 ms; the top
-/// end covers SDK timeouts. Nine, not more: with five operations they are 60 of a target's
-/// series, and a scraper that asks for native histograms gets full resolution anyway.
-pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
-
-/// Buckets of a probe step's duration: none but +Inf. A step's time is its requests' time
-/// (per operation above) plus re-reads, so per probe the mean (`_sum` / `_count`) is what the
-/// dashboard shows; six probes' buckets would be more than half of a target's series.
-pub const PROBE_DURATION_BUCKETS: &[f64] = &[];
-
-/// Staleness buckets: a violation lasts from one re-read (tens of ms) to the cycle timeout.
-pub const STALENESS_BUCKETS: &[f64] =
-    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 const TARGET_LABELS: &[&str] = &["target", "bucket", "region"];
 
@@ -46,16 +36,6 @@ pub const REPLICATION_LABELS: &[&str] = &[
     "destination_bucket",
     "destination_region",
 ];
-
-/// Replication lag buckets: 0.5 s to 1 h (S3 RTC promises 15 minutes for 99.99% of objects).
-pub const REPLICATION_LAG_BUCKETS: &[f64] = &[
-    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
-];
-
-/// Event notification delivery buckets: 0.1 s to 15 min (S3 delivers most within a second;
-/// the events timeout defaults to 5 minutes), with 60 s (the delay alert's threshold) among
-/// them. Nine, for two event kinds a target.
-pub const EVENT_DELIVERY_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0, 900.0];
 
 /// Every metric of the contract (probe, request and meta series).
 pub struct Metrics {
