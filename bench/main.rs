@@ -265,6 +265,7 @@ async fn events(seconds: u64, delays_ms: Vec<u64>) -> serde_json::Value {
         let token = CancellationToken::new();
         let consumer = s3canary::events::Consumer::new(
             client,
+            s3canary::s3::client::sqs_peer("us-east-1", Some(&s3.endpoint)),
             &queue_url,
             "events",
             vec![route],

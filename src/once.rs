@@ -224,8 +224,9 @@ pub fn table(results: &[(Target, CycleReport)], repls: &[(String, CanaryOutcome)
     let requests: u32 = results.iter().map(|(_, r)| r.requests).sum();
     let _ = writeln!(
         out,
-        "summary: {} targets, probes ok {passed}, failed {failed}, S3 requests {requests}{}",
+        "summary: {} target{}, probes ok {passed}, failed {failed}, S3 requests {requests}{}",
         results.len(),
+        if results.len() == 1 { "" } else { "s" },
         if repls.is_empty() {
             String::new()
         } else {

@@ -85,7 +85,15 @@ async fn setup(
     };
     let client = f.sqs("us-east-1", Some(&s3.endpoint), None).await;
     let token = CancellationToken::new();
-    let consumer = Consumer::new(client, &queue_url, "events", vec![route], heard.clone());
+    let peer = s3canary::s3::client::sqs_peer("us-east-1", Some(&s3.endpoint));
+    let consumer = Consumer::new(
+        client,
+        peer,
+        &queue_url,
+        "events",
+        vec![route],
+        heard.clone(),
+    );
     tokio::spawn(consumer.run(token.clone()));
     (s3, t, bucket, ledger, heard, token)
 }

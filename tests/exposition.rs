@@ -45,6 +45,7 @@ fn failure(reason: Reason, operation: &'static str, code: Option<&str>) -> Outco
         message: "injected".into(),
         request_id: Some("REQ1".into()),
         extended_request_id: None,
+        unsent: false,
     })
 }
 

@@ -194,3 +194,85 @@ async fn no_region_is_asked_of_the_instance_metadata_service() {
         "{stderr}"
     );
 }
+
+/// `once` with `cmd`'s environment on `cfg`: its exit code and everything it printed.
+async fn run_once(mut cmd: tokio::process::Command, cfg: &Path) -> (Option<i32>, String) {
+    cmd.args(["once", "--config", cfg.to_str().unwrap()]);
+    let out = cmd.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_without_an_answer_are_said_in_plain_words() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    let (dir, cfg) = write_config(&s3.endpoint, "127.0.0.1:0", "", &[("alpha", "alpha")]);
+
+    // No credentials anywhere the chain looks: an empty profile, no keys, no token file, no
+    // container endpoint, the instance metadata service disabled.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "S3CANARY_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let (code, text) = run_once(cmd, &cfg).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "no AWS credentials found (environment, profile, web identity, ECS, instance metadata tried)"
+        ),
+        "{text}"
+    );
+    // Nothing was sent, so nothing was left behind to delete.
+    assert!(!text.contains("could not be deleted"), "{text}");
+    assert!(
+        s3.log.entries().is_empty(),
+        "requests reached the store: {text}"
+    );
+
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{port}");
+    let (_dir2, cfg2) = write_config(&closed, "127.0.0.1:0", "", &[("alpha", "alpha")]);
+    let mut cmd = tokio::process::Command::new(BIN);
+    with_embedded_creds(cmd.as_std_mut());
+    let (code, text) = run_once(cmd, &cfg2).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("connection refused by 127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(!text.contains("could not be deleted"), "{text}");
+    // Never the SDK's debug form.
+    for debug in [
+        "DispatchFailure",
+        "ConnectorError",
+        "TokenError",
+        "{ ",
+        "source:",
+    ] {
+        assert!(!text.contains(debug), "{debug} in: {text}");
+    }
+}

@@ -101,7 +101,7 @@ async fn server_errors_and_missing_buckets_have_their_reasons() {
 }
 
 #[tokio::test]
-async fn connection_refused_is_connection() {
+async fn connection_refused_is_connection_in_plain_words_and_leaves_nothing_to_clean_up() {
     // Bind and drop a listener to get a port that nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -114,7 +114,13 @@ async fn connection_refused_is_connection() {
     let b = common::factory().bucket(&t, metrics.clone()).await;
     let report = common::one_cycle(&b, &t).await;
     assert_eq!(reason(&report, "put"), Some(Reason::Connection));
-    assert!(!report.cleaned_up);
+    let Some(Outcome::Failure(f)) = outcome(&report, "put") else {
+        unreachable!()
+    };
+    assert_eq!(f.message, format!("connection refused by 127.0.0.1:{port}"));
+    // No attempt connected, so no canary can exist: nothing to delete, nothing left behind.
+    assert!(f.unsent);
+    assert!(report.cleaned_up);
     metrics.cycle(&t.labels(), &report);
     let text = metrics.render();
     assert!(
@@ -138,6 +144,16 @@ async fn hanging_get_times_out_at_the_deadline_and_the_canary_is_still_deleted()
     let report = cycle(&r).await;
     let took = started.elapsed();
     assert_eq!(reason(&report, "get"), Some(Reason::Timeout));
+    let Some(Outcome::Failure(f)) = outcome(&report, "get") else {
+        unreachable!()
+    };
+    // The SDK's timeout or the cycle's deadline, whichever came first, in words.
+    assert!(
+        f.message.starts_with("timed out after ")
+            && f.message.contains(" waiting for the response"),
+        "{}",
+        f.message
+    );
     // The deadline is 2 s; the cleanup DELETE is quick.
     assert!(took < Duration::from_secs(3), "cycle took {took:?}");
     assert!(report.cleaned_up);

@@ -16,6 +16,8 @@ use crate::config::Target;
 use crate::report::Sink;
 use crate::report::{MAX_MESSAGE, bounded_text};
 use crate::s3::ClientFactory;
+use crate::s3::client::sqs_peer;
+use crate::s3::words::{self, Peer};
 
 /// Long-poll wait of one ReceiveMessage (the SQS maximum: fewest requests on a quiet queue).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -45,6 +47,8 @@ pub struct Route {
 /// The consumer of one queue.
 pub struct Consumer {
     client: aws_sdk_sqs::Client,
+    /// Where the client's requests go, for the words of its failures.
+    peer: Peer,
     queue_url: String,
     /// The queue's name, in logs and the foreign-message counter.
     queue: String,
@@ -87,6 +91,7 @@ impl Consumer {
     /// A consumer of `queue_url` for `routes`.
     pub fn new(
         client: aws_sdk_sqs::Client,
+        peer: Peer,
         queue_url: &str,
         queue: &str,
         routes: Vec<Route>,
@@ -94,6 +99,7 @@ impl Consumer {
     ) -> Self {
         Consumer {
             client,
+            peer,
             queue_url: queue_url.to_string(),
             queue: queue.to_string(),
             routes,
@@ -127,7 +133,8 @@ impl Consumer {
                 ledger: l.clone(),
             })
             .collect();
-        Consumer::new(client, &e.queue_url, e.queue_name(), routes, sink)
+        let peer = sqs_peer(region, e.endpoint.as_deref());
+        Consumer::new(client, peer, &e.queue_url, e.queue_name(), routes, sink)
     }
 
     /// The queue's name, as in logs.
@@ -216,9 +223,9 @@ impl Consumer {
                     failures += 1;
                     pause = (Duration::from_secs(1) * 2u32.saturating_pow(failures - 1))
                         .min(MAX_BACKOFF);
-                    let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                    let why = words::of(&e, &self.peer);
                     tracing::warn!(queue = %self.queue, retry_in = ?pause,
-                        "receiving from the events queue failed: {}", bounded_text(&why, MAX_MESSAGE));
+                        "receiving from the events queue failed: {}", why);
                     continue;
                 }
             };
@@ -281,9 +288,9 @@ impl Consumer {
                 .filter_map(|f| f.id().parse().ok())
                 .collect(),
             Err(e) => {
-                let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+                let why = words::of(&e, &self.peer);
                 tracing::warn!(queue = %self.queue, "deleting notifications failed: {}",
-                    bounded_text(&why, MAX_MESSAGE));
+                    why);
                 (0..messages.len()).collect()
             }
         };
@@ -317,9 +324,9 @@ impl Consumer {
             .send()
             .await;
         if let Err(e) = r {
-            let why = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            let why = words::of(&e, &self.peer);
             tracing::warn!(queue = %self.queue, "releasing other messages failed (they return within 10 s): {}",
-                bounded_text(&why, MAX_MESSAGE));
+                why);
         }
     }
 }
@@ -352,7 +359,8 @@ mod tests {
             .build();
         let routes = vec![route("b", "s3canary/", "x"), route("b", "s3canary/x/", "y")];
         let sink: Arc<dyn Sink> = Arc::new(Sinks::default());
-        let c = Consumer::new(aws_sdk_sqs::Client::from_conf(conf), "q", "q", routes, sink);
+        let client = aws_sdk_sqs::Client::from_conf(conf);
+        let c = Consumer::new(client, sqs_peer("us-east-1", None), "q", "q", routes, sink);
         let to = |key| c.route("b", key).map(|r| r.ledger.canaries().to_string());
         assert_eq!(to("s3canary/x/y/1-a").as_deref(), Some("s3canary/x/y/"));
         assert_eq!(to("s3canary/x/1-a").as_deref(), Some("s3canary/x/"));

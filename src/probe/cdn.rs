@@ -77,7 +77,8 @@ async fn fetch(url: &str, max: usize) -> Result<Answer, Failure> {
         .body(Empty::<Bytes>::new())
         .map_err(|e| Failure::local(Reason::ClientError, format!("CDN URL {url}: {e}")))?;
     let resp = client().request(req).await.map_err(|e| {
-        let why = format!("GET through the CDN failed: {e}");
+        let peer = crate::s3::words::authority_of(url);
+        let why = crate::s3::words::transport(Some(&e), &peer);
         Failure::local(Reason::Connection, bounded_text(&why, MAX_MESSAGE))
     })?;
     let status = resp.status().as_u16();
@@ -274,7 +275,7 @@ impl CdnRun {
         if start >= deadline {
             self.failure = Some(Failure::local(
                 Reason::Timeout,
-                "cycle deadline reached before the CDN was read",
+                "timed out: the cycle ran out of time before the CDN was read",
             ));
             return;
         }
@@ -297,11 +298,9 @@ impl CdnRun {
         self.took += start.elapsed();
         self.failure = match r {
             Ok(r) => r.err(),
-            Err(_) => Some(
-                c.pending_failure
-                    .take()
-                    .unwrap_or_else(|| Failure::local(Reason::Timeout, "cycle deadline reached")),
-            ),
+            Err(_) => Some(c.pending_failure.take().unwrap_or_else(|| {
+                Failure::local(Reason::Timeout, "timed out: the cycle ran out of time")
+            })),
         };
     }
 

@@ -91,7 +91,7 @@ pub async fn run_cycle(
             Err(_) => Err(c
                 .pending_failure
                 .take()
-                .unwrap_or_else(|| Failure::timeout(budget))),
+                .unwrap_or_else(|| Failure::timeout(start.elapsed(), budget))),
         };
         let passed = result.is_ok();
         if step == Step::Put {

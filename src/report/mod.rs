@@ -185,6 +185,9 @@ pub struct Failure {
     pub message: String,
     pub request_id: Option<String>,
     pub extended_request_id: Option<String>,
+    /// The request never left: no credentials to sign it, or no connection to send it on.
+    #[serde(skip)]
+    pub unsent: bool,
 }
 
 impl Failure {
@@ -207,6 +210,7 @@ impl Failure {
             message: bounded_text(message, MAX_MESSAGE),
             request_id: token(&ids.request_id),
             extended_request_id: token(&ids.extended_request_id),
+            unsent: false,
         }
     }
 
@@ -232,19 +236,24 @@ impl Failure {
         )
     }
 
-    /// Whether the request was refused and so changed nothing: a 4xx other than 408 (request
-    /// timeout) and 429 (too many requests), after which a write or delete may have happened.
+    /// Whether the request changed nothing: it never left ([`Failure::unsent`]) or was
+    /// refused, with a 4xx other than 408 (request timeout) and 429 (too many requests), after
+    /// which a write or delete may have happened.
     pub fn changed_nothing(&self) -> bool {
-        self.status
-            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+        self.unsent
+            || self
+                .status
+                .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
     }
 
-    /// The cycle ran out of its `budget`.
-    pub fn timeout(budget: Duration) -> Self {
+    /// A step had waited `waited` for its answer when the cycle ran out of its `budget`.
+    pub fn timeout(waited: Duration, budget: Duration) -> Self {
+        let waited = Duration::from_millis(waited.as_millis() as u64 / 100 * 100);
         Failure::local(
             Reason::Timeout,
             format!(
-                "cycle deadline reached ({} budget)",
+                "timed out after {} waiting for the response (the cycle's {} ran out)",
+                humantime::format_duration(waited),
                 humantime::format_duration(budget)
             ),
         )

@@ -16,6 +16,7 @@ use aws_sdk_s3::config::{
 use super::Bucket;
 use super::limit::BodyLimit;
 use super::recorder::{AttemptRecorder, Recording};
+use super::words::Peer;
 use crate::config::Target;
 use crate::report::Sink;
 
@@ -85,6 +86,7 @@ impl ClientFactory {
         };
         Bucket {
             client,
+            peer: Arc::new(s3_peer(t)),
             name: t.bucket.clone(),
             sse: t.sse.clone(),
             max_body: t.object_size as usize + super::limit::GET_MARGIN,
@@ -151,12 +153,13 @@ impl ClientFactory {
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
+        let [connect, attempt, total] = SQS_TIMEOUTS;
         b = b
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(60))
+                    .connect_timeout(connect)
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(total)
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -183,16 +186,14 @@ impl ClientFactory {
         if let Some(e) = &key.endpoint {
             b = b.endpoint_url(e);
         }
-        // A request may use half the cycle's budget per attempt, so one slow attempt still
-        // leaves room to report it; the cycle deadline is the hard bound above this.
-        let attempt = key.timeout / 2;
+        let [connect, attempt, total] = s3_timeouts(key.timeout);
         b = b
             .force_path_style(key.path_style)
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(attempt.min(Duration::from_secs(3)))
+                    .connect_timeout(connect)
                     .operation_attempt_timeout(attempt)
-                    .operation_timeout(key.timeout)
+                    .operation_timeout(total)
                     .build(),
             )
             .retry_config(
@@ -209,6 +210,41 @@ impl ClientFactory {
             .interceptor(AttemptRecorder);
         aws_sdk_s3::Client::from_conf(b.build())
     }
+}
+
+/// The connect, attempt and total timeouts of an S3 request under a target's `timeout`.
+///
+/// A request may use half the cycle's budget per attempt, so one slow attempt still leaves
+/// room to report it; the cycle deadline is the hard bound above this.
+fn s3_timeouts(timeout: Duration) -> [Duration; 3] {
+    let attempt = timeout / 2;
+    [attempt.min(Duration::from_secs(3)), attempt, timeout]
+}
+
+/// Where the S3 requests of `t` go: its endpoint, or the AWS host its bucket is addressed at.
+fn s3_peer(t: &Target) -> Peer {
+    let aws = if t.path_style {
+        format!("s3.{}.amazonaws.com", t.region)
+    } else {
+        format!("{}.s3.{}.amazonaws.com", t.bucket, t.region)
+    };
+    Peer::new(t.endpoint.as_deref(), &aws, s3_timeouts(t.timeout))
+}
+
+/// The connect, attempt and total timeouts of the SQS client: short around the 20 s long poll.
+pub const SQS_TIMEOUTS: [Duration; 3] = [
+    Duration::from_secs(3),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+];
+
+/// Where the SQS requests of a queue in `region` go: `endpoint`, or AWS's SQS host.
+pub fn sqs_peer(region: &str, endpoint: Option<&str>) -> Peer {
+    Peer::new(
+        endpoint,
+        &format!("sqs.{region}.amazonaws.com"),
+        SQS_TIMEOUTS,
+    )
 }
 
 /// One HTTPS client for every S3 client the factory builds.

@@ -1,9 +1,11 @@
 //! S3's answers as failures: error codes and statuses mapped onto the bounded reasons, request
-//! IDs kept, and the codes of failed attempts bounded for labels.
+//! IDs kept, failures without an answer in plain words ([`words`]), and the codes of failed
+//! attempts bounded for labels.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
+use super::words::{self, Peer};
 use crate::report::{Failure, Reason, RequestIds};
 
 /// Maps an S3 error code and HTTP status to a probe failure reason.
@@ -33,8 +35,13 @@ pub fn reason_for(code: Option<&str>, status: u16) -> Reason {
 }
 
 /// The failure of `operation` that the SDK reports as `e`, classified, with the request IDs of
-/// S3's answer when there was one.
-pub(super) fn failure<E>(operation: &'static str, e: &SdkError<E, HttpResponse>) -> Failure
+/// S3's answer when there was one; `sent` says whether any attempt may have reached `peer`.
+pub(super) fn failure<E>(
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+    peer: &Peer,
+    sent: bool,
+) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -45,9 +52,9 @@ where
         ),
         None => (None, None),
     };
-    // Only failures without an S3 answer need the SDK's whole error chain; refused
-    // conditional writes (every cycle) must not pay for formatting it.
-    let detail = || aws_smithy_types::error::display::DisplayErrorContext(e).to_string();
+    // Only failures without an S3 answer need their error chain read; refused conditional
+    // writes (every cycle) must not pay for it.
+    let detail = || words::unanswered(e, peer);
     let (reason, status, code, message) = match e {
         SdkError::TimeoutError(_) => (Reason::Timeout, None, None, detail()),
         SdkError::DispatchFailure(d) if d.is_timeout() => (Reason::Timeout, None, None, detail()),
@@ -73,14 +80,16 @@ where
         request_id,
         extended_request_id,
     };
-    Failure::new(
+    let mut f = Failure::new(
         reason,
         Some(operation),
         status,
         code.as_deref(),
         &message,
         &ids,
-    )
+    );
+    f.unsent = !sent;
+    f
 }
 
 /// Whether `e` is S3's 404.
@@ -106,6 +115,29 @@ pub fn is_refusal(code: Option<&str>, status: Option<u16>) -> bool {
         code,
         Some("PreconditionFailed" | "ConditionalRequestConflict")
     ) || matches!(status, Some(412 | 409 | 304))
+}
+
+/// Whether a failed attempt certainly never reached the store: its connection was never made
+/// (refused, unresolvable, unreachable, or the connect timeout ran out).
+pub(super) fn never_connected(
+    e: &aws_smithy_runtime_api::client::orchestrator::OrchestratorError<
+        aws_smithy_runtime_api::client::interceptors::context::Error,
+    >,
+) -> bool {
+    let Some(c) = e.as_connector_error() else {
+        return false;
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(c);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|h| h.is_connect())
+            || e.to_string().starts_with("HTTP connect timeout")
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 pub(super) fn attempt_error_code(

@@ -9,6 +9,7 @@ pub mod client;
 pub mod error;
 pub mod limit;
 mod recorder;
+pub mod words;
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 pub use client::{ClientFactory, MAX_ATTEMPTS};
-use recorder::{RECORDING, REFUSAL_EXPECTED, Recording};
+use recorder::{RECORDING, REFUSAL_EXPECTED, Recording, SENT};
 
 use crate::config::Sse;
 use crate::report::{Failure, MAX_TOKEN, Reason, RequestIds, bounded_text};
@@ -128,6 +129,8 @@ pub struct Bucket {
     /// Most bytes of a GetObject body read: the canary's size and a margin.
     pub max_body: usize,
     pub(crate) recording: Arc<Recording>,
+    /// Where the requests go, for the words of failures without an answer.
+    pub(crate) peer: Arc<words::Peer>,
     /// Told of every write and delete (the events probe), when set.
     pub changes: Option<Arc<dyn ChangeObserver>>,
 }
@@ -138,11 +141,20 @@ impl Bucket {
     /// The request is boxed: the SDK's request futures are 7-10 KiB, and kept inline they
     /// made every future around them as large (a PutObject through [`Bucket::put`] was 38 KiB),
     /// each layer copying them as it moved them. One allocation per request costs less.
+    ///
+    /// Also answers whether any attempt may have reached the store ([`recorder::SENT`]): a
+    /// request whose every attempt failed to connect (or to be signed) changed nothing.
     fn recorded<F: std::future::Future>(
         &self,
         request: F,
-    ) -> impl std::future::Future<Output = F::Output> {
-        RECORDING.scope(self.recording.clone(), Box::pin(request))
+    ) -> impl std::future::Future<Output = (F::Output, bool)> {
+        let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let request = RECORDING.scope(self.recording.clone(), Box::pin(request));
+        let request = SENT.scope(sent.clone(), request);
+        async move {
+            let out = request.await;
+            (out, sent.load(std::sync::atomic::Ordering::Relaxed))
+        }
     }
 
     /// Runs `change` of `key`, telling the change observer before and after.
@@ -207,13 +219,14 @@ impl Bucket {
                 }
             }
         };
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(o) => Ok(Written {
                 etag: o.e_tag().map(str::to_string),
                 version_id: real_version(o.version_id()),
                 ids: ids_of(&o),
             }),
-            Err(e) => Err(error::failure("PutObject", &e)),
+            Err(e) => Err(error::failure("PutObject", &e, &self.peer, sent)),
         }
     }
 
@@ -224,7 +237,10 @@ impl Bucket {
         let mut out = bytes::BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
-                let why = format!("reading the body failed: {e}");
+                let why = format!(
+                    "reading the body failed: {}",
+                    words::transport(Some(&e), &self.peer.authority)
+                );
                 Failure::new(Reason::Connection, Some("GetObject"), None, None, &why, ids)
             })?;
             if out.len() + chunk.len() > max {
@@ -247,7 +263,8 @@ impl Bucket {
     /// GetObject; `Ok(None)` when S3 answers 404.
     pub async fn get(&self, key: &str) -> Result<Option<Read>, Failure> {
         let req = self.client.get_object().bucket(&self.name).key(key);
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(mut o) => {
                 let ids = ids_of(&o);
                 let etag = o.e_tag().map(str::to_string);
@@ -255,21 +272,22 @@ impl Bucket {
                 Ok(Some(Read { body, etag, ids }))
             }
             Err(e) if error::is_not_found(&e) => Ok(None),
-            Err(e) => Err(error::failure("GetObject", &e)),
+            Err(e) => Err(error::failure("GetObject", &e, &self.peer, sent)),
         }
     }
 
     /// HeadObject; `Ok(None)` when S3 answers 404.
     pub async fn head(&self, key: &str) -> Result<Option<Head>, Failure> {
         let req = self.client.head_object().bucket(&self.name).key(key);
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(o) => Ok(Some(Head {
                 etag: o.e_tag().map(str::to_string),
                 replication_status: o.replication_status().map(|s| s.as_str().to_string()),
                 ids: ids_of(&o),
             })),
             Err(e) if error::is_not_found(&e) => Ok(None),
-            Err(e) => Err(error::failure("HeadObject", &e)),
+            Err(e) => Err(error::failure("HeadObject", &e, &self.peer, sent)),
         }
     }
 
@@ -287,7 +305,8 @@ impl Bucket {
         if let Some(s) = start_after {
             req = req.start_after(s);
         }
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(o) => {
                 let keys = o
                     .contents()
@@ -296,7 +315,7 @@ impl Bucket {
                     .collect();
                 Ok((keys, o.is_truncated().unwrap_or(false), ids_of(&o)))
             }
-            Err(e) => Err(error::failure("ListObjectsV2", &e)),
+            Err(e) => Err(error::failure("ListObjectsV2", &e, &self.peer, sent)),
         }
     }
 
@@ -309,7 +328,8 @@ impl Bucket {
 
     async fn delete_object(&self, key: &str) -> Result<Deleted, Failure> {
         let req = self.client.delete_object().bucket(&self.name).key(key);
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(o) => Ok(Deleted {
                 marker_version_id: if o.delete_marker() == Some(true) {
                     real_version(o.version_id())
@@ -318,7 +338,7 @@ impl Bucket {
                 },
                 ids: ids_of(&o),
             }),
-            Err(e) => Err(error::failure("DeleteObject", &e)),
+            Err(e) => Err(error::failure("DeleteObject", &e, &self.peer, sent)),
         }
     }
 
@@ -340,9 +360,10 @@ impl Bucket {
             .bucket(&self.name)
             .key(key)
             .version_id(version_id);
-        match self.recorded(req.send()).await {
+        let (answer, sent) = self.recorded(req.send()).await;
+        match answer {
             Ok(o) => Ok(ids_of(&o)),
-            Err(e) => Err(error::failure("DeleteObject", &e)),
+            Err(e) => Err(error::failure("DeleteObject", &e, &self.peer, sent)),
         }
     }
 }

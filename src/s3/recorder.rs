@@ -6,6 +6,7 @@
 //! inside the task-local [`RECORDING`] that its bucket sets.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -18,7 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use tokio::time::Instant;
 
-use super::error::{attempt_error_code, expected_answer};
+use super::error::{attempt_error_code, expected_answer, never_connected};
 use super::limit::BodyLimit;
 use crate::report::Sink;
 use crate::report::{TargetLabels, bounded_code};
@@ -42,6 +43,10 @@ tokio::task_local! {
     /// the request's future (the SDK's orchestrator calls interceptors inline, not on another
     /// task).
     pub(crate) static RECORDING: Arc<Recording>;
+
+    /// Set by the bucket around each request; an attempt that may have reached the store
+    /// sets it (one that never connected does not).
+    pub(crate) static SENT: Arc<AtomicBool>;
 
     /// Set around a conditional write that must be refused: its 412 (or 409/304) is the
     /// expected answer, not a request error.
@@ -107,6 +112,10 @@ impl Intercept for AttemptRecorder {
         let Ok(rec) = RECORDING.try_with(Arc::clone) else {
             return Ok(());
         };
+        let reached = !matches!(ctx.output_or_error(), Some(Err(e)) if never_connected(e));
+        if reached {
+            let _ = SENT.try_with(|s| s.store(true, Ordering::Relaxed));
+        }
         let error = match ctx.output_or_error() {
             Some(Err(e)) => {
                 let status = ctx.response().map(|r| r.status().as_u16());

@@ -143,10 +143,23 @@ impl Mirror {
                     q.drain(..over);
                     self.metrics.cloudwatch_dropped.get().inc_by(over as u64);
                 }
-                Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+                Err(crate::s3::words::of(&e, &peer(&self.cfg)))
             }
         }
     }
+}
+
+/// The connect, attempt and total timeouts of a CloudWatch call (one attempt).
+const TIMEOUTS: [Duration; 3] = [
+    Duration::from_secs(3),
+    Duration::from_secs(10),
+    Duration::from_secs(10),
+];
+
+/// Where the mirror's calls go, for the words of their failures.
+fn peer(cfg: &CloudWatchSection) -> crate::s3::words::Peer {
+    let aws = format!("monitoring.{}.amazonaws.com", cfg.region);
+    crate::s3::words::Peer::new(cfg.endpoint.as_deref(), &aws, TIMEOUTS)
 }
 
 /// A CloudWatch client for the mirror: its own region and endpoint, one attempt per call (the
@@ -165,8 +178,8 @@ pub async fn client(
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(10))
+                .connect_timeout(TIMEOUTS[0])
+                .operation_timeout(TIMEOUTS[2])
                 .build(),
         );
     if let Some(e) = &cfg.endpoint {
