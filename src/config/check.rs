@@ -240,25 +240,27 @@ impl RawConfig {
         let mut rnames = HashSet::new();
         for (i, r) in self.replications.iter().enumerate() {
             let at = format!("replication[{i}]");
-            if !valid_name(&r.name) {
+            let named = required(&at, "name", &r.name, problems);
+            if named && !valid_name(&r.name) {
                 problems.push(format!("{at}.name ({:?}) must match [a-z0-9_-]+", r.name));
-            } else if !rnames.insert(r.name.as_str()) {
+            } else if named && !rnames.insert(r.name.as_str()) {
                 problems.push(format!(
                     "{at}.name ({:?}) is used by another replication",
                     r.name
                 ));
             }
             for (key, value) in [("source", &r.source), ("destination", &r.destination)] {
-                if !targets
-                    .iter()
-                    .any(|t| t.name == *value && valid_name(value))
+                if required(&at, key, value, problems)
+                    && !targets
+                        .iter()
+                        .any(|t| t.name == *value && valid_name(value))
                 {
                     problems.push(format!(
                         "{at}.{key} ({value:?}) is not the name of a target"
                     ));
                 }
             }
-            if r.source == r.destination {
+            if !r.source.is_empty() && r.source == r.destination {
                 problems.push(format!("{at}.destination must differ from source"));
             }
             if r.interval < Duration::from_secs(1) {
@@ -301,9 +303,17 @@ impl RawConfig {
     }
 }
 
+/// Whether the required `key` of the table at `at` has a `value`; says it is missing when not.
+pub(super) fn required(at: &str, key: &str, value: &str, problems: &mut Vec<String>) -> bool {
+    if value.is_empty() {
+        problems.push(format!("{at}.{key} is required"));
+    }
+    !value.is_empty()
+}
+
 /// One `[[target]]` at key path `at`, with `d`'s defaults for what it does not set.
 fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String>) -> Target {
-    if !valid_name(&t.name) {
+    if required(at, "name", &t.name, problems) && !valid_name(&t.name) {
         problems.push(format!(
             "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
             t.name
@@ -314,18 +324,16 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
             t.name, t.name, t.name
         ));
     }
-    match bucket_problem(&t.bucket) {
-        None => {}
-        Some("") => problems.push(format!(
-            "{at}.bucket ({:?}) is not a valid bucket name",
-            t.bucket
-        )),
-        Some(why) => problems.push(format!(
+    if required(at, "bucket", &t.bucket, problems)
+        && let Some(why) = bucket_problem(&t.bucket)
+    {
+        problems.push(format!(
             "{at}.bucket ({:?}) is not a valid bucket name: {why}",
             t.bucket
-        )),
+        ));
     }
-    if !valid_region(&t.region, t.endpoint.is_some()) {
+    if required(at, "region", &t.region, problems) && !valid_region(&t.region, t.endpoint.is_some())
+    {
         problems.push(format!(
             "{at}.region ({:?}) is not a region like \"us-east-1\"",
             t.region

@@ -1,14 +1,16 @@
 //! Configuration: strict TOML, named defaults, and a separate check step that reports every
 //! problem at once with its key path.
 //!
-//! Parsing ([`raw`], `serde` with `deny_unknown_fields`) rejects unknown keys and wrong types
-//! with the line they are on; the check then validates meaning (timeouts shorter than
+//! Parsing ([`raw`], `serde` with `deny_unknown_fields`, read by `parse` until every unknown
+//! key and wrong type is found) reports each with the line it is on; the check then validates
+//! meaning (timeouts shorter than
 //! intervals, names, references between sections) and turns the raw tree into a resolved
 //! [`Config`] in which every target carries its effective settings and every replication pair
 //! its two targets.
 
 mod check;
 mod names;
+mod parse;
 mod probes;
 pub use names::redact_url;
 pub mod raw;
@@ -19,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::CloudWatchSection;
-use raw::RawConfig;
 
 use crate::report::{Probe, TargetInfo, TargetLabels};
 
@@ -35,10 +36,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
-    #[error("invalid config {path}:\n  - {message}")]
-    Parse { path: PathBuf, message: String },
-    /// The file parsed but its values are inconsistent; every problem is listed.
+    /// The file is not valid TOML, does not fit the schema (unknown keys, wrong types) or its
+    /// values are inconsistent; every problem is listed.
     #[error("invalid config {path}:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: PathBuf,
@@ -51,7 +50,6 @@ impl ConfigError {
     pub fn problems(&self) -> Vec<String> {
         match self {
             ConfigError::Read { source, .. } => vec![source.to_string()],
-            ConfigError::Parse { message, .. } => vec![message.clone()],
             ConfigError::Invalid { problems, .. } => problems.clone(),
         }
     }
@@ -264,58 +262,30 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Parses and checks `text`; `path` is only used in messages.
+///
+/// Every problem is reported at once: what the check step finds, then each unknown key, wrong
+/// type and syntax error with its line ([`parse::read`]).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: describe_toml_error(text, &e),
-    })?;
-    raw.check().map_err(|problems| ConfigError::Invalid {
+    let read = parse::read(text);
+    let invalid = |problems| ConfigError::Invalid {
         path: path.to_path_buf(),
         problems,
-    })
-}
-
-/// One line naming the key path and line: "target[0].bukket (line 5): unknown field ...".
-/// (toml's own rendering spans several lines and has no key path.)
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim().replace('\n', " ");
-    let Some(span) = e.span() else { return message };
-    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-    match key_path_at(text, line) {
-        Some(path) => format!("{path} (line {line}): {message}"),
-        None => format!("line {line}: {message}"),
-    }
-}
-
-/// The dotted key path of a `key = value` line, from the table headers above it
-/// (`[[target]]` headers are counted, so the second target's keys are `target[1].key`).
-fn key_path_at(text: &str, line: usize) -> Option<String> {
-    let mut section = String::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for l in text.lines().take(line.saturating_sub(1)) {
-        let l = l.trim();
-        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let n = counts.entry(name.trim().to_string()).or_insert(0);
-            section = format!("{}[{n}]", name.trim());
-            *n += 1;
-        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            section = name.trim().to_string();
+    };
+    let Some(raw) = read.raw else {
+        return Err(invalid(read.problems));
+    };
+    match raw.check() {
+        Ok(cfg) if read.problems.is_empty() => Ok(cfg),
+        Ok(_) => Err(invalid(read.problems)),
+        Err(checked) => {
+            let mut problems: Vec<String> = checked
+                .into_iter()
+                .filter(|p| !parse::about_blanked(p, &read.blanked))
+                .collect();
+            problems.extend(read.problems);
+            Err(invalid(problems))
         }
     }
-    let (key, _) = text.lines().nth(line - 1)?.split_once('=')?;
-    let key = key.trim();
-    if key.is_empty()
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return None;
-    }
-    Some(if section.is_empty() {
-        key.to_string()
-    } else {
-        format!("{section}.{key}")
-    })
 }
 
 #[cfg(test)]

@@ -34,29 +34,53 @@ pub(super) fn valid_name(s: &str) -> bool {
 pub(super) const RESERVED_TARGET_NAMES: &[&str] = &["replication", "durability"];
 
 /// Why S3 would refuse `s` as a general purpose bucket name, or `None` when it would not:
-/// `Some("")` for the basic shape (3-63 characters of `[a-z0-9.-]`, a letter or digit at both
-/// ends, no `..`), otherwise the rule it breaks.
-pub(super) fn bucket_problem(s: &str) -> Option<&'static str> {
+/// every rule it breaks, in S3's documentation's words.
+pub(super) fn bucket_problem(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let shape = (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && !s.contains("..");
-    if !shape {
-        return Some("");
+    let mut broken: Vec<String> = Vec::new();
+    if !(3..=63).contains(&b.len()) {
+        broken.push(format!(
+            "it must be 3 to 63 characters long (it is {})",
+            b.len()
+        ));
+    }
+    let mut bad: Vec<char> = Vec::new();
+    for c in s.chars() {
+        let allowed = c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+        if !allowed && !bad.contains(&c) && bad.len() < 8 {
+            bad.push(c);
+        }
+    }
+    if !bad.is_empty() {
+        let found: Vec<String> = bad.iter().map(|c| format!("{:?}", c.to_string())).collect();
+        broken.push(format!(
+            "only lowercase letters, digits, dots and hyphens are allowed (found {})",
+            found.join(", ")
+        ));
+    }
+    let alnum = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ends_ok = alnum(b.first()) && alnum(b.last());
+    if !b.is_empty() && !ends_ok {
+        broken.push("it must begin and end with a lowercase letter or digit".into());
+    }
+    if s.contains("..") {
+        broken.push("it must not contain two adjacent dots".into());
+    }
+    if !broken.is_empty() {
+        return Some(broken.join("; "));
     }
     if s.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Some("S3 refuses names formatted as an IP address");
+        return Some("S3 refuses names formatted as an IP address".into());
     }
     const PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
     const SUFFIXES: &[&str] = &["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
     if PREFIXES.iter().any(|p| s.starts_with(p)) {
-        return Some("S3 reserves the prefixes xn--, sthree- and amzn-s3-demo-");
+        return Some("S3 reserves the prefixes xn--, sthree- and amzn-s3-demo-".into());
     }
     if SUFFIXES.iter().any(|x| s.ends_with(x)) {
-        return Some("S3 reserves the suffixes -s3alias, --ol-s3, .mrap, --x-s3 and --table-s3");
+        return Some(
+            "S3 reserves the suffixes -s3alias, --ol-s3, .mrap, --x-s3 and --table-s3".into(),
+        );
     }
     None
 }
@@ -151,9 +175,23 @@ mod tests {
         for ok in ["my-bucket", "a.b.c", "abc", "logs-2026"] {
             assert_eq!(bucket_problem(ok), None, "{ok}");
         }
-        for bad in ["My_Bucket", "ab", "-abc", "abc-", "a..b"] {
-            assert_eq!(bucket_problem(bad), Some(""), "{bad}");
+        // Each name is told every rule it breaks.
+        let rules = |name| bucket_problem(name).unwrap_or_default();
+        assert_eq!(
+            rules("My_Bucket..Data"),
+            "only lowercase letters, digits, dots and hyphens are allowed \
+             (found \"M\", \"_\", \"B\", \"D\"); \
+             it must begin and end with a lowercase letter or digit; \
+             it must not contain two adjacent dots"
+        );
+        assert_eq!(rules("ab"), "it must be 3 to 63 characters long (it is 2)");
+        for bad in ["-abc", "abc-"] {
+            assert_eq!(
+                rules(bad),
+                "it must begin and end with a lowercase letter or digit"
+            );
         }
+        assert_eq!(rules("a..b"), "it must not contain two adjacent dots");
         for bad in [
             "192.168.1.1",
             "xn--abc",

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::check::required;
 use super::names::{check_endpoint, redact_url};
 use super::raw::RawEvents;
 use super::{Cdn, Durability, Events, Via};
@@ -43,7 +44,9 @@ const DEFAULT_EVENTS_TIMEOUT: Duration = Duration::from_secs(300);
 /// `[target.events]` at key path `at`.
 pub(super) fn check_events(at: &str, e: &RawEvents, problems: &mut Vec<String>) -> Option<Events> {
     let before = problems.len();
-    if let Err(why) = check_endpoint(&e.queue_url) {
+    if required(at, "queue_url", &e.queue_url, problems)
+        && let Err(why) = check_endpoint(&e.queue_url)
+    {
         problems.push(format!(
             "{at}.queue_url ({:?}) {why}",
             redact_url(&e.queue_url)
@@ -89,12 +92,14 @@ pub(super) fn check_events(at: &str, e: &RawEvents, problems: &mut Vec<String>) 
 /// `[target.cdn]` at key path `at`.
 pub(super) fn check_cdn(at: &str, url: &str, problems: &mut Vec<String>) -> Option<Cdn> {
     let before = problems.len();
-    if let Err(why) = check_endpoint(url) {
-        problems.push(format!("{at}.url ({:?}) {why}", redact_url(url)));
-    } else if !url.ends_with('/') {
-        problems.push(format!(
-            "{at}.url ({url:?}) must end with \"/\": <url><key> is the canary's address"
-        ));
+    if required(at, "url", url, problems) {
+        if let Err(why) = check_endpoint(url) {
+            problems.push(format!("{at}.url ({:?}) {why}", redact_url(url)));
+        } else if !url.ends_with('/') {
+            problems.push(format!(
+                "{at}.url ({url:?}) must end with \"/\": <url><key> is the canary's address"
+            ));
+        }
     }
     (problems.len() == before).then(|| Cdn {
         url: url.to_string(),

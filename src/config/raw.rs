@@ -1,5 +1,6 @@
 //! The config file as written: serde structs that reject unknown keys, and the defaults of
-//! every key as named functions.
+//! every key as named functions. Required keys default to empty; the check step says they
+//! are missing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -138,8 +139,13 @@ impl Default for Defaults {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
+    // Required keys default to empty so a missing one is reported by the check step with
+    // every other problem (an empty value is reported as missing).
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub bucket: String,
+    #[serde(default)]
     pub region: String,
     pub endpoint: Option<String>,
     #[serde(default)]
@@ -174,6 +180,7 @@ pub struct RawDurability {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCdn {
+    #[serde(default)]
     pub url: String,
 }
 
@@ -181,6 +188,7 @@ pub struct RawCdn {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvents {
+    #[serde(default)]
     pub queue_url: String,
     pub via: Option<String>,
     #[serde(default, deserialize_with = "de_opt_duration")]
@@ -192,8 +200,11 @@ pub struct RawEvents {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReplication {
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub source: String,
+    #[serde(default)]
     pub destination: String,
     #[serde(
         default = "default_replication_interval",
