@@ -151,6 +151,15 @@ async fn a_stall_grows_oldest_pending_ends_in_timeouts_and_recovery_clears_it() 
         metric(&metrics, "s3canary_replication_timeouts_total", &[]) >= 1.0
     });
     assert!(timed_out.await, "no timeout counted");
+    let st = m.status();
+    assert_eq!(st.state, s3canary::replication::State::Failing);
+    let f = st.last_failure.expect("the timeout is remembered");
+    assert_eq!(f.reason, "timed_out");
+    assert!(
+        f.message.contains("was not seen on dst within 1s 500ms"),
+        "{}",
+        f.message
+    );
     assert_eq!(
         metric(&metrics, "s3canary_replication_lag_seconds_count", &[]),
         0.0
@@ -300,4 +309,72 @@ async fn a_restart_measures_young_canaries_and_deletes_the_rest() {
     // Only canaries are touched: the unrelated object (and its replica) stay.
     assert_eq!(s3.keys("src"), vec![unrelated.clone()]);
     assert_eq!(s3.keys("dst"), vec![unrelated]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_says_failing_with_the_last_failure_and_ok_again_after_a_measured_lag() {
+    let (s3, _metrics, m) = src_to_dst(
+        Duration::from_millis(50),
+        |_| {},
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
+    .await;
+    let before = m.status();
+    assert_eq!(before.state, s3canary::replication::State::Ok);
+    assert!(before.last_failure.is_none() && before.last_lag_age_seconds.is_none());
+
+    s3.faults.set_bucket(
+        "src",
+        s3canary::embedded::FaultConfig::error(
+            "AccessDenied",
+            1.0,
+            vec![s3canary::embedded::Op::PutObject],
+        ),
+    );
+    let outcome = m.run_canary(&CancellationToken::new()).await;
+    assert_eq!(
+        outcome,
+        CanaryOutcome::Failed(ReplicationFailure::PutFailed)
+    );
+    let failing = m.status();
+    assert_eq!(failing.state, s3canary::replication::State::Failing);
+    let f = failing.last_failure.expect("the failure is remembered");
+    assert_eq!(f.reason, "put_failed");
+    assert!(
+        f.message
+            .starts_with("writing the canary to the source failed: access_denied AccessDenied: "),
+        "{}",
+        f.message
+    );
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - f.at).abs() < 30.0,
+        "failure at {} vs now {now}",
+        f.at
+    );
+    let json = serde_json::to_value(m.status()).unwrap();
+    assert_eq!(json["state"], "failing");
+    assert_eq!(json["last_failure"]["reason"], "put_failed");
+
+    s3.faults.set_bucket("src", Default::default());
+    let outcome = m.run_canary(&CancellationToken::new()).await;
+    assert!(
+        matches!(outcome, CanaryOutcome::Replicated { .. }),
+        "{outcome:?}"
+    );
+    let ok = m.status();
+    assert_eq!(ok.state, s3canary::replication::State::Ok);
+    assert!(
+        ok.last_lag_age_seconds
+            .is_some_and(|a| (0.0..30.0).contains(&a))
+    );
+    // The failure stays on show, older than the lag that resolved it.
+    assert!(
+        ok.last_failure
+            .is_some_and(|f| f.at <= ok.last_lag_at.unwrap())
+    );
 }

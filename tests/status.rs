@@ -129,6 +129,20 @@ async fn status_json_matches_the_metrics_for_the_same_moment() {
     let html = s3canary::http::page::render(&snap);
     assert!(html.contains("FAILING") || html.contains("OK"));
     assert!(html.contains(f["request_id"].as_str().unwrap()));
+    // The pair's state in words on the page, as the JSON has it, and the age of its lag.
+    let state = r["state"].as_str().unwrap();
+    assert!(["ok", "failing", "stalled"].contains(&state), "{r}");
+    let (_, pairs) = html.split_once("<h2>Replication</h2>").unwrap();
+    assert!(
+        pairs.contains(&format!(">{}</span>", state.to_uppercase())),
+        "{pairs}"
+    );
+    if let Some(age) = r["last_lag_age_seconds"].as_f64() {
+        assert!(age >= 0.0 && pairs.contains(" ago)"), "{pairs}");
+    }
+    if !r["last_failure"].is_null() {
+        assert!(pairs.contains("last failure: "), "{pairs}");
+    }
 }
 
 /// During an outage the put fails and no other step runs: the status API shows those steps as

@@ -45,6 +45,50 @@ fn ms(s: Option<f64>) -> String {
     s.map_or("–".into(), |s| format!("{:.1} ms", s * 1000.0))
 }
 
+/// The replication pairs: state in words, the last lag and its age, what is pending, and the
+/// last failure with its reason, time and words.
+fn replication(pairs: &[crate::replication::Status], now: SystemTime) -> String {
+    use crate::replication::State;
+    let mut out = String::from(
+        "<section><h2>Replication</h2><div class=\"scroll\"><table><tr><th>pair</th><th>state</th><th>from → to</th><th>last lag</th><th>pending</th><th>oldest pending</th><th>timeouts</th></tr>\n",
+    );
+    for r in pairs {
+        let (cls, state) = match r.state {
+            State::Ok => ("good", "OK"),
+            State::Failing => ("bad", "FAILING"),
+            State::Stalled => ("bad", "STALLED"),
+        };
+        let lag = match (r.last_lag_seconds, r.last_lag_age_seconds) {
+            (Some(l), Some(age)) => format!(
+                "{l:.2} s ({} ago)",
+                humantime::format_duration(Duration::from_secs(age as u64))
+            ),
+            _ => "none yet".into(),
+        };
+        let oldest = r.pending.first().map_or(0.0, |p| p.age_seconds);
+        out.push_str(&format!(
+            "<tr class=\"{cls}\"><td>{}</td><td><span class=\"state {cls}\">{state}</span></td><td>{} ({}) → {} ({})</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>\n",
+            esc(&r.name), esc(&r.source_bucket), esc(&r.source_region),
+            esc(&r.destination_bucket), esc(&r.destination_region),
+            lag, r.pending.len(), oldest, r.timeouts_total
+        ));
+        if let Some(f) = &r.last_failure {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(f.at);
+            let resolved = if r.state == State::Ok {
+                "resolved · "
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "<tr class=\"detail\"><td colspan=\"7\">last failure: {resolved}<b>{}</b> at {} ({} ago): {}</td></tr>\n",
+                f.reason, when(Some(at)), ago(at, now), esc(&f.message)
+            ));
+        }
+    }
+    out.push_str("</table></div></section>\n");
+    out
+}
+
 /// A self-contained HTML page (no external assets) that refreshes itself every 10 s.
 /// State is written out in words (OK / FAILING), colour only repeats it.
 pub fn render(s: &Snapshot) -> String {
@@ -126,18 +170,7 @@ pub fn render(s: &Snapshot) -> String {
         body.push_str("</section>\n");
     }
     if !s.replications.is_empty() {
-        body.push_str("<section><h2>Replication</h2><div class=\"scroll\"><table><tr><th>pair</th><th>from</th><th>to</th><th>last lag</th><th>pending</th><th>oldest pending</th><th>timeouts</th></tr>\n");
-        for r in &s.replications {
-            let oldest = r.pending.iter().map(|p| p.age_seconds).fold(0.0, f64::max);
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>\n",
-                esc(&r.name), esc(&r.source_bucket), esc(&r.source_region),
-                esc(&r.destination_bucket), esc(&r.destination_region),
-                r.last_lag_seconds.map_or("–".into(), |l| format!("{l:.2} s")),
-                r.pending.len(), oldest, r.timeouts_total
-            ));
-        }
-        body.push_str("</table></div></section>\n");
+        body.push_str(&replication(&s.replications, now));
     }
     format!(
         r#"<!doctype html>
@@ -149,7 +182,7 @@ body{{font-family:system-ui,sans-serif;margin:0.8em;color:#111}}
 h1{{font-size:1.4em}} h2{{font-size:1.1em;margin:1em 0 0.3em}} small{{color:#555;font-weight:normal}}
 .scroll{{overflow-x:auto}} table{{border-collapse:collapse;min-width:100%}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;font-size:14px;white-space:nowrap}}
-tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}} tr.skip{{background:#eee;color:#666}}
+tr.detail td{{white-space:normal;font-size:13px;color:#333}} tr.bad{{background:#fde2e2}} tr.good{{background:#e6f6e6}} tr.skip{{background:#eee;color:#666}}
 .state{{padding:1px 6px;border-radius:3px;font-size:0.9em}} .state.good{{background:#2e7d32;color:#fff}} .state.bad{{background:#c62828;color:#fff}} .state.wait{{background:#555;color:#fff}}
 svg{{display:block}}
 .summary.bad{{font-weight:bold;color:#c62828}} ul.failures li{{margin-bottom:0.5em;font-size:14px;word-break:break-all}}

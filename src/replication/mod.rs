@@ -25,9 +25,14 @@ use crate::canary;
 use crate::config::Replication;
 use crate::report::Sink;
 use crate::report::{
-    Failure, PairLabels, ReplicationEvent, ReplicationFailure, or_dash, unix_seconds,
+    Failure, MAX_MESSAGE, PairLabels, ReplicationEvent, ReplicationFailure, bounded_text, or_dash,
+    unix_seconds,
 };
 use crate::s3::{Bucket, Condition};
+
+mod status;
+use status::Memory;
+pub use status::{LastFailure, PendingCanary, STALL_NO_LAG, STALL_PENDING, State, Status};
 
 /// Shortest gap between two destination polls.
 pub const MIN_GAP: Duration = Duration::from_millis(200);
@@ -71,34 +76,11 @@ pub struct Monitor {
     sink: Arc<dyn Sink>,
     /// Canaries not yet seen on the destination: key -> write acknowledged at.
     pending: Mutex<HashMap<String, Instant>>,
-    /// The last measured lag and when it was measured.
-    last_lag: Mutex<Option<(SystemTime, Duration)>>,
+    /// How canaries ended: the last lag and the last failure.
+    memory: Memory,
     /// Canaries written and canaries timed out, for the status page.
     written: AtomicU64,
     timed_out: AtomicU64,
-}
-
-/// A canary waiting for its copy, for the status page.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PendingCanary {
-    pub key: String,
-    pub age_seconds: f64,
-}
-
-/// A replication pair as the status page shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Status {
-    pub name: String,
-    pub source_bucket: String,
-    pub source_region: String,
-    pub destination_bucket: String,
-    pub destination_region: String,
-    pub last_lag_seconds: Option<f64>,
-    pub last_lag_at: Option<f64>,
-    pub canaries_total: u64,
-    pub timeouts_total: u64,
-    /// Oldest first.
-    pub pending: Vec<PendingCanary>,
 }
 
 impl Monitor {
@@ -127,7 +109,7 @@ impl Monitor {
             labels,
             sink,
             pending: Mutex::new(HashMap::new()),
-            last_lag: Mutex::new(None),
+            memory: Memory::default(),
             written: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
         })
@@ -146,7 +128,9 @@ impl Monitor {
             })
             .collect();
         pending.sort_by(|a, b| b.age_seconds.total_cmp(&a.age_seconds));
-        let last = *self.last_lag.lock().unwrap();
+        let oldest = pending.first().map_or(0.0, |p| p.age_seconds);
+        let now = SystemTime::now();
+        let (last, state, last_failure) = self.memory.view(Duration::from_secs_f64(oldest), now);
         let [name, sb, sr, db, dr] = self.labels.0.clone();
         Status {
             name,
@@ -154,8 +138,12 @@ impl Monitor {
             source_region: sr,
             destination_bucket: db,
             destination_region: dr,
+            state,
             last_lag_seconds: last.map(|(_, d)| d.as_secs_f64()),
             last_lag_at: last.map(|(t, _)| unix_seconds(t)),
+            last_lag_age_seconds: last
+                .map(|(t, _)| now.duration_since(t).unwrap_or_default().as_secs_f64()),
+            last_failure,
             canaries_total: self.written.load(Ordering::Relaxed),
             timeouts_total: self.timed_out.load(Ordering::Relaxed),
             pending,
@@ -180,7 +168,10 @@ impl Monitor {
         self.sink.pair_removed(&self.labels);
     }
 
-    fn fail(&self, r: ReplicationFailure) {
+    /// Counts a failed canary and remembers why, in `words`, for the status page.
+    fn fail(&self, r: ReplicationFailure, words: &str) {
+        self.memory
+            .failed(r.as_str(), bounded_text(words, MAX_MESSAGE));
         self.sink
             .replication(&self.labels, ReplicationEvent::Failed(r));
     }
@@ -188,16 +179,17 @@ impl Monitor {
     /// Writes one canary and follows it to the end (measured, timed out, failed or cancelled).
     pub async fn run_canary(self: &Arc<Self>, token: &CancellationToken) -> CanaryOutcome {
         if self.pending.lock().unwrap().len() >= MAX_IN_FLIGHT {
-            self.fail(ReplicationFailure::InFlightCap);
+            let words = format!(
+                "{MAX_IN_FLIGHT} canaries already wait for their copies; this one was not written"
+            );
+            self.fail(ReplicationFailure::InFlightCap, &words);
             return CanaryOutcome::Failed(ReplicationFailure::InFlightCap);
         }
         let key = canary::new_key(&self.prefix);
         let body = Bytes::from(format!("s3canary replication canary {key}\n"));
-        let put = tokio::time::timeout(
-            Duration::from_secs(30).min(self.cfg.timeout),
-            self.source.put(&key, body, &Condition::None),
-        )
-        .await;
+        let put_budget = Duration::from_secs(30).min(self.cfg.timeout);
+        let put =
+            tokio::time::timeout(put_budget, self.source.put(&key, body, &Condition::None)).await;
         let acked = Instant::now();
         let version = match put {
             Ok(Ok(w)) => w.version_id,
@@ -205,13 +197,25 @@ impl Monitor {
                 tracing::warn!(replication = %self.cfg.name, reason = e.reason.as_str(),
                     code = or_dash(&e.code), request_id = or_dash(&e.request_id),
                     "replication canary write failed: {}", e.message);
-                self.fail(ReplicationFailure::PutFailed);
+                let words = format!(
+                    "writing the canary to the source failed: {} {}{}",
+                    e.reason.as_str(),
+                    e.code
+                        .as_deref()
+                        .map_or(String::new(), |c| format!("{c}: ")),
+                    e.message
+                );
+                self.fail(ReplicationFailure::PutFailed, &words);
                 self.delete_both(&key, None).await;
                 return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
             Err(_) => {
                 tracing::warn!(replication = %self.cfg.name, "replication canary write timed out");
-                self.fail(ReplicationFailure::PutFailed);
+                let words = format!(
+                    "writing the canary to the source timed out after {}",
+                    humantime::format_duration(put_budget)
+                );
+                self.fail(ReplicationFailure::PutFailed, &words);
                 self.delete_both(&key, None).await;
                 return CanaryOutcome::Failed(ReplicationFailure::PutFailed);
             }
@@ -236,12 +240,19 @@ impl Monitor {
         self.pending.lock().unwrap().remove(&key);
         match &outcome {
             CanaryOutcome::Replicated { lag, .. } => {
-                *self.last_lag.lock().unwrap() = Some((SystemTime::now(), *lag));
+                self.memory.replicated(*lag);
                 self.sink
                     .replication(&self.labels, ReplicationEvent::Replicated(*lag));
             }
             CanaryOutcome::TimedOut { .. } => {
                 self.timed_out.fetch_add(1, Ordering::Relaxed);
+                let words = format!(
+                    "{key} was not seen on {} within {}",
+                    self.cfg.destination.bucket,
+                    humantime::format_duration(self.cfg.timeout)
+                );
+                self.memory
+                    .failed("timed_out", bounded_text(&words, MAX_MESSAGE));
                 self.sink
                     .replication(&self.labels, ReplicationEvent::TimedOut);
                 tracing::warn!(replication = %self.cfg.name, key = %key,
@@ -249,7 +260,9 @@ impl Monitor {
                     "replication canary not seen on the destination in time");
             }
             CanaryOutcome::Failed(r) => {
-                self.fail(*r);
+                let words =
+                    format!("S3 reports x-amz-replication-status FAILED on the source for {key}");
+                self.fail(*r, &words);
                 tracing::warn!(replication = %self.cfg.name, key = %key,
                     "S3 reports replication status FAILED");
             }
