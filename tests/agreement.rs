@@ -130,7 +130,8 @@ async fn metrics_history_cloudwatch_and_once_count_every_run_alike() {
             .recent_failures
             .iter()
             .filter(|f| f.failure.reason.as_str() == reason)
-            .count();
+            .map(|f| f.count)
+            .sum::<u64>();
         assert_eq!(
             (in_metrics, in_history),
             (1.0, 1),

@@ -149,8 +149,7 @@ async fn hanging_get_times_out_at_the_deadline_and_the_canary_is_still_deleted()
     };
     // The SDK's timeout or the cycle's deadline, whichever came first, in words.
     assert!(
-        f.message.starts_with("timed out after ")
-            && f.message.contains(" waiting for the response"),
+        f.message.starts_with("timed out ") && f.message.contains(" waiting for the response"),
         "{}",
         f.message
     );

@@ -221,3 +221,100 @@ async fn steps_that_did_not_run_are_not_shown_as_current_and_their_metrics_stand
     );
     assert!(daemon.shutdown(Duration::from_secs(15)).await);
 }
+
+/// The page at a glance: a stale read says how long the stale view lasted, identical failures
+/// are one entry with their count and time span, each carries its reason's hint and runbook
+/// link, and once the probe passes again the entry is marked resolved and folded away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_grouped_carry_their_hint_and_are_folded_once_resolved() {
+    let s3 = EmbeddedS3::start(&["alpha"]).await.unwrap();
+    s3.faults.set_all(FaultConfig::profile("stale").unwrap());
+    let text = format!(
+        "[defaults]\ninterval = \"3s\"\ntimeout = \"2500ms\"\nconfirm_interval = \"1s\"\n\
+         [[target]]\nname = \"alpha\"\nbucket = \"alpha\"\nregion = \"us-east-1\"\nendpoint = \"{e}\"\npath_style = true\n",
+        e = s3.endpoint
+    );
+    let cfg = s3canary::config::parse(&text, Path::new("t.toml")).unwrap();
+    let daemon = Daemon::new(cfg, None, common::factory());
+    daemon.start().await;
+    let failures = || {
+        let snap = s3canary::http::status::snapshot(&daemon);
+        let json = serde_json::to_value(&snap).unwrap();
+        let list = json["targets"][0]["recent_failures"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (s3canary::http::page::render(&snap), list)
+    };
+
+    // A stale view: the page says how long it lasted (or that it outlasted the cycle).
+    let stale_seen = wait_until(Duration::from_secs(40), || async {
+        failures().1.iter().any(|f| f["stale_view"].is_object())
+    });
+    assert!(stale_seen.await, "no stale view: {:?}", failures().1);
+    let (html, list) = failures();
+    let stale = list.iter().find(|f| f["stale_view"].is_object()).unwrap();
+    let seconds = stale["stale_view"]["seconds"].as_f64().unwrap();
+    assert!(seconds > 0.0, "{stale}");
+    assert!(
+        html.contains("the stale view lasted ") || html.contains("still stale after "),
+        "{html}"
+    );
+
+    // An outage: every put fails the same way, folded into one entry with its count.
+    s3.faults.set_all(FaultConfig::profile("outage").unwrap());
+    let folded = wait_until(Duration::from_secs(40), || async {
+        failures()
+            .1
+            .iter()
+            .any(|f| f["probe"] == "put" && f["count"].as_u64() >= Some(3))
+    });
+    assert!(folded.await, "no folded put failures: {:?}", failures().1);
+    let (html, list) = failures();
+    let puts: Vec<_> = list.iter().filter(|f| f["probe"] == "put").collect();
+    assert_eq!(puts.len(), 1, "identical put failures not folded: {list:?}");
+    let put = puts[0];
+    assert!(put["first_at"].as_f64() < put["at"].as_f64(), "{put}");
+    let count = put["count"].as_u64().unwrap();
+    // The count may have grown between the two reads; the page shows the one it was built on.
+    assert!(
+        html.contains(&format!(
+            "{count}× put server_error PutObject ServiceUnavailable, "
+        )),
+        "{html}"
+    );
+    let hint = s3canary::report::Reason::ServerError.hint();
+    assert!(html.contains(hint), "hint missing: {html}");
+    assert!(
+        html.contains("href=\"/runbook#reason-server_error\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<details class=\"resolved\">"),
+        "nothing is resolved yet"
+    );
+
+    // Recovery: the put passes again, its entry is marked resolved and folded away.
+    s3.faults.set_all(FaultConfig::profile("none").unwrap());
+    let resolved = wait_until(Duration::from_secs(40), || async {
+        failures()
+            .1
+            .iter()
+            .any(|f| f["probe"] == "put" && f["resolved_at"].is_number())
+    });
+    assert!(
+        resolved.await,
+        "the put failures were not resolved: {:?}",
+        failures().1
+    );
+    let (html, _) = failures();
+    let (_, folded) = html
+        .split_once("<details class=\"resolved\">")
+        .expect("resolved failures are folded");
+    assert!(
+        folded.contains("× put server_error PutObject ServiceUnavailable"),
+        "{folded}"
+    );
+    assert!(folded.contains("✔ resolved "), "{folded}");
+    assert!(daemon.shutdown(Duration::from_secs(15)).await);
+}

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/metrics`, `/-/healthy`, `/-/ready`, `/-/reload`, `/`, `/api/v1/status`.
 
 pub mod page;
+pub mod runbook;
 pub mod server;
 pub mod status;
 pub mod svg;
@@ -25,6 +26,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/-/reload", post(reload))
         .route("/", get(index))
         .route("/api/v1/status", get(api_status))
+        .route("/runbook", get(|| async { Html(runbook::page()) }))
         .with_state(daemon)
 }
 

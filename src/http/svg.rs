@@ -4,12 +4,24 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::report::Probe;
 use crate::sinks::history::Run;
 
-/// A passed run that took longer than this is drawn as slow: the runbook's latency threshold.
-pub const SLOW_SECONDS: f64 = 0.5;
+/// A passed run of `probe` that took longer than this many seconds is drawn as slow: the
+/// runbook's latency threshold for S3 requests (500 ms), a second for a read through the CDN,
+/// and for event delivery, which normally takes seconds, half the S3EventsDelayed alert's two
+/// minutes.
+pub fn slow_after(probe: Probe) -> f64 {
+    match probe {
+        Probe::Events => 60.0,
+        Probe::Cdn => 1.0,
+        _ => 0.5,
+    }
+}
 
-const WIDTH: f64 = 240.0;
+/// Width of the strip and the sparkline: together with the other columns a target's table
+/// fits a 1280 px screen.
+const WIDTH: f64 = 200.0;
 const HEIGHT: f64 = 14.0;
 /// Width of one run in the strip.
 const BAR: f64 = 2.0;
@@ -21,14 +33,14 @@ fn x(at: SystemTime, now: SystemTime, window: Duration) -> f64 {
     (WIDTH * (1.0 - age / window.as_secs_f64())).clamp(0.0, WIDTH - BAR)
 }
 
-/// The strip: one bar per run, green passed, amber slow (passed, over [`SLOW_SECONDS`]), red
+/// The strip: one bar per run, green passed, amber slow (passed, over `slow` seconds), red
 /// failed; its label counts them, for screen readers and the tooltip.
-pub fn strip(runs: &[Run], now: SystemTime, window: Duration) -> String {
+pub fn strip(runs: &[Run], now: SystemTime, window: Duration, slow: f64) -> String {
     // One path per colour keeps a strip of 300 runs a few kilobytes.
     let mut paths = [String::new(), String::new(), String::new()];
     let mut counts = [0usize; 3];
     for r in runs {
-        let kind = match (r.ok, r.seconds > SLOW_SECONDS) {
+        let kind = match (r.ok, r.seconds > slow) {
             (true, false) => 0,
             (true, true) => 1,
             (false, _) => 2,
@@ -38,12 +50,13 @@ pub fn strip(runs: &[Run], now: SystemTime, window: Duration) -> String {
         paths[kind].push_str(&format!("M{x:.1} 0h{BAR}v{HEIGHT}h-{BAR}z"));
     }
     let label = format!(
-        "{} runs in {} min: {} passed, {} slow, {} failed",
+        "{} runs in {} min: {} passed, {} slow, {} failed (slow: over {})",
         runs.len(),
         window.as_secs() / 60,
         counts[0],
         counts[1],
-        counts[2]
+        counts[2],
+        humantime::format_duration(Duration::from_millis((slow * 1000.0) as u64))
     );
     let [ok, slow, failed] = paths;
     format!(
@@ -97,18 +110,21 @@ mod tests {
             run(30, true, 2.0, now),
             run(0, true, 0.02, now),
         ];
-        let svg = strip(&runs, now, w);
+        let svg = strip(&runs, now, w, slow_after(Probe::Get));
         assert!(
-            svg.contains("4 runs in 15 min: 2 passed, 1 slow, 1 failed"),
+            svg.contains("4 runs in 15 min: 2 passed, 1 slow, 1 failed (slow: over 500ms)"),
             "{svg}"
         );
+        // Event delivery in 2 s is not slow.
+        let events = strip(&runs, now, w, slow_after(Probe::Events));
+        assert!(events.contains("3 passed, 0 slow, 1 failed"), "{events}");
         // The oldest at the left edge, the newest at the right, the failure in the middle.
         assert!(
-            svg.contains("d=\"M0.0 0h2v14h-2zM238.0 0h2v14h-2z\""),
+            svg.contains("d=\"M0.0 0h2v14h-2zM198.0 0h2v14h-2z\""),
             "{svg}"
         );
         assert!(
-            svg.contains("class=\"failed\" fill=\"#c62828\" d=\"M120.0 0"),
+            svg.contains("class=\"failed\" fill=\"#c62828\" d=\"M100.0 0"),
             "{svg}"
         );
         assert_eq!(sparkline(&[], now, w), "");

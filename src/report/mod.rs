@@ -248,13 +248,17 @@ impl Failure {
 
     /// A step had waited `waited` for its answer when the cycle ran out of its `budget`.
     pub fn timeout(waited: Duration, budget: Duration) -> Self {
-        let waited = Duration::from_millis(waited.as_millis() as u64 / 100 * 100);
+        let waited = if waited < Duration::from_secs(1) {
+            Duration::from_millis(waited.as_millis() as u64)
+        } else {
+            Duration::from_millis(waited.as_millis() as u64 / 100 * 100)
+        };
         Failure::local(
             Reason::Timeout,
             format!(
-                "timed out after {} waiting for the response (the cycle's {} ran out)",
-                humantime::format_duration(waited),
-                humantime::format_duration(budget)
+                "timed out waiting for the response: the cycle's {} ran out, {} into this step",
+                humantime::format_duration(budget),
+                humantime::format_duration(waited)
             ),
         )
     }

@@ -128,6 +128,11 @@ impl Reason {
     /// Where the runbook says more: its section's anchor, relative to where the docs are
     /// published (as the alerts' `runbook_url`).
     pub fn runbook(self) -> String {
-        format!("docs/runbook.md#reason-{}", self.as_str())
+        format!("docs/runbook.md#{}", self.anchor())
+    }
+
+    /// The anchor of its runbook section (`reason-<name>`), also on the daemon's `/runbook`.
+    pub fn anchor(self) -> String {
+        format!("reason-{}", self.as_str())
     }
 }

@@ -64,7 +64,7 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
     --disable-background-networking --disable-component-update --disable-sync
     --user-data-dir="$dir/chromium")
 timeout 90 "$chromium" "${flags[@]}" --dump-dom "http://127.0.0.1:$port/" >"$out/status-page.html" 2>"$out/chromium.log"
-timeout 90 "$chromium" "${flags[@]}" --window-size=1400,1400 --screenshot="$out/status-page.png" \
+timeout 90 "$chromium" "${flags[@]}" --window-size=1280,1600 --screenshot="$out/status-page.png" \
     "http://127.0.0.1:$port/" >>"$out/chromium.log" 2>&1
 
 fail=0
@@ -91,7 +91,7 @@ check "the reason is shown" source 'FAIL server_error'
 check "the S3 error code is shown" source 'ServiceUnavailable'
 check "the x-amz-request-id of a failure is shown" source "$rid"
 check "the x-amz-id-2 label is shown" source 'x-amz-id-2'
-check "the failing put's strip has red runs and counts them" source 'aria-label="[0-9]+ runs in 15 min: 0 passed, 0 slow, [1-9][0-9]* failed"'
+check "the failing put's strip has red runs and counts them" source 'aria-label="[0-9]+ runs in 15 min: 0 passed, 0 slow, [1-9][0-9]* failed \(slow: over 500ms\)"'
 check "the failed runs are drawn" source 'class="failed" fill="#c62828" d="M[0-9.]+ 0h2'
 check "the healthy target reads OK" quiet 'class="state good">OK</span> quiet'
 check "the healthy target's strip has green runs" quiet 'class="passed" fill="#2e7d32" d="M[0-9.]+ 0h2'
@@ -100,6 +100,13 @@ check "a target without a finished cycle is waiting, not OK" later 'WAITING for 
 check "its probes say so too" later 'waiting for first cycle</td>'
 if grep -q '>OK<' <<<"$(section later)"; then
     echo "MISSING: the waiting target must not read OK"
+    fail=1
+fi
+# At 1280 px every table is whole: no column cut off, nothing scrolled sideways.
+if fit=$(python3 "$(dirname "$0")/fit.py" "http://127.0.0.1:$port" "$chromium" 1280 "${flags[@]}" 2>>"$out/chromium.log"); then
+    echo "ok: the page fits 1280 px without cutting a column ($fit)"
+else
+    echo "MISSING: the page does not fit 1280 px ($fit)"
     fail=1
 fi
 size=$(stat -c %s "$out/status-page.png" 2>/dev/null || echo 0)

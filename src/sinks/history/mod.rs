@@ -11,6 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+mod failures;
+use failures::Recent;
+pub use failures::{FailureRecord, RECENT_FAILURES, StaleView};
+
 use crate::config::Target;
 use crate::report::{
     CycleReport, Failure, Outcome, Probe, ProbeResult, Sink, Skip, TargetLabels, unix_seconds,
@@ -21,8 +25,6 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Most samples kept per probe in the window: 15 minutes of runs down to 3-second intervals,
 /// the last 300 runs below that (about 5 KiB per probe).
 const WINDOW_SAMPLES: usize = 300;
-/// Failures kept per target.
-const RECENT_FAILURES: usize = 10;
 
 #[derive(Debug, Default)]
 struct ProbeHistory {
@@ -68,27 +70,17 @@ impl Sample {
     }
 }
 
-/// A failure as shown on the page.
-#[derive(Debug, Clone, Serialize)]
-pub struct FailureRecord {
-    #[serde(serialize_with = "ts")]
-    pub at: SystemTime,
-    pub probe: Probe,
-    pub key: String,
-    #[serde(flatten)]
-    pub failure: Failure,
-}
-
 #[derive(Debug, Default)]
 struct TargetHistory {
     probes: BTreeMap<Probe, ProbeHistory>,
-    failures: VecDeque<FailureRecord>,
+    failures: Recent,
     last_cycle: Option<SystemTime>,
 }
 
 impl TargetHistory {
-    /// One run of a probe, about canary `key`; a result that did not run counts nowhere.
-    fn run(&mut self, r: &ProbeResult, key: &str) {
+    /// One run of a probe, about canary `key`, with the stale view it measured; a result
+    /// that did not run counts nowhere.
+    fn run(&mut self, r: &ProbeResult, key: &str, stale_view: Option<StaleView>) {
         let (probe, at, took) = (r.probe, r.finished_at, r.duration);
         let p = self.probes.entry(probe).or_default();
         let Some(failure) = r.ran_with() else {
@@ -115,13 +107,8 @@ impl TargetHistory {
                 p.failures += 1;
                 p.last = Some((at, Some(f.clone())));
                 p.failing_since.get_or_insert(at);
-                self.failures.push_front(FailureRecord {
-                    at,
-                    probe,
-                    key: key.to_string(),
-                    failure: f.clone(),
-                });
-                self.failures.truncate(RECENT_FAILURES);
+                self.failures
+                    .add(at, probe, key, f, stale_view, p.last_success);
             }
         }
     }
@@ -138,7 +125,7 @@ impl History {
         let t = all.entry(report.target.clone()).or_default();
         t.last_cycle = Some(report.started_at);
         for r in &report.results {
-            t.run(r, &report.key);
+            t.run(r, &report.key, StaleView::of(r.probe, &report.violations));
         }
         // The events probe has runs of its own time, but a cycle whose put failed wrote
         // nothing to be notified of: its last delivery is not current.
@@ -155,7 +142,7 @@ impl History {
     /// Adds a run of a probe on its own time (the events probe).
     pub fn record_result(&self, target: &str, key: &str, r: &ProbeResult) {
         let mut all = self.0.write().unwrap();
-        all.entry(target.to_string()).or_default().run(r, key);
+        all.entry(target.to_string()).or_default().run(r, key, None);
     }
 
     /// Forgets a target (removed by a reload).
@@ -240,7 +227,10 @@ impl History {
             failing_since: probes.iter().filter_map(|p| p.failing_since).min(),
             last_cycle_at: h.last_cycle,
             probes,
-            recent_failures: h.failures.iter().cloned().collect(),
+            recent_failures: h.failures.view(|probe, at| {
+                let passed = h.probes.get(&probe).and_then(|p| p.last_success);
+                passed.filter(|s| *s > at)
+            }),
         }
     }
 }
@@ -307,7 +297,7 @@ pub struct TargetStatus {
     #[serde(serialize_with = "opt_ts")]
     pub last_cycle_at: Option<SystemTime>,
     pub probes: Vec<ProbeStatus>,
-    /// Newest first.
+    /// Newest first; identical failures folded into one entry.
     pub recent_failures: Vec<FailureRecord>,
 }
 
