@@ -78,10 +78,11 @@ pub enum Command {
         /// The daemon's HTTP address.
         #[arg(long, default_value = "127.0.0.1:9340")]
         listen: SocketAddr,
-        /// Fault profile of the embedded server: none, slow, stall, flaky, stale, throttled,
-        /// outage, denied, hang, unreachable, slow-get, stale-reads, list-lag, unconditional, reset. Switch
-        /// at run time with POST /-/demo/faults/{profile}[?bucket=B[&requests=N]].
-        #[arg(long, default_value = "none")]
+        /// Fault profile of the embedded server (the README's table says what each does).
+        /// Switch at run time with POST /-/demo/faults/{profile}[?bucket=B[&requests=N]]; GET
+        /// /-/demo/faults shows the profiles in force.
+        #[arg(long, default_value = "none",
+            value_parser = clap::builder::PossibleValuesParser::new(crate::embedded::FaultConfig::PROFILES))]
         faults: String,
     },
     /// Validate the config without touching S3. Exits 0 if valid, 2 if not.

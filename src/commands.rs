@@ -137,7 +137,9 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
     let filter = match level {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,s3s=error,hyper=warn")
+            // s3s serves only the embedded S3 of `demo`, where every injected fault would be
+            // an ERROR line; the fault layer logs each change of profile instead.
+            EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,s3s=off,hyper=warn")
         }),
     };
     // Colour only for a person at a terminal: log files and `kubectl logs` get plain text.

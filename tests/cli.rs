@@ -87,6 +87,14 @@ fn every_command_has_help() {
             "{cmd:?}"
         );
     }
+    // `demo --help` names every fault profile there is (it once left out lost-events).
+    let help = String::from_utf8_lossy(&s3canary(&["demo", "--help"]).stdout).to_string();
+    for p in s3canary::embedded::FaultConfig::PROFILES {
+        assert!(help.contains(p), "demo --help does not name {p}: {help}");
+    }
+    let out = s3canary(&["demo", "--faults", "teleport"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lost-events"));
 }
 
 #[test]

@@ -449,3 +449,58 @@ async fn a_failing_target_is_confirmed_within_seconds_and_its_streak_exists_from
     assert!(healed, "the streak did not end after the fault was removed");
     drop(dir);
 }
+
+/// The demo is quiet under faults: each change of fault profile is one log line, not one line
+/// per injected error, and `GET /-/demo/faults` shows the profiles in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_logs_each_fault_profile_change_once_and_shows_the_profiles_in_force() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("demo.log");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["demo", "--listen", &addr, "--faults", "outage"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .env_remove("RUST_LOG");
+    let mut child = cmd.spawn().unwrap();
+    let failures = || async {
+        let Ok((200, text)) = http_get(&addr, "/metrics").await else {
+            return 0.0;
+        };
+        common::total(&text, "s3canary_probe_failures_total", &["probe=\"put\""])
+    };
+    // Several failed puts, each of them answered by injected 503s (retries included).
+    let failed = wait_until(Duration::from_secs(30), || async {
+        failures().await >= 4.0
+    })
+    .await;
+    let (status, shown) = http_get(&addr, "/-/demo/faults").await.unwrap();
+    assert_eq!(status, 200, "{shown}");
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["all"], "outage", "{v}");
+    assert!(v["known"].as_array().is_some_and(|k| k.len() >= 10), "{v}");
+    let (status, _) = http(&addr, "POST", "/-/demo/faults/stale?bucket=replica")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, shown) = http_get(&addr, "/-/demo/faults").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["buckets"]["replica"]["profile"], "stale", "{v}");
+    assert_eq!(v["all"], "outage", "{v}");
+    child.kill().await.unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(failed, "the outage never failed a put:\n{log}");
+    let changes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fault profile"))
+        .collect();
+    assert_eq!(changes.len(), 2, "one line per change:\n{log}");
+    assert!(
+        changes[0].contains("outage") && changes[1].contains("stale"),
+        "{log}"
+    );
+    // No line per injected error from the embedded server, while the daemon's own stay.
+    assert!(!log.contains("s3s"), "{log}");
+    assert!(log.contains("probe failed"), "{log}");
+}

@@ -75,6 +75,8 @@ pub struct FaultConfig {
     pub http_rate: f64,
     /// Share of event notifications of acknowledged changes that are never delivered.
     pub drop_events: f64,
+    /// The profile this came from ([`FaultConfig::profile`]); `None` for one built by hand.
+    pub name: Option<&'static str>,
 }
 
 impl FaultConfig {
@@ -162,7 +164,17 @@ impl FaultConfig {
             },
             _ => return None,
         };
-        Some(f)
+        let name = FaultConfig::PROFILES.iter().find(|p| **p == name).copied();
+        Some(FaultConfig { name, ..f })
+    }
+
+    /// Its profile's name: "none" for no faults, "custom" for faults built by hand.
+    pub fn label(&self) -> &'static str {
+        match self.name {
+            Some(n) => n,
+            None if *self == FaultConfig::default() => "none",
+            None => "custom",
+        }
     }
 
     /// The names [`FaultConfig::profile`] accepts.
@@ -231,6 +243,23 @@ pub struct Faults {
     per_bucket: Mutex<HashMap<String, Override>>,
 }
 
+/// The fault profiles in force, as `GET /-/demo/faults` shows them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Profiles {
+    /// Every bucket's, unless it has its own.
+    pub all: &'static str,
+    /// Buckets with a profile of their own.
+    pub buckets: std::collections::BTreeMap<String, BucketProfile>,
+}
+
+/// A bucket's own profile.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BucketProfile {
+    pub profile: &'static str,
+    /// S3 requests it still applies to; null: until changed.
+    pub requests_left: Option<u64>,
+}
+
 /// A bucket's own faults, and how many more S3 requests they apply to (None: until changed).
 #[derive(Debug)]
 struct Override {
@@ -241,7 +270,14 @@ struct Override {
 impl Faults {
     /// Sets the faults of every bucket without its own setting.
     pub fn set_all(&self, f: FaultConfig) {
-        *self.all.lock().unwrap() = f;
+        let mut all = self.all.lock().unwrap();
+        if all.label() != f.label() {
+            tracing::info!(
+                profile = f.label(),
+                "embedded S3: fault profile of every bucket"
+            );
+        }
+        *all = f;
     }
 
     /// Sets the faults of one bucket.
@@ -256,6 +292,12 @@ impl Faults {
     }
 
     fn override_bucket(&self, bucket: &str, faults: FaultConfig, requests_left: Option<u64>) {
+        tracing::info!(
+            profile = faults.label(),
+            bucket,
+            requests = requests_left,
+            "embedded S3: fault profile of one bucket"
+        );
         let o = Override {
             faults,
             requests_left,
@@ -280,6 +322,27 @@ impl Faults {
         self.all.lock().unwrap().clone()
     }
 
+    /// The profiles in force: every bucket's, and the buckets with their own.
+    pub fn profiles(&self) -> Profiles {
+        let buckets = self
+            .per_bucket
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, o)| {
+                let p = BucketProfile {
+                    profile: o.faults.label(),
+                    requests_left: o.requests_left,
+                };
+                (b.clone(), p)
+            })
+            .collect();
+        Profiles {
+            all: self.all.lock().unwrap().label(),
+            buckets,
+        }
+    }
+
     /// The faults for one S3 request to `bucket`, counting it against a limited override.
     pub(crate) fn take_for(&self, bucket: &str) -> FaultConfig {
         let mut per_bucket = self.per_bucket.lock().unwrap();
@@ -291,6 +354,11 @@ impl Faults {
                     *n -= 1;
                     if *n == 0 {
                         per_bucket.remove(bucket);
+                        tracing::info!(
+                            bucket,
+                            profile = f.label(),
+                            "embedded S3: a bucket's limited fault profile ran out; the shared one applies again"
+                        );
                     }
                     return f;
                 }

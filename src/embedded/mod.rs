@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use control::{FaultScope, demo_router};
-pub use faults::{FaultConfig, Faults, HttpFault, InjectedError, Op};
+pub use faults::{BucketProfile, FaultConfig, Faults, HttpFault, InjectedError, Op, Profiles};
 pub use replication::{Lag, Replicator, Rule};
 pub use store::{Access, AccessLog};
 
