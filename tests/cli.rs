@@ -216,6 +216,37 @@ fn plan_prints_requests_and_cost_per_target() {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("target a ")).unwrap();
     assert!(line.ends_with("7.03"), "{line}");
+    assert!(!text.contains("custom endpoint"), "{text}");
+
+    // A store of its own: its prices are said not to be AWS's, and its lifecycle command goes
+    // to its endpoint, under its own heading rather than the CloudWatch line.
+    std::fs::write(
+        &cfg,
+        "[[target]]\nname = \"minio\"\nbucket = \"b-2\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:9000\"\npath_style = true\n",
+    )
+    .unwrap();
+    let out = s3canary(&["plan", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Targets with a custom endpoint (minio): their USD are AWS's prices"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let heading = lines
+        .iter()
+        .position(|l| l.starts_with("Safety net: "))
+        .unwrap();
+    let cloudwatch = lines
+        .iter()
+        .position(|l| l.starts_with("CloudWatch mirror"))
+        .unwrap();
+    assert!(cloudwatch < heading, "{text}");
+    assert!(
+        lines[heading + 1].contains(
+            "put-bucket-lifecycle-configuration --endpoint-url http://127.0.0.1:9000 --bucket b-2"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

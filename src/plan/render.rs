@@ -66,6 +66,19 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
         "Prices: ${}/1k PUT+LIST, ${}/1k GET+HEAD, DELETE free (S3 Standard, us-east-1; override with --put-price and --get-price).",
         prices.put_per_1k, prices.get_per_1k
     );
+    let custom: Vec<&str> = cfg
+        .targets
+        .iter()
+        .filter(|t| t.endpoint.is_some())
+        .map(|t| t.name.as_str())
+        .collect();
+    if !custom.is_empty() {
+        let _ = writeln!(
+            out,
+            "Targets with a custom endpoint ({}): their USD are AWS's prices, which an S3-compatible store may not charge; the request counts hold.",
+            custom.join(", ")
+        );
+    }
     if !cfg.replications.is_empty() {
         let (d, s) = replication_heads(lag);
         let _ = writeln!(
@@ -159,6 +172,10 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
         v.dedup();
     }
     prefixes.sort();
+    let _ = writeln!(
+        out,
+        "\nSafety net: a lifecycle rule per bucket that expires what s3canary leaves behind (canaries, versions, uploads) after a day:"
+    );
     for (bucket, folders) in prefixes {
         let rules: Vec<_> = folders
             .iter()
@@ -175,9 +192,18 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
             })
             .collect();
         let rule = json!({ "Rules": rules });
+        // A bucket of a store with its own endpoint is configured there, not on AWS.
+        let endpoint = cfg
+            .targets
+            .iter()
+            .find(|t| t.bucket == bucket)
+            .and_then(|t| t.endpoint.as_deref())
+            .map_or(String::new(), |e| {
+                format!(" --endpoint-url {}", crate::config::redact_url(e))
+            });
         let _ = writeln!(
             out,
-            "  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} --lifecycle-configuration '{rule}'"
+            "  aws s3api put-bucket-lifecycle-configuration{endpoint} --bucket {bucket} --lifecycle-configuration '{rule}'"
         );
     }
     let _ = writeln!(

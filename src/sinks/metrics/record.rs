@@ -22,13 +22,11 @@ impl Sink for Metrics {
                 self.probe_failures
                     .with_label_values(&tl.with(&[p.as_str(), r.as_str()]));
             }
-            // The step probes' wrong answers already exist at 0 as failure reasons (above);
-            // only the CDN alert reads its violations directly.
-            if !Probe::STEPS.contains(p) {
-                for check in Check::of_probe(*p) {
-                    self.violations
-                        .with_label_values(&tl.with(&[check.as_str()]));
-                }
+            // Every enabled check's violations exist at 0 (seven series for the six steps):
+            // rate(), increase() and absent() on them work before the first violation.
+            for check in Check::of_probe(*p) {
+                self.violations
+                    .with_label_values(&tl.with(&[check.as_str()]));
             }
         }
         if t.runs(Probe::Events) {
