@@ -36,30 +36,17 @@ pub(super) fn list(failures: &[FailureRecord], now: SystemTime) -> String {
 /// the latest request.
 fn item(f: &FailureRecord, now: SystemTime) -> String {
     let x = &f.failure;
+    let what = format!(
+        "{} {}{}{}",
+        f.probe.as_str(),
+        x.reason.as_str(),
+        x.operation.map_or(String::new(), |o| format!(" {o}")),
+        x.code.as_deref().map_or(String::new(), |c| format!(" {}", esc(c))),
+    );
     let times = if f.count > 1 {
-        format!(
-            "{}× {} {}{}{}, {}-{} UTC",
-            f.count,
-            f.probe.as_str(),
-            x.reason.as_str(),
-            x.operation.map_or(String::new(), |o| format!(" {o}")),
-            x.code
-                .as_deref()
-                .map_or(String::new(), |c| format!(" {}", esc(c))),
-            clock(f.first_at),
-            clock(f.at)
-        )
+        format!("{}× {what}, {}-{} UTC", f.count, clock(f.first_at), clock(f.at))
     } else {
-        format!(
-            "{} {}{}{}, {} UTC",
-            f.probe.as_str(),
-            x.reason.as_str(),
-            x.operation.map_or(String::new(), |o| format!(" {o}")),
-            x.code
-                .as_deref()
-                .map_or(String::new(), |c| format!(" {}", esc(c))),
-            clock(f.at)
-        )
+        format!("{what}, {} UTC", clock(f.at))
     };
     let resolved = f.resolved_at.map_or(String::new(), |t| {
         format!(" <span class=\"ok\">✔ resolved {} UTC</span>", clock(t))
