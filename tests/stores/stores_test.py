@@ -36,14 +36,16 @@ env = dict(os.environ, AWS_ACCESS_KEY_ID=keys[0], AWS_SECRET_ACCESS_KEY=keys[1],
            AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
 env.pop("AWS_PROFILE", None)
 data = (out / f"{store}-data").resolve()
-data.mkdir(exist_ok=True)
+# Every run starts from an empty store: a run before this one in the same tree (s3rver keeps its
+# objects on disk) must not leave its objects to be found as canaries left behind.
+import shutil
+shutil.rmtree(data, ignore_errors=True)
+data.mkdir()
 if store == "moto":
     cmd = [str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     version = subprocess.run([sys.executable, "-c", "import moto; print(moto.__version__)"],
                              capture_output=True, text=True).stdout.strip()
 elif store == "rgw":
-    import shutil
-    shutil.rmtree(data, ignore_errors=True)
     cmd = [str(root / "tests/stores/start_rgw.sh"), str(data), str(free_port()), str(port), *keys]
     version = subprocess.run(["radosgw", "--version"], capture_output=True, text=True).stdout.split()[2]
 else:

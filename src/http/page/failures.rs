@@ -41,10 +41,17 @@ fn item(f: &FailureRecord, now: SystemTime) -> String {
         f.probe.as_str(),
         x.reason.as_str(),
         x.operation.map_or(String::new(), |o| format!(" {o}")),
-        x.code.as_deref().map_or(String::new(), |c| format!(" {}", esc(c))),
+        x.code
+            .as_deref()
+            .map_or(String::new(), |c| format!(" {}", esc(c))),
     );
     let times = if f.count > 1 {
-        format!("{}× {what}, {}-{} UTC", f.count, clock(f.first_at), clock(f.at))
+        format!(
+            "{}× {what}, {}-{} UTC",
+            f.count,
+            clock(f.first_at),
+            clock(f.at)
+        )
     } else {
         format!("{what}, {} UTC", clock(f.at))
     };
