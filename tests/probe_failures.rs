@@ -296,3 +296,27 @@ async fn an_unexpected_412_is_a_request_error_an_expected_one_is_not() {
     );
     assert_eq!(errors, Some(1.0), "{text}");
 }
+
+#[tokio::test]
+async fn a_write_that_hung_may_have_landed_so_its_canary_is_still_deleted() {
+    let r = rig("interval = \"10s\"\ntimeout = \"2s\"").await;
+    r.s3.faults.set_all(FaultConfig {
+        hang: vec![Op::PutObject],
+        ..Default::default()
+    });
+    // The cycle's deadline comes well after the client's own 2 s timeout, so the SDK's
+    // timeout is what cuts the PUT off, in the middle of its attempt.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let report = run_cycle(&r.bucket, &r.target, deadline, &CancellationToken::new()).await;
+    assert_eq!(reason(&report, "put"), Some(Reason::Timeout));
+    let Some(Outcome::Failure(f)) = outcome(&report, "put") else {
+        unreachable!()
+    };
+    assert!(f.message.starts_with("timed out after "), "{}", f.message);
+    // The PUT reached the store and was cut off by a timeout: it may have landed.
+    assert!(!f.unsent, "{}", f.message);
+    assert!(
+        deletes(&r) >= 1,
+        "no cleanup DELETE for a write that may have landed"
+    );
+}

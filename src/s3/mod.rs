@@ -148,12 +148,12 @@ impl Bucket {
         &self,
         request: F,
     ) -> impl std::future::Future<Output = (F::Output, bool)> {
-        let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = Arc::new(recorder::Sent::default());
         let request = RECORDING.scope(self.recording.clone(), Box::pin(request));
         let request = SENT.scope(sent.clone(), request);
         async move {
             let out = request.await;
-            (out, sent.load(std::sync::atomic::Ordering::Relaxed))
+            (out, sent.may_have_reached())
         }
     }
 

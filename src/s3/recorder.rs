@@ -44,9 +44,8 @@ tokio::task_local! {
     /// task).
     pub(crate) static RECORDING: Arc<Recording>;
 
-    /// Set by the bucket around each request; an attempt that may have reached the store
-    /// sets it (one that never connected does not).
-    pub(crate) static SENT: Arc<AtomicBool>;
+    /// Set by the bucket around each request: whether an attempt may have reached the store.
+    pub(crate) static SENT: Arc<Sent>;
 
     /// Set around a conditional write that must be refused: its 412 (or 409/304) is the
     /// expected answer, not a request error.
@@ -69,6 +68,26 @@ impl Storable for AttemptStart {
     type Storer = StoreReplace<Self>;
 }
 
+/// Whether any attempt of a request may have reached the store.
+///
+/// An attempt counts from the moment it is about to be transmitted; only an attempt that is
+/// known to have failed to connect is taken back. An attempt cut off by the operation timeout
+/// (its hooks never finish) therefore counts as sent, so its write may have landed.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    /// A finished attempt may have reached the store.
+    reached: AtomicBool,
+    /// An attempt is being transmitted and has not been judged yet.
+    in_flight: AtomicBool,
+}
+
+impl Sent {
+    /// Whether any attempt may have reached the store.
+    pub fn may_have_reached(&self) -> bool {
+        self.reached.load(Ordering::Relaxed) || self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
 impl Intercept for AttemptRecorder {
     fn name(&self) -> &'static str {
         "s3canary::AttemptRecorder"
@@ -82,6 +101,7 @@ impl Intercept for AttemptRecorder {
     ) -> Result<(), BoxError> {
         cfg.interceptor_state()
             .store_put(AttemptStart(Instant::now()));
+        let _ = SENT.try_with(|s| s.in_flight.store(true, Ordering::Relaxed));
         Ok(())
     }
 
@@ -113,9 +133,12 @@ impl Intercept for AttemptRecorder {
             return Ok(());
         };
         let reached = !matches!(ctx.output_or_error(), Some(Err(e)) if never_connected(e));
-        if reached {
-            let _ = SENT.try_with(|s| s.store(true, Ordering::Relaxed));
-        }
+        let _ = SENT.try_with(|s| {
+            if reached {
+                s.reached.store(true, Ordering::Relaxed);
+            }
+            s.in_flight.store(false, Ordering::Relaxed);
+        });
         let error = match ctx.output_or_error() {
             Some(Err(e)) => {
                 let status = ctx.response().map(|r| r.status().as_u16());
