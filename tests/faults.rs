@@ -84,6 +84,51 @@ async fn each_s3_error_code_maps_to_its_reason_and_code_and_nothing_else() {
     }
 }
 
+/// S3's answers on an SSE-KMS bucket whose key throttles, refuses or is disabled, as AWS words
+/// them: each gets its own reason (not throttled, access_denied or client_error), its code as
+/// S3 sent it, and S3's message.
+#[tokio::test]
+async fn answers_that_come_from_kms_get_their_own_reasons() {
+    let cases = [
+        (FaultConfig::kms_throttled(), Reason::KmsThrottled, "SlowDown", "AWS KMS"),
+        (FaultConfig::kms_denied(), Reason::KmsDenied, "AccessDenied", "kms:GenerateDataKey"),
+        (
+            FaultConfig::kms_disabled(),
+            Reason::KmsUnavailable,
+            "KMS.DisabledException",
+            "is disabled",
+        ),
+    ];
+    for (fault, reason, code, words) in cases {
+        let r = rig("sse = \"aws:kms\"").await;
+        r.s3.faults.set_all(fault);
+        let report = cycle(&r).await;
+        assert_eq!(failures(&report), vec![("put".to_string(), reason)], "{code}");
+        let f = report
+            .results
+            .iter()
+            .find_map(|r| match &r.outcome {
+                Some(Outcome::Failure(f)) => Some(f.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(f.code.as_deref(), Some(code));
+        assert!(f.message.contains(words), "{code}: {}", f.message);
+        let text = r.metrics.render();
+        let want = format!("probe=\"put\",reason=\"{}\"", reason.as_str());
+        assert_eq!(
+            nonzero(&text, "s3canary_probe_failures_total"),
+            BTreeMap::from([(want, 1.0)]),
+            "{code}"
+        );
+        let errors = nonzero(&text, "s3canary_s3_request_errors_total");
+        assert!(
+            errors.keys().all(|k| k.contains(&format!("code=\"{code}\""))),
+            "{code}: {errors:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn added_latency_shifts_every_request_and_fails_nothing() {
     let r = rig("").await;

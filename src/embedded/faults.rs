@@ -17,7 +17,29 @@ pub enum Op {
     HeadObject,
     ListObjectsV2,
     DeleteObject,
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListMultipartUploads,
     Other,
+}
+
+impl Op {
+    /// Every operation, for faults that apply to all.
+    pub const ALL: [Op; 11] = [
+        Op::PutObject,
+        Op::GetObject,
+        Op::HeadObject,
+        Op::ListObjectsV2,
+        Op::DeleteObject,
+        Op::CreateMultipartUpload,
+        Op::UploadPart,
+        Op::CompleteMultipartUpload,
+        Op::AbortMultipartUpload,
+        Op::ListMultipartUploads,
+        Op::Other,
+    ];
 }
 
 /// An S3 error answered instead of the real result, at `rate` (0..=1).
@@ -28,6 +50,10 @@ pub struct InjectedError {
     pub rate: f64,
     /// Operations affected; empty means all.
     pub ops: Vec<Op>,
+    /// The HTTP status, when not the code's own (KMS's codes are 400).
+    pub status: Option<u16>,
+    /// The `<Message>`, when not the fault layer's own words.
+    pub message: Option<String>,
 }
 
 /// A fault below the S3 protocol: what a broken network, proxy or store does to the HTTP
@@ -42,6 +68,9 @@ pub enum HttpFault {
     GarbageXml,
     /// An answer with a 1 MiB header.
     HugeHeader,
+    /// `200 OK` whose body is an S3 `<Error>` (InternalError), as S3 documents for
+    /// CompleteMultipartUpload: the request can fail after the 200 is sent.
+    ErrorIn200,
 }
 
 /// What one bucket (or every bucket) does wrong.
@@ -75,6 +104,16 @@ pub struct FaultConfig {
     pub http_rate: f64,
     /// Share of event notifications of acknowledged changes that are never delivered.
     pub drop_events: f64,
+    /// Uploads whose body is aws-chunked with a trailing checksum
+    /// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) are refused with 501 NotImplemented, as
+    /// Cloudflare R2 and some gateways answered.
+    pub refuse_trailers: bool,
+    /// Checksums sent with an upload are neither checked nor kept (a wrong one is accepted).
+    pub ignore_checksums: bool,
+    /// GetObject and HeadObject return a checksum header that is not the object's.
+    pub wrong_checksum: bool,
+    /// CompleteMultipartUpload leaves out the first part: the object is shorter than written.
+    pub lose_part: bool,
     /// The profile this came from ([`FaultConfig::profile`]); `None` for one built by hand.
     pub name: Option<&'static str>,
 }
@@ -88,16 +127,71 @@ impl FaultConfig {
                 code: code.into(),
                 rate,
                 ops,
+                status: None,
+                message: None,
             }),
             ..Default::default()
         }
+    }
+
+    /// Answers every request of `ops` (all when empty) with S3's error `code`, `status` and
+    /// `message`, as AWS words it.
+    pub fn answer(code: &str, status: u16, message: &str, ops: Vec<Op>) -> FaultConfig {
+        FaultConfig {
+            error: Some(InjectedError {
+                code: code.into(),
+                rate: 1.0,
+                ops,
+                status: Some(status),
+                message: Some(message.into()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// S3's answer to a write on an SSE-KMS bucket whose KMS key throttles: 503 SlowDown naming
+    /// KMS.
+    pub fn kms_throttled() -> FaultConfig {
+        FaultConfig::answer(
+            "SlowDown",
+            503,
+            "Please reduce your request rate for operations involving AWS KMS.",
+            vec![Op::PutObject, Op::UploadPart, Op::CreateMultipartUpload],
+        )
+    }
+
+    /// S3's answer when the role may write but not use the bucket's KMS key.
+    pub fn kms_denied() -> FaultConfig {
+        FaultConfig::answer(
+            "AccessDenied",
+            403,
+            "User: arn:aws:sts::123456789012:assumed-role/s3canary/pod is not authorized to \
+             perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:123456789012:key/\
+             1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows the \
+             kms:GenerateDataKey action",
+            vec![Op::PutObject, Op::UploadPart, Op::CreateMultipartUpload],
+        )
+    }
+
+    /// S3's answer when the bucket's KMS key is disabled.
+    pub fn kms_disabled() -> FaultConfig {
+        FaultConfig::answer(
+            "KMS.DisabledException",
+            400,
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab is \
+             disabled.",
+            vec![],
+        )
     }
 
     /// A named profile, as `demo --faults` accepts: none, slow, stall (3 s on every request),
     /// flaky, stale, throttled, outage (503), denied (403), hang (GetObject), unreachable (every request
     /// hangs), slow-get (3 s on
     /// GetObject), stale-reads (404 for 60 s after a write), list-lag (listings 60 s behind),
-    /// unconditional, lost-events (half of the event notifications never delivered), reset.
+    /// unconditional, lost-events (half of the event notifications never delivered), reset,
+    /// kms-throttled, kms-denied, kms-disabled, no-trailers (aws-chunked uploads refused),
+    /// ignore-checksums, wrong-checksum, complete-error (CompleteMultipartUpload answers 200
+    /// with an `<Error>`), lost-part.
     pub fn profile(name: &str) -> Option<FaultConfig> {
         let ms = Duration::from_millis;
         let f = match name {
@@ -139,14 +233,7 @@ impl FaultConfig {
                 ..Default::default()
             },
             "unreachable" => FaultConfig {
-                hang: vec![
-                    Op::PutObject,
-                    Op::GetObject,
-                    Op::HeadObject,
-                    Op::ListObjectsV2,
-                    Op::DeleteObject,
-                    Op::Other,
-                ],
+                hang: Op::ALL.to_vec(),
                 ..Default::default()
             },
             "unconditional" => FaultConfig {
@@ -160,6 +247,29 @@ impl FaultConfig {
             "reset" => FaultConfig {
                 http: Some((HttpFault::Reset, vec![])),
                 http_rate: 0.3,
+                ..Default::default()
+            },
+            "kms-throttled" => FaultConfig::kms_throttled(),
+            "kms-denied" => FaultConfig::kms_denied(),
+            "kms-disabled" => FaultConfig::kms_disabled(),
+            "no-trailers" => FaultConfig {
+                refuse_trailers: true,
+                ..Default::default()
+            },
+            "ignore-checksums" => FaultConfig {
+                ignore_checksums: true,
+                ..Default::default()
+            },
+            "wrong-checksum" => FaultConfig {
+                wrong_checksum: true,
+                ..Default::default()
+            },
+            "complete-error" => FaultConfig {
+                http: Some((HttpFault::ErrorIn200, vec![Op::CompleteMultipartUpload])),
+                ..Default::default()
+            },
+            "lost-part" => FaultConfig {
+                lose_part: true,
                 ..Default::default()
             },
             _ => return None,
@@ -195,6 +305,14 @@ impl FaultConfig {
         "unconditional",
         "lost-events",
         "reset",
+        "kms-throttled",
+        "kms-denied",
+        "kms-disabled",
+        "no-trailers",
+        "ignore-checksums",
+        "wrong-checksum",
+        "complete-error",
+        "lost-part",
     ];
 
     pub(crate) fn delay(&self, op: Op) -> Duration {
@@ -226,12 +344,12 @@ impl FaultConfig {
         self.drop_events > 0.0 && rand::rng().random::<f64>() < self.drop_events
     }
 
-    pub(crate) fn error_for(&self, op: Op) -> Option<&str> {
+    pub(crate) fn error_for(&self, op: Op) -> Option<&InjectedError> {
         let e = self.error.as_ref()?;
         if !e.ops.is_empty() && !e.ops.contains(&op) {
             return None;
         }
-        (rand::rng().random::<f64>() < e.rate).then_some(e.code.as_str())
+        (rand::rng().random::<f64>() < e.rate).then_some(e)
     }
 }
 

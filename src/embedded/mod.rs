@@ -190,6 +190,11 @@ impl EmbeddedS3 {
                                     "connection reset by the fault layer".into(),
                                 ));
                             }
+                            if fault == Some(HttpFault::ErrorIn200) {
+                                // Answered without calling the store: the request failed after
+                                // the 200, so nothing it asked for happened.
+                                return Ok(error_in_200(n));
+                            }
                             let mut resp = hyper::service::Service::call(&service, req).await?;
                             match fault {
                                 Some(HttpFault::GarbageXml) => {
@@ -395,6 +400,22 @@ impl s3s::access::S3Access for PublicReads {
     }
 }
 
+/// `200 OK` with S3's `<Error>` body, as S3 answers a CompleteMultipartUpload that failed after
+/// the status was sent.
+fn error_in_200(n: u64) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
+         <Message>We encountered an internal error. Please try again.</Message>\
+         <RequestId>{n:016X}</RequestId></Error>"
+    );
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/xml")
+        .header("x-amz-request-id", format!("{n:016X}"))
+        .body(s3s::Body::from(body))
+        .expect("a valid response")
+}
+
 /// Answers an SQS request of the embedded queues (its body read up to 1 MiB).
 async fn queue_answer(
     queues: &queue::Queues,
@@ -422,12 +443,23 @@ fn classify<B>(req: &http::Request<B>) -> (String, Op) {
     let path = req.uri().path().trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
     let query = req.uri().query().unwrap_or("");
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == name)
+    };
+    let object = !key.is_empty();
     let op = match *req.method() {
-        http::Method::PUT if !key.is_empty() => Op::PutObject,
-        http::Method::GET if key.is_empty() && query.contains("list-type=2") => Op::ListObjectsV2,
-        http::Method::GET if !key.is_empty() => Op::GetObject,
-        http::Method::HEAD if !key.is_empty() => Op::HeadObject,
-        http::Method::DELETE if !key.is_empty() => Op::DeleteObject,
+        http::Method::PUT if object && has("uploadId") => Op::UploadPart,
+        http::Method::PUT if object => Op::PutObject,
+        http::Method::POST if object && has("uploads") => Op::CreateMultipartUpload,
+        http::Method::POST if object && has("uploadId") => Op::CompleteMultipartUpload,
+        http::Method::DELETE if object && has("uploadId") => Op::AbortMultipartUpload,
+        http::Method::GET if !object && has("uploads") => Op::ListMultipartUploads,
+        http::Method::GET if !object && query.contains("list-type=2") => Op::ListObjectsV2,
+        http::Method::GET if object => Op::GetObject,
+        http::Method::HEAD if object => Op::HeadObject,
+        http::Method::DELETE if object => Op::DeleteObject,
         _ => Op::Other,
     };
     (bucket.to_string(), op)

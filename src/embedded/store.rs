@@ -81,6 +81,17 @@ pub struct Store {
     /// are atomic (s3s-fs checks and writes in two steps).
     locks: Vec<tokio::sync::Mutex<()>>,
     history: Mutex<HashMap<(String, String), History>>,
+    /// Multipart uploads in progress (s3s-fs does not list them): bucket, key, id, initiated.
+    uploads: Mutex<Vec<Upload>>,
+}
+
+/// A multipart upload created and neither completed nor aborted.
+#[derive(Debug, Clone)]
+struct Upload {
+    bucket: String,
+    key: String,
+    id: String,
+    initiated: std::time::SystemTime,
 }
 
 impl Store {
@@ -101,6 +112,7 @@ impl Store {
             queues,
             locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             history: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(Vec::new()),
         }
     }
 
@@ -129,13 +141,18 @@ impl Store {
                 "The specified bucket does not exist",
             ));
         }
-        if let Some(code) = f.error_for(op) {
+        if let Some(e) = f.error_for(op) {
             let code =
-                S3ErrorCode::from_bytes(code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
-            return Err(S3Error::with_message(
-                code,
-                "injected by the s3canary fault layer",
-            ));
+                S3ErrorCode::from_bytes(e.code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
+            let message = e
+                .message
+                .clone()
+                .unwrap_or_else(|| "injected by the s3canary fault layer".into());
+            let mut err = S3Error::with_message(code, message);
+            if let Some(status) = e.status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
+                err.set_status_code(status);
+            }
+            return Err(err);
         }
         Ok(f)
     }
@@ -165,6 +182,39 @@ impl Store {
             return Some(Some(prev.clone()));
         }
         None
+    }
+}
+
+/// Whether an upload's body is aws-chunked with trailing headers (a trailing checksum), as
+/// current SDKs send streaming bodies.
+fn has_trailer(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("x-amz-trailer")
+        || headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("STREAMING-") && v.ends_with("-TRAILER"))
+}
+
+/// The 501 Cloudflare R2 and some gateways answered to trailer uploads.
+fn trailers_refused() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER not implemented",
+    );
+    e.set_status_code(http::StatusCode::NOT_IMPLEMENTED);
+    e
+}
+
+/// A checksum value of the same form that is not `v`: its first byte flipped.
+fn wrong(v: &mut Option<String>) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(s) = v
+        && let Ok(mut raw) = b64.decode(s.as_bytes())
+        && let Some(first) = raw.first_mut()
+    {
+        *first ^= 0xff;
+        *s = b64.encode(raw);
     }
 }
 
@@ -221,6 +271,16 @@ impl S3 for Store {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let f = self.enter(Op::PutObject, &bucket, &key).await?;
+        if f.refuse_trailers && has_trailer(&req.headers) {
+            return Err(trailers_refused());
+        }
+        if f.ignore_checksums {
+            let i = &mut req.input;
+            (i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme) = (None, None, None);
+            (i.checksum_sha1, i.checksum_sha256, i.checksum_algorithm) = (None, None, None);
+            i.content_md5 = None;
+            req.trailing_headers = None;
+        }
         if f.ignore_conditional {
             req.input.if_match = None;
             req.input.if_none_match = None;
@@ -287,6 +347,20 @@ impl S3 for Store {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let f = self.enter(Op::GetObject, &bucket, &key).await?;
         match self.stale_view(&f, &bucket, &key) {
+            None if f.wrong_checksum => {
+                let mut out = self.fs.get_object(req).await?;
+                let o = &mut out.output;
+                for v in [
+                    &mut o.checksum_crc32,
+                    &mut o.checksum_crc32c,
+                    &mut o.checksum_crc64nvme,
+                    &mut o.checksum_sha1,
+                    &mut o.checksum_sha256,
+                ] {
+                    wrong(v);
+                }
+                Ok(out)
+            }
             None => self.fs.get_object(req).await,
             Some(None) => Err(not_found()),
             Some(Some(old)) => Ok(S3Response::new(GetObjectOutput {
@@ -311,6 +385,18 @@ impl S3 for Store {
                     .replication
                     .status(&bucket, &key)
                     .map(ReplicationStatus::from_static);
+                if f.wrong_checksum {
+                    let o = &mut out.output;
+                    for v in [
+                        &mut o.checksum_crc32,
+                        &mut o.checksum_crc32c,
+                        &mut o.checksum_crc64nvme,
+                        &mut o.checksum_sha1,
+                        &mut o.checksum_sha256,
+                    ] {
+                        wrong(v);
+                    }
+                }
                 Ok(out)
             }
             Some(None) => Err(not_found()),
@@ -395,5 +481,123 @@ impl S3 for Store {
         }
         out.output.key_count = Some(contents.len() as i32);
         Ok(out)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.enter(Op::CreateMultipartUpload, &bucket, &key).await?;
+        let out = self.fs.create_multipart_upload(req).await?;
+        if let Some(id) = &out.output.upload_id {
+            self.uploads.lock().unwrap().push(Upload {
+                bucket,
+                key,
+                id: id.clone(),
+                initiated: std::time::SystemTime::now(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let f = self.enter(Op::UploadPart, &bucket, &key).await?;
+        if f.refuse_trailers && has_trailer(&req.headers) {
+            return Err(trailers_refused());
+        }
+        self.fs.upload_part(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        mut req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let id = req.input.upload_id.clone();
+        let f = self.enter(Op::CompleteMultipartUpload, &bucket, &key).await?;
+        if f.lose_part
+            && let Some(parts) = req
+                .input
+                .multipart_upload
+                .as_mut()
+                .and_then(|m| m.parts.as_mut())
+            && parts.len() > 1
+        {
+            parts.remove(0);
+        }
+        let _guard = self.lock_for(&bucket, &key).lock().await;
+        let out = self.fs.complete_multipart_upload(req).await?;
+        self.uploads.lock().unwrap().retain(|u| u.id != id);
+        self.history
+            .lock()
+            .unwrap()
+            .remove(&(bucket.clone(), key.clone()));
+        self.replication.on_write(&self.root, &bucket, &key);
+        self.queues
+            .on_change(&bucket, &key, crate::s3::Change::Created, f.drops_event());
+        Ok(out)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let id = req.input.upload_id.clone();
+        self.enter(Op::AbortMultipartUpload, &bucket, &key).await?;
+        if !self.uploads.lock().unwrap().iter().any(|u| u.id == id) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NoSuchUpload,
+                "The specified upload does not exist.",
+            ));
+        }
+        let out = self.fs.abort_multipart_upload(req).await?;
+        self.uploads.lock().unwrap().retain(|u| u.id != id);
+        Ok(out)
+    }
+
+    /// ListMultipartUploads under a prefix (one page of at most `max-uploads`, 1000 by
+    /// default), oldest key first as S3 sorts them.
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let bucket = req.input.bucket.clone();
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        self.enter(Op::ListMultipartUploads, &bucket, &prefix)
+            .await?;
+        let max = req.input.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let mut mine: Vec<Upload> = self
+            .uploads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| u.bucket == bucket && u.key.starts_with(&prefix))
+            .cloned()
+            .collect();
+        mine.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        let truncated = mine.len() > max;
+        mine.truncate(max);
+        let uploads = mine
+            .into_iter()
+            .map(|u| MultipartUpload {
+                key: Some(u.key),
+                upload_id: Some(u.id),
+                initiated: Some(Timestamp::from(u.initiated)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(bucket),
+            prefix: Some(prefix),
+            is_truncated: Some(truncated),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 }

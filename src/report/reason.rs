@@ -26,12 +26,25 @@ pub enum Reason {
     ObjectLost,
     /// An object of the durability set has other bytes than its key's SHA-256.
     ObjectCorrupt,
+    /// KMS throttled the data-key calls of an SSE-KMS request (S3's 503 SlowDown naming KMS,
+    /// or `KMS.ThrottlingException`).
+    KmsThrottled,
+    /// The KMS key's policy or the caller's IAM policy refused a `kms:` action S3 needed.
+    KmsDenied,
+    /// The KMS key is disabled, pending deletion, in an invalid state or does not exist.
+    KmsUnavailable,
+    /// The store refused a checksum form or algorithm a current SDK sends by default.
+    ChecksumUnsupported,
+    /// The store accepted a wrong checksum, or kept none.
+    ChecksumIgnored,
+    /// The store returned a checksum that differs from the bytes written.
+    ChecksumMismatch,
     Other,
 }
 
 impl Reason {
     /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Timeout,
         Reason::Connection,
         Reason::Throttled,
@@ -47,6 +60,12 @@ impl Reason {
         Reason::EventDuplicate,
         Reason::ObjectLost,
         Reason::ObjectCorrupt,
+        Reason::KmsThrottled,
+        Reason::KmsDenied,
+        Reason::KmsUnavailable,
+        Reason::ChecksumUnsupported,
+        Reason::ChecksumIgnored,
+        Reason::ChecksumMismatch,
         Reason::Other,
     ];
 
@@ -68,6 +87,12 @@ impl Reason {
             Reason::EventDuplicate => "event_duplicate",
             Reason::ObjectLost => "object_lost",
             Reason::ObjectCorrupt => "object_corrupt",
+            Reason::KmsThrottled => "kms_throttled",
+            Reason::KmsDenied => "kms_denied",
+            Reason::KmsUnavailable => "kms_unavailable",
+            Reason::ChecksumUnsupported => "checksum_unsupported",
+            Reason::ChecksumIgnored => "checksum_ignored",
+            Reason::ChecksumMismatch => "checksum_mismatch",
             Reason::Other => "other",
         }
     }
@@ -120,6 +145,24 @@ impl Reason {
             }
             Reason::ObjectCorrupt => {
                 "an object written long ago has other bytes: check other writers under the prefix, then AWS support"
+            }
+            Reason::KmsThrottled => {
+                "KMS throttled S3's data-key calls for SSE-KMS: check the KMS request quota, S3 Bucket Keys, other KMS users"
+            }
+            Reason::KmsDenied => {
+                "a kms: action was refused: check the KMS key policy and the role's kms:GenerateDataKey / kms:Decrypt grants"
+            }
+            Reason::KmsUnavailable => {
+                "the bucket's KMS key is disabled, pending deletion or gone: check the key in KMS before every writer fails"
+            }
+            Reason::ChecksumUnsupported => {
+                "the store or a proxy refused a checksum current SDKs send by default: every updated client will fail the same way"
+            }
+            Reason::ChecksumIgnored => {
+                "a wrong checksum was accepted or none was kept: the store does not verify what clients send"
+            }
+            Reason::ChecksumMismatch => {
+                "the checksum returned differs from the bytes written: look for a proxy that rewrites bodies or a store bug"
             }
             Reason::Other => "an answer s3canary does not classify: read its code and message",
         }

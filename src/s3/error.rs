@@ -8,9 +8,25 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use super::words::{self, Peer};
 use crate::report::{Failure, Reason, RequestIds};
 
-/// Maps an S3 error code and HTTP status to a probe failure reason.
-pub fn reason_for(code: Option<&str>, status: u16) -> Reason {
-    match code.unwrap_or("") {
+/// Maps an S3 error code, HTTP status and message to a probe failure reason.
+///
+/// Answers that come from KMS (an SSE-KMS bucket's data keys) get their own reasons: S3 passes
+/// KMS's errors on as `KMS.<Exception>` codes, its throttling as `503 SlowDown` whose message
+/// names KMS, and its denials as `AccessDenied` naming the `kms:` action.
+pub fn reason_for(code: Option<&str>, status: u16, message: Option<&str>) -> Reason {
+    let message = message.unwrap_or("");
+    let code = code.unwrap_or("");
+    match code {
+        "KMS.ThrottlingException" | "KMS.LimitExceededException" => return Reason::KmsThrottled,
+        "KMS.AccessDeniedException" => return Reason::KmsDenied,
+        "KMS.DisabledException"
+        | "KMS.KMSInvalidStateException"
+        | "KMS.NotFoundException"
+        | "KMS.KeyUnavailableException" => return Reason::KmsUnavailable,
+        "SlowDown" | "Throttling" | "ThrottlingException" if message.contains("KMS") => {
+            return Reason::KmsThrottled;
+        }
+        "AccessDenied" if message.contains("kms:") => return Reason::KmsDenied,
         "AccessDenied"
         | "AllAccessDisabled"
         | "InvalidAccessKeyId"
@@ -18,6 +34,9 @@ pub fn reason_for(code: Option<&str>, status: u16) -> Reason {
         | "ExpiredToken"
         | "InvalidToken" => return Reason::AccessDenied,
         "NoSuchBucket" => return Reason::NoSuchBucket,
+        // Also when S3 sends them in the body of a 200 (CompleteMultipartUpload can fail after
+        // its status was sent).
+        "InternalError" | "ServiceUnavailable" => return Reason::ServerError,
         "SlowDown"
         | "Throttling"
         | "ThrottlingException"
@@ -68,7 +87,7 @@ where
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP {status}"));
             (
-                reason_for(code.as_deref(), status),
+                reason_for(code.as_deref(), status, s.err().message()),
                 Some(status),
                 code,
                 message,
