@@ -68,7 +68,7 @@ fn report(
 
 /// Every probe passing, with durations spread over the buckets.
 fn healthy(target: &str, start: u64, scale: u64) -> CycleReport {
-    let results = Probe::STEPS
+    let results = Probe::DEFAULTS
         .iter()
         .enumerate()
         .map(|(i, p)| {

@@ -90,8 +90,18 @@ async fn each_s3_error_code_maps_to_its_reason_and_code_and_nothing_else() {
 #[tokio::test]
 async fn answers_that_come_from_kms_get_their_own_reasons() {
     let cases = [
-        (FaultConfig::kms_throttled(), Reason::KmsThrottled, "SlowDown", "AWS KMS"),
-        (FaultConfig::kms_denied(), Reason::KmsDenied, "AccessDenied", "kms:GenerateDataKey"),
+        (
+            FaultConfig::kms_throttled(),
+            Reason::KmsThrottled,
+            "SlowDown",
+            "AWS KMS",
+        ),
+        (
+            FaultConfig::kms_denied(),
+            Reason::KmsDenied,
+            "AccessDenied",
+            "kms:GenerateDataKey",
+        ),
         (
             FaultConfig::kms_disabled(),
             Reason::KmsUnavailable,
@@ -103,7 +113,11 @@ async fn answers_that_come_from_kms_get_their_own_reasons() {
         let r = rig("sse = \"aws:kms\"").await;
         r.s3.faults.set_all(fault);
         let report = cycle(&r).await;
-        assert_eq!(failures(&report), vec![("put".to_string(), reason)], "{code}");
+        assert_eq!(
+            failures(&report),
+            vec![("put".to_string(), reason)],
+            "{code}"
+        );
         let f = report
             .results
             .iter()
@@ -123,7 +137,9 @@ async fn answers_that_come_from_kms_get_their_own_reasons() {
         );
         let errors = nonzero(&text, "s3canary_s3_request_errors_total");
         assert!(
-            errors.keys().all(|k| k.contains(&format!("code=\"{code}\""))),
+            errors
+                .keys()
+                .all(|k| k.contains(&format!("code=\"{code}\""))),
             "{code}: {errors:?}"
         );
     }

@@ -9,7 +9,9 @@ use super::names::{
     RESERVED_LABELS, RESERVED_TARGET_NAMES, bucket_problem, check_endpoint, prefix_problem,
     redact_url, valid_label_name, valid_name, valid_region,
 };
-use super::probes::{check_cdn, check_durability, check_events, sub_table};
+use super::probes::{
+    check_cdn, check_checksum, check_durability, check_events, check_multipart, sub_table,
+};
 use super::raw::{Defaults, RawConfig, RawTarget};
 use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
 use crate::report::Probe;
@@ -401,6 +403,20 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         problems,
     )
     .and_then(|d| check_durability(&format!("{at}.durability"), d.objects, problems));
+    let multipart = sub_table(
+        at,
+        (Probe::Multipart, &probes),
+        t.multipart.as_ref(),
+        problems,
+    )
+    .and_then(|m| check_multipart(&format!("{at}.multipart"), m, s.interval, problems));
+    // `[target.checksum]` may be left out (every algorithm); set without the probe, it is an
+    // error as every probe's table is.
+    let checksum = match (probes.contains(&Probe::Checksum), t.checksum.as_ref()) {
+        (true, c) => check_checksum(&format!("{at}.checksum"), c, problems),
+        (false, None) => None,
+        (false, c) => sub_table(at, (Probe::Checksum, &probes), c, problems).and(None),
+    };
     Target {
         name: t.name.clone(),
         bucket: t.bucket.clone(),
@@ -424,5 +440,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         events,
         cdn,
         durability,
+        multipart,
+        checksum,
     }
 }

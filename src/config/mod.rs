@@ -127,6 +127,31 @@ pub struct Durability {
     pub objects: u32,
 }
 
+/// `[target.multipart]`: a multipart upload per `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Multipart {
+    /// Parts per upload (at least 2).
+    pub parts: u32,
+    /// Every part but the last (which is the target's `object_size`); at least 5 MiB.
+    pub part_size: u64,
+    /// One upload per interval; never shorter than the target's interval.
+    pub interval: Duration,
+}
+
+impl Multipart {
+    /// Bytes of one upload, the last part being `last` bytes.
+    pub fn object_bytes(&self, last: u64) -> u64 {
+        u64::from(self.parts - 1) * self.part_size + last
+    }
+}
+
+/// `[target.checksum]`: the algorithms the checksum probe rotates through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    /// In the order written, without duplicates; never empty.
+    pub algorithms: Vec<crate::s3::checksum::Algorithm>,
+}
+
 /// Server-side encryption requested on canary writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sse {
@@ -172,6 +197,10 @@ pub struct Target {
     pub cdn: Option<Cdn>,
     /// The durability set, when `durability` is among the probes.
     pub durability: Option<Durability>,
+    /// The multipart probe's uploads, when `multipart` is among the probes.
+    pub multipart: Option<Multipart>,
+    /// The checksum probe's algorithms, when `checksum` is among the probes.
+    pub checksum: Option<Checksum>,
 }
 
 impl Target {
@@ -308,7 +337,7 @@ mod tests {
         assert_eq!(t.interval, Duration::from_secs(30));
         assert_eq!(t.timeout, Duration::from_secs(10));
         assert_eq!(t.prefix, "s3canary/");
-        assert_eq!(t.probes, Probe::STEPS.to_vec());
+        assert_eq!(t.probes, Probe::DEFAULTS.to_vec());
         assert_eq!(t.canary_prefix(), "s3canary/a/");
         assert_eq!(c.listen.to_string(), "0.0.0.0:9340");
     }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::check::required;
 use super::names::{check_endpoint, redact_url};
-use super::raw::RawEvents;
-use super::{Cdn, Durability, Events, Via};
+use super::raw::{RawChecksum, RawEvents, RawMultipart};
+use super::{Cdn, Checksum, Durability, Events, Multipart, Via};
 use crate::report::Probe;
+use crate::s3::checksum::Algorithm;
 
 fn fmt_d(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -123,4 +124,80 @@ pub(super) fn check_durability(
         return None;
     }
     Some(Durability { objects })
+}
+
+/// Smallest part S3 accepts for every part of a multipart upload but the last.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// Largest part the multipart probe uploads: a part is held in memory while it is sent.
+pub const MAX_PART_SIZE: u64 = 64 << 20;
+
+/// Default time between two multipart uploads.
+const DEFAULT_MULTIPART_INTERVAL: Duration = Duration::from_secs(600);
+
+/// `[target.multipart]` at key path `at`, for a target whose cycles run every `interval`.
+pub(super) fn check_multipart(
+    at: &str,
+    m: &RawMultipart,
+    interval: Duration,
+    problems: &mut Vec<String>,
+) -> Option<Multipart> {
+    let before = problems.len();
+    let parts = m.parts.unwrap_or(2);
+    if !(2..=100).contains(&parts) {
+        problems.push(format!("{at}.parts ({parts}) must be between 2 and 100"));
+    }
+    let part_size = m.part_size.unwrap_or(MIN_PART_SIZE);
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+        problems.push(format!(
+            "{at}.part_size ({part_size} bytes) must be between 5MiB (S3's smallest part but the last) and 64MiB"
+        ));
+    }
+    let every = m.interval.unwrap_or(DEFAULT_MULTIPART_INTERVAL);
+    if every < interval {
+        problems.push(format!(
+            "{at}.interval ({}) must not be shorter than the target's interval ({})",
+            fmt_d(every),
+            fmt_d(interval)
+        ));
+    }
+    (problems.len() == before).then_some(Multipart {
+        parts,
+        part_size,
+        interval: every,
+    })
+}
+
+/// `[target.checksum]` at key path `at` (left out: every algorithm).
+pub(super) fn check_checksum(
+    at: &str,
+    c: Option<&RawChecksum>,
+    problems: &mut Vec<String>,
+) -> Option<Checksum> {
+    let Some(names) = c.and_then(|c| c.algorithms.as_ref()) else {
+        return Some(Checksum {
+            algorithms: Algorithm::ALL.to_vec(),
+        });
+    };
+    let before = problems.len();
+    let mut algorithms = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match Algorithm::parse(name) {
+            Some(a) if !algorithms.contains(&a) => algorithms.push(a),
+            Some(_) => problems.push(format!("{at}.algorithms[{i}] ({name:?}) is listed twice")),
+            None => {
+                let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+                problems.push(format!(
+                    "{at}.algorithms[{i}] ({name:?}) is not one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if names.is_empty() {
+        problems.push(format!(
+            "{at}.algorithms is empty: list at least one, or leave the key out for all five"
+        ));
+    }
+    (problems.len() == before).then_some(Checksum { algorithms })
 }

@@ -19,6 +19,45 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     de_duration(d).map(Some)
 }
 
+/// A size in bytes: an integer, or a string with a unit ("5MiB", "8 MiB", "512KiB", "6MB").
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(at);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number and a unit like \"5MiB\""))?;
+    let unit_bytes: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        other => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {other:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    n.checked_mul(unit_bytes)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+}
+
+fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(Some(n)),
+        Size::Text(s) => parse_size(&s).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 fn default_listen() -> String {
     "0.0.0.0:9340".to_string()
 }
@@ -40,7 +79,7 @@ fn default_object_size() -> u64 {
     1024
 }
 fn default_probes() -> Vec<String> {
-    Probe::STEPS
+    Probe::DEFAULTS
         .iter()
         .map(|p| p.as_str().to_string())
         .collect()
@@ -167,6 +206,26 @@ pub struct RawTarget {
     pub events: Option<RawEvents>,
     pub cdn: Option<RawCdn>,
     pub durability: Option<RawDurability>,
+    pub multipart: Option<RawMultipart>,
+    pub checksum: Option<RawChecksum>,
+}
+
+/// `[target.multipart]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultipart {
+    pub parts: Option<u32>,
+    #[serde(default, deserialize_with = "de_opt_size")]
+    pub part_size: Option<u64>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub interval: Option<Duration>,
+}
+
+/// `[target.checksum]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecksum {
+    pub algorithms: Option<Vec<String>>,
 }
 
 /// `[target.durability]` as written.

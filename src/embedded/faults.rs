@@ -108,8 +108,11 @@ pub struct FaultConfig {
     /// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) are refused with 501 NotImplemented, as
     /// Cloudflare R2 and some gateways answered.
     pub refuse_trailers: bool,
-    /// Checksums sent with an upload are neither checked nor kept (a wrong one is accepted).
+    /// Checksums sent with an upload are not checked: a wrong one is accepted, and the
+    /// object keeps the checksum of its bytes (moto 5.2 does this).
     pub ignore_checksums: bool,
+    /// Checksums sent with an upload are neither checked nor kept (s3rver 3.7 does this).
+    pub drop_checksums: bool,
     /// GetObject and HeadObject return a checksum header that is not the object's.
     pub wrong_checksum: bool,
     /// CompleteMultipartUpload leaves out the first part: the object is shorter than written.
@@ -190,7 +193,7 @@ impl FaultConfig {
     /// GetObject), stale-reads (404 for 60 s after a write), list-lag (listings 60 s behind),
     /// unconditional, lost-events (half of the event notifications never delivered), reset,
     /// kms-throttled, kms-denied, kms-disabled, no-trailers (aws-chunked uploads refused),
-    /// ignore-checksums, wrong-checksum, complete-error (CompleteMultipartUpload answers 200
+    /// ignore-checksums (wrong ones accepted), no-checksums (none kept), wrong-checksum, complete-error (CompleteMultipartUpload answers 200
     /// with an `<Error>`), lost-part.
     pub fn profile(name: &str) -> Option<FaultConfig> {
         let ms = Duration::from_millis;
@@ -260,6 +263,10 @@ impl FaultConfig {
                 ignore_checksums: true,
                 ..Default::default()
             },
+            "no-checksums" => FaultConfig {
+                drop_checksums: true,
+                ..Default::default()
+            },
             "wrong-checksum" => FaultConfig {
                 wrong_checksum: true,
                 ..Default::default()
@@ -310,6 +317,7 @@ impl FaultConfig {
         "kms-disabled",
         "no-trailers",
         "ignore-checksums",
+        "no-checksums",
         "wrong-checksum",
         "complete-error",
         "lost-part",

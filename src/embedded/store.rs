@@ -274,19 +274,41 @@ impl S3 for Store {
         if f.refuse_trailers && has_trailer(&req.headers) {
             return Err(trailers_refused());
         }
-        if f.ignore_checksums {
-            let i = &mut req.input;
-            (i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme) = (None, None, None);
-            (i.checksum_sha1, i.checksum_sha256, i.checksum_algorithm) = (None, None, None);
-            i.content_md5 = None;
-            req.trailing_headers = None;
-        }
         if f.ignore_conditional {
             req.input.if_match = None;
             req.input.if_none_match = None;
         }
         let body = collect(req.input.body.take()).await?;
         req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
+        if f.drop_checksums {
+            let i = &mut req.input;
+            (i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme) = (None, None, None);
+            (i.checksum_sha1, i.checksum_sha256, i.checksum_algorithm) = (None, None, None);
+            i.content_md5 = None;
+            req.trailing_headers = None;
+        }
+        if f.ignore_checksums {
+            // Whatever was sent, the object keeps the checksum of its bytes.
+            use aws_smithy_checksums::ChecksumAlgorithm as C;
+            let i = &mut req.input;
+            let right = |c: C| {
+                let mut h = c.into_impl();
+                h.update(&body);
+                String::from_utf8_lossy(h.header_value().as_bytes()).into_owned()
+            };
+            for (v, c) in [
+                (&mut i.checksum_crc32, C::Crc32),
+                (&mut i.checksum_crc32c, C::Crc32c),
+                (&mut i.checksum_crc64nvme, C::Crc64Nvme),
+                (&mut i.checksum_sha1, C::Sha1),
+                (&mut i.checksum_sha256, C::Sha256),
+            ] {
+                if v.is_some() {
+                    *v = Some(right(c));
+                }
+            }
+            i.content_md5 = None;
+        }
         let _guard = self.lock_for(&bucket, &key).lock().await;
         let out = match self.fs.put_object(req).await {
             Ok(out) => out,
@@ -519,7 +541,9 @@ impl S3 for Store {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let id = req.input.upload_id.clone();
-        let f = self.enter(Op::CompleteMultipartUpload, &bucket, &key).await?;
+        let f = self
+            .enter(Op::CompleteMultipartUpload, &bucket, &key)
+            .await?;
         if f.lose_part
             && let Some(parts) = req
                 .input

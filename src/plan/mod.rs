@@ -100,6 +100,22 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
                 r.list += 1.0;
             }
             Probe::Conditional => r.put += if t.runs(Probe::Delete) { 4.0 } else { 3.0 },
+            // The checksummed PUT, its GET with checksum mode on, the wrong checksum refused.
+            Probe::Checksum => {
+                r.put += 2.0;
+                r.get += 1.0;
+            }
+            // One upload per multipart interval, spread over the cycles between: create, the
+            // parts, complete (all priced as PUTs), a ranged GET per part boundary, the delete.
+            Probe::Multipart => {
+                if let Some(m) = &t.multipart {
+                    let share = t.interval.as_secs_f64() / m.interval.as_secs_f64();
+                    let parts = f64::from(m.parts);
+                    r.put += share * (parts + 2.0);
+                    r.get += share * (parts - 1.0);
+                    r.delete += share;
+                }
+            }
             // The notifications of the cycle's own writes: no S3 request (SQS is priced apart).
             Probe::Events => {}
             // CDN GETs go to the CDN; its requests to S3 are cache misses, priced by the CDN.
@@ -116,7 +132,7 @@ pub fn requests_per_cycle(t: &Target) -> Requests {
     }
     // The canary is deleted at the end unless the delete step already did and nothing wrote
     // it again.
-    if t.runs(Probe::Conditional) || !t.runs(Probe::Delete) {
+    if t.runs(Probe::Conditional) || t.runs(Probe::Checksum) || !t.runs(Probe::Delete) {
         r.delete += 1.0;
     }
     r

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::canary::md5_hex;
 use crate::config::Sse;
 use crate::report::{Check, Failure, RequestIds, Violation};
+use crate::s3::checksum::{Algorithm, ChecksumRead, Checksummed, Form};
 use crate::s3::{Bucket, Condition, Deleted, Head, Read, Written};
 
 /// How a read compares with what was written.
@@ -63,6 +64,8 @@ pub(crate) struct Cycle<'a> {
     requests: u32,
     /// The CDN's base URL, with the cdn probe.
     pub cdn: Option<String>,
+    /// The checksum probe's algorithm and form this cycle, with the checksum probe.
+    pub checksum: Option<(Algorithm, Form)>,
 }
 
 impl<'a> Cycle<'a> {
@@ -86,6 +89,7 @@ impl<'a> Cycle<'a> {
             pending_failure: None,
             requests: 0,
             cdn,
+            checksum: None,
         }
     }
 
@@ -193,6 +197,63 @@ impl<'a> Cycle<'a> {
                 Err(f)
             }
         }
+    }
+
+    /// PutObject of a new body with `a`'s checksum sent in `form`; acknowledged, it becomes the
+    /// current version (the same rules as [`Cycle::write`]).
+    pub async fn write_checksummed(
+        &mut self,
+        a: Algorithm,
+        form: Form,
+    ) -> Result<(Checksummed, Bytes), Failure> {
+        let body = self.new_body();
+        let existed = self.may_exist;
+        self.may_exist = true;
+        self.requests += 1;
+        match self
+            .bucket
+            .put_checksummed(&self.key, body.clone(), a, form)
+            .await
+        {
+            Ok(w) => {
+                self.acknowledged(body.clone(), &w.written);
+                Ok((w, body))
+            }
+            Err(f) => {
+                if f.changed_nothing() {
+                    self.may_exist = existed;
+                }
+                Err(f)
+            }
+        }
+    }
+
+    /// PutObject of a new body with `wrong` as its `a` checksum, which S3 must refuse. Accepted,
+    /// it is the current version (and cleanup deletes it as any other).
+    pub async fn put_wrong_checksum(&mut self, a: Algorithm, wrong: &str) -> Result<(), Failure> {
+        let body = self.new_body();
+        self.requests += 1;
+        let w = self
+            .bucket
+            .put_wrong_checksum(&self.key, body.clone(), a, wrong)
+            .await?;
+        self.may_exist = true;
+        self.acknowledged(body, &w);
+        Err(Failure::wrong_answer(
+            crate::report::Reason::ChecksumIgnored,
+            "PutObject",
+            &w.ids,
+            format!(
+                "PutObject with a wrong {} checksum ({wrong}) was accepted: the store does not check the checksums clients send",
+                a.name()
+            ),
+        ))
+    }
+
+    /// GetObject of the canary with checksum mode on (None: 404).
+    pub async fn get_checksummed(&mut self, a: Algorithm) -> Result<Option<ChecksumRead>, Failure> {
+        self.requests += 1;
+        self.bucket.get_checksummed(&self.key, a).await
     }
 
     /// Deletes what the cycle left: every version it created by its id (on a versioned bucket a

@@ -6,6 +6,7 @@
 //! ([`Cycle::reread_until`]) stop at it too.
 
 mod cdn;
+mod checksum;
 mod conditional;
 mod cycle;
 mod delete;
@@ -56,6 +57,15 @@ pub async fn run_cycle(
         .map(|c| c.url.clone());
     let size = target.object_size as usize;
     let mut c = Cycle::new(bucket, key.clone(), size, deadline, cdn_url);
+    // The checksum probe takes the next algorithm and form in its rotation each cycle.
+    if let Some(cfg) = target
+        .checksum
+        .as_ref()
+        .filter(|_| target.runs(Probe::Checksum))
+    {
+        let n = bucket.next_turn();
+        c.checksum = Some(checksum::rotation(&cfg.algorithms, n));
+    }
     let mut results = Vec::with_capacity(target.probes.len());
     let mut put_ok = false;
     // The cdn probe watches the steps from beside them: before the first and after each that
@@ -179,6 +189,8 @@ pub enum Step {
     Delete,
     /// Conditional writes that must be refused: If-None-Match and If-Match.
     Conditional,
+    /// An upload with a checksum as current SDKs send it, read back with checksum mode on.
+    Checksum,
 }
 
 impl Step {
@@ -191,6 +203,7 @@ impl Step {
             Step::Overwrite => Probe::Overwrite,
             Step::Delete => Probe::Delete,
             Step::Conditional => Probe::Conditional,
+            Step::Checksum => Probe::Checksum,
         }
     }
 
@@ -203,7 +216,8 @@ impl Step {
             Probe::Overwrite => Step::Overwrite,
             Probe::Delete => Step::Delete,
             Probe::Conditional => Step::Conditional,
-            Probe::Events | Probe::Cdn | Probe::Durability => return None,
+            Probe::Checksum => Step::Checksum,
+            Probe::Multipart | Probe::Events | Probe::Cdn | Probe::Durability => return None,
         })
     }
 
@@ -215,6 +229,7 @@ impl Step {
             Step::Overwrite => overwrite::run(c).await,
             Step::Delete => delete::run(c).await,
             Step::Conditional => conditional::run(c).await,
+            Step::Checksum => checksum::run(c).await,
         }
     }
 }

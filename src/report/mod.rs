@@ -37,6 +37,12 @@ pub enum Probe {
     Overwrite,
     Delete,
     Conditional,
+    /// A step after the others: an upload with a full-object checksum as current SDKs send it,
+    /// read back with checksum mode on, and a wrong checksum that must be refused.
+    Checksum,
+    /// Not a step: a multipart upload per its own interval, read back across its part
+    /// boundaries (see [`crate::multipart`]).
+    Multipart,
     /// Not a step: the S3 event notifications of the cycle's writes and deletes, matched on an
     /// SQS queue as they arrive (see [`crate::events`]).
     Events,
@@ -50,24 +56,32 @@ pub enum Probe {
 
 impl Probe {
     /// Every probe: the steps in cycle order, then the probes that watch the steps' effects.
-    pub const ALL: [Probe; 9] = [
+    pub const ALL: [Probe; 11] = [
         Probe::Put,
         Probe::Get,
         Probe::List,
         Probe::Overwrite,
         Probe::Delete,
         Probe::Conditional,
+        Probe::Checksum,
+        Probe::Multipart,
         Probe::Events,
         Probe::Cdn,
         Probe::Durability,
     ];
 
-    /// The steps of a cycle, in order: the default `probes` (the first six of [`Probe::ALL`]).
-    pub const STEPS: &'static [Probe] = Probe::ALL.split_at(6).0;
+    /// The default `probes`: the first six steps of a cycle (the first six of [`Probe::ALL`]).
+    pub const DEFAULTS: &'static [Probe] = Probe::ALL.split_at(6).0;
+
+    /// The steps of a cycle, in order (the first seven of [`Probe::ALL`]).
+    pub const STEPS: &'static [Probe] = Probe::ALL.split_at(7).0;
 
     /// Whether the probe is a step of the cycle (the others report on their own time).
     pub fn is_step(self) -> bool {
-        !matches!(self, Probe::Events | Probe::Cdn | Probe::Durability)
+        !matches!(
+            self,
+            Probe::Multipart | Probe::Events | Probe::Cdn | Probe::Durability
+        )
     }
 
     /// The name used in config and in the `probe` label.
@@ -79,6 +93,8 @@ impl Probe {
             Probe::Overwrite => "overwrite",
             Probe::Delete => "delete",
             Probe::Conditional => "conditional",
+            Probe::Checksum => "checksum",
+            Probe::Multipart => "multipart",
             Probe::Events => "events",
             Probe::Cdn => "cdn",
             Probe::Durability => "durability",
@@ -98,6 +114,13 @@ impl Probe {
             Probe::Overwrite => &[AccessDenied, StaleRead, ContentMismatch],
             Probe::Delete => &[AccessDenied, StaleRead],
             Probe::Conditional => &[AccessDenied, PreconditionIgnored, ContentMismatch],
+            Probe::Checksum => &[
+                AccessDenied,
+                ChecksumUnsupported,
+                ChecksumIgnored,
+                ChecksumMismatch,
+            ],
+            Probe::Multipart => &[AccessDenied, ContentMismatch],
             Probe::Events => &[EventLost, EventDuplicate],
             Probe::Cdn => &[StaleRead, ContentMismatch],
             Probe::Durability => &[AccessDenied, ObjectLost, ObjectCorrupt],
@@ -158,6 +181,7 @@ impl Check {
             Probe::Overwrite => &[Check::ReadAfterOverwrite],
             Probe::Delete => &[Check::ReadAfterDelete, Check::ListAfterDelete],
             Probe::Conditional => &[Check::ConditionalCreate, Check::ConditionalUpdate],
+            Probe::Checksum | Probe::Multipart => &[],
             Probe::Events => &[],
             Probe::Cdn => &[Check::CdnReadAfterWrite, Check::CdnReadAfterOverwrite],
             Probe::Durability => &[],

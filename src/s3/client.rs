@@ -95,6 +95,7 @@ impl ClientFactory {
                 labels: t.labels(),
             }),
             changes: None,
+            turns: Arc::default(),
         }
     }
 

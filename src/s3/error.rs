@@ -118,13 +118,27 @@ pub(super) fn is_not_found<E>(e: &SdkError<E, HttpResponse>) -> bool {
     matches!(e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404)
 }
 
-/// Answers that are part of a probe's expected flow, not errors: a 404 after a delete and a
-/// refused conditional write. They are judged by the probes, not counted as request errors.
+/// A refusal a probe asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A conditional write that must fail its precondition.
+    Precondition,
+    /// An upload whose checksum is wrong: any 400 (BadDigest on S3).
+    Digest,
+}
+
+/// Answers that are part of a probe's expected flow, not errors: a 404 after a delete and the
+/// refusal a probe asked for. They are judged by the probes, not counted as request errors.
 ///
-/// A refusal is expected only of the conditional writes that must be refused
-/// (`refusal_expected`); any other 412, 409 or 304 is an error like any other.
-pub(super) fn expected_answer(code: &str, status: Option<u16>, refusal_expected: bool) -> bool {
-    matches!(code, "NotFound" | "NoSuchKey") || (refusal_expected && is_refusal(Some(code), status))
+/// A refusal is expected only of the writes that must be refused (`refusal`); any other 412,
+/// 409, 304 or 400 is an error like any other.
+pub(super) fn expected_answer(code: &str, status: Option<u16>, refusal: Option<Refusal>) -> bool {
+    matches!(code, "NotFound" | "NoSuchKey")
+        || match refusal {
+            Some(Refusal::Precondition) => is_refusal(Some(code), status),
+            Some(Refusal::Digest) => status == Some(400),
+            None => false,
+        }
 }
 
 /// Whether an answer is S3 refusing a conditional write: 412 PreconditionFailed, or the 409
@@ -189,6 +203,21 @@ pub(super) fn attempt_error_code(
                 .and_then(|x| x.code()),
             "DeleteObject" => err
                 .downcast_ref::<delete_object::DeleteObjectError>()
+                .and_then(|x| x.code()),
+            "CreateMultipartUpload" => err
+                .downcast_ref::<create_multipart_upload::CreateMultipartUploadError>()
+                .and_then(|x| x.code()),
+            "UploadPart" => err
+                .downcast_ref::<upload_part::UploadPartError>()
+                .and_then(|x| x.code()),
+            "CompleteMultipartUpload" => err
+                .downcast_ref::<complete_multipart_upload::CompleteMultipartUploadError>()
+                .and_then(|x| x.code()),
+            "AbortMultipartUpload" => err
+                .downcast_ref::<abort_multipart_upload::AbortMultipartUploadError>()
+                .and_then(|x| x.code()),
+            "ListMultipartUploads" => err
+                .downcast_ref::<list_multipart_uploads::ListMultipartUploadsError>()
                 .and_then(|x| x.code()),
             _ => None,
         };

@@ -5,6 +5,7 @@
 //! attempt's latency and error code, so a retried request shows up as the slow or failed
 //! attempts it really was; [`error`] maps SDK errors onto the bounded reasons.
 
+pub mod checksum;
 pub mod client;
 pub mod error;
 pub mod limit;
@@ -56,6 +57,26 @@ pub struct Deleted {
     /// On a versioned bucket, the delete marker S3 created.
     pub marker_version_id: Option<String>,
     pub ids: RequestIds,
+}
+
+/// The SDK's own words when a body read with checksum mode on does not match the checksum S3
+/// sent with it.
+fn checksum_refused(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_smithy_checksums::body::validate::Error;
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(Error::ChecksumMismatch { expected, actual }) = e.downcast_ref::<Error>() {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            return Some(format!(
+                "the body does not match the checksum S3 sent with it ({}), its own is {}",
+                b64.encode(expected),
+                b64.encode(actual)
+            ));
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// A version id S3 gave, if it names a version ("null" is the version of an unversioned write).
@@ -133,9 +154,17 @@ pub struct Bucket {
     pub(crate) peer: Arc<words::Peer>,
     /// Told of every write and delete (the events probe), when set.
     pub changes: Option<Arc<dyn ChangeObserver>>,
+    /// Checksummed uploads started so far: the checksum probe's place in its rotation.
+    pub(crate) turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Bucket {
+    /// The checksum probe's next turn (0, 1, 2, ...): which algorithm and form it sends.
+    pub fn next_turn(&self) -> u64 {
+        self.turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs one request with its attempts recorded under this target's labels.
     ///
     /// The request is boxed: the SDK's request futures are 7-10 KiB, and kept inline they
@@ -179,7 +208,9 @@ impl Bucket {
         body: Bytes,
         cond: &Condition,
     ) -> Result<Written, Failure> {
-        REFUSAL_EXPECTED.scope((), self.put(key, body, cond)).await
+        REFUSAL_EXPECTED
+            .scope(error::Refusal::Precondition, self.put(key, body, cond))
+            .await
     }
 
     /// PutObject of `body` at `key`, honouring the target's SSE setting and `cond`.
@@ -206,19 +237,7 @@ impl Bucket {
             Condition::IfNoneMatchAny => req.if_none_match("*"),
             Condition::IfMatch(etag) => req.if_match(etag),
         };
-        req = match &self.sse {
-            None => req,
-            Some(Sse::Aes256) => {
-                req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
-            }
-            Some(Sse::Kms { key_id }) => {
-                let r = req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms);
-                match key_id {
-                    Some(k) => r.ssekms_key_id(k),
-                    None => r,
-                }
-            }
-        };
+        let req = self.with_sse(req);
         let (answer, sent) = self.recorded(req.send()).await;
         match answer {
             Ok(o) => Ok(Written {
@@ -230,6 +249,25 @@ impl Bucket {
         }
     }
 
+    /// `req` with the target's server-side encryption.
+    fn with_sse(
+        &self,
+        req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        use aws_sdk_s3::types::ServerSideEncryption;
+        match &self.sse {
+            None => req,
+            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms { key_id }) => {
+                let r = req.server_side_encryption(ServerSideEncryption::AwsKms);
+                match key_id {
+                    Some(k) => r.ssekms_key_id(k),
+                    None => r,
+                }
+            }
+        }
+    }
+
     /// Reads a GetObject body of at most the canary's size and [`limit::GET_MARGIN`]; a
     /// longer one is a wrong answer, and reading stops there whatever `Content-Length` said.
     async fn read_body(&self, body: &mut ByteStream, ids: &RequestIds) -> Result<Bytes, Failure> {
@@ -237,6 +275,16 @@ impl Bucket {
         let mut out = bytes::BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
+                if let Some(why) = checksum_refused(&e) {
+                    return Failure::new(
+                        Reason::ContentMismatch,
+                        Some("GetObject"),
+                        None,
+                        None,
+                        &why,
+                        ids,
+                    );
+                }
                 let why = format!(
                     "reading the body failed: {}",
                     words::transport(Some(&e), &self.peer.authority)

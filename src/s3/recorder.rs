@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use tokio::time::Instant;
 
-use super::error::{attempt_error_code, expected_answer, never_connected};
+use super::error::{Refusal, attempt_error_code, expected_answer, never_connected};
 use super::limit::BodyLimit;
 use crate::report::Sink;
 use crate::report::{TargetLabels, bounded_code};
@@ -47,9 +47,9 @@ tokio::task_local! {
     /// Set by the bucket around each request: whether an attempt may have reached the store.
     pub(crate) static SENT: Arc<Sent>;
 
-    /// Set around a conditional write that must be refused: its 412 (or 409/304) is the
-    /// expected answer, not a request error.
-    pub(crate) static REFUSAL_EXPECTED: ();
+    /// Set around a write that must be refused: its refusal is the expected answer, not a
+    /// request error.
+    pub(crate) static REFUSAL_EXPECTED: Refusal;
 }
 
 /// Times each attempt and reports it with its error code (from [`RECORDING`]); it also applies
@@ -143,8 +143,8 @@ impl Intercept for AttemptRecorder {
             Some(Err(e)) => {
                 let status = ctx.response().map(|r| r.status().as_u16());
                 let code = attempt_error_code(&op, e, status);
-                let refusal_expected = REFUSAL_EXPECTED.try_with(|_| ()).is_ok();
-                (!expected_answer(&code, status, refusal_expected)).then(|| bounded_code(&code))
+                let refusal = REFUSAL_EXPECTED.try_with(|r| *r).ok();
+                (!expected_answer(&code, status, refusal)).then(|| bounded_code(&code))
             }
             _ => None,
         };

@@ -44,6 +44,8 @@ pub fn check_name(p: Probe) -> &'static str {
         Probe::Put => "Put",
         Probe::Delete => "Delete_Consistency",
         Probe::Conditional => "Conditional_Write",
+        Probe::Checksum => "Checksum",
+        Probe::Multipart => "Multipart",
         Probe::Events => "Event_Delivery",
         Probe::Cdn => "Cdn_Consistency",
         Probe::Durability => "Durability",
