@@ -9,7 +9,7 @@ Asserts: the first one got protobuf and stores GetObject latency as a native his
 as Prometheus before 2.45 does with the feature on, no classic `_bucket` series for it); the
 second stores the classic buckets; `histogram_quantile` at p50 and p90 over the native series
 agrees with the classic one: the native estimate lies in the classic bucket that holds the
-classic estimate, and both are within the 300-700 ms the server was told to take.
+classic estimate (give or take one native bucket, 9% at schema 3), and both are within the 300-700 ms the server was told to take.
 
 usage: native_histograms.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
@@ -117,9 +117,13 @@ try:
             continue
         upper = next(b for b in BOUNDS if classic <= b)
         lower = max([0.0] + [b for b in BOUNDS if b < classic])
-        check(lower <= native <= upper * 1.1,
-              f"p{int(q * 100)}: native {native * 1000:.0f} ms lies in the classic bucket "
-              f"({lower * 1000:.0f}, {upper * 1000:.0f}] ms of the classic {classic * 1000:.0f} ms")
+        # A native bucket at schema 3 spans a factor of 2^(1/8) (9%), and its estimate may sit
+        # on either edge of it: the margin is one native bucket on each side of the classic one
+        # (a p50 of exactly 500 ms against a classic 524 ms failed a check without the lower one).
+        check(lower / 1.1 <= native <= upper * 1.1,
+              f"p{int(q * 100)}: native {native * 1000:.1f} ms lies in the classic bucket "
+              f"({lower * 1000:.0f}, {upper * 1000:.0f}] ms of the classic {classic * 1000:.0f} ms, "
+              f"give or take one native bucket (9%)")
         check(0.28 <= native <= 0.75, f"p{int(q * 100)}: native {native * 1000:.0f} ms is within the injected 300-700 ms")
     (out / "quantiles.json").write_text(json.dumps(report, indent=2) + "\n")
 finally:
