@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::config::{Config, Sse};
+use crate::report::Probe;
 
 fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -17,9 +18,12 @@ fn partition(region: &str) -> &'static str {
 }
 
 /// The least-privilege IAM policy for `cfg`: object access under each target's prefix, listing
-/// limited to that prefix, and only what SSE-KMS, assumed roles and the CloudWatch mirror need.
+/// limited to that prefix, and only what SSE-KMS, assumed roles, the multipart probe and the
+/// CloudWatch mirror need.
 pub fn policy(cfg: &Config) -> Value {
     let mut objects = Vec::new();
+    // The multipart probe's targets: aborting its uploads under the prefix, listing uploads.
+    let (mut aborts, mut upload_lists) = (Vec::new(), Vec::new());
     let mut lists: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut kms = Vec::new();
     let mut roles = Vec::new();
@@ -42,6 +46,10 @@ pub fn policy(cfg: &Config) -> Value {
             .entry(t.bucket.clone())
             .or_insert_with(|| (format!("arn:{part}:s3:::{}", t.bucket), Vec::new()));
         e.1.push(format!("{}*", t.prefix));
+        if t.runs(Probe::Multipart) {
+            aborts.push(format!("arn:{part}:s3:::{}/{}*", t.bucket, t.prefix));
+            upload_lists.push(format!("arn:{part}:s3:::{}", t.bucket));
+        }
         if let Some(Sse::Kms { key_id }) = &t.sse {
             kms.push(match key_id {
                 Some(k) if k.starts_with("arn:") => k.clone(),
@@ -52,7 +60,14 @@ pub fn policy(cfg: &Config) -> Value {
             roles.push(r.clone());
         }
     }
-    for v in [&mut objects, &mut kms, &mut roles, &mut queues] {
+    for v in [
+        &mut objects,
+        &mut kms,
+        &mut roles,
+        &mut queues,
+        &mut aborts,
+        &mut upload_lists,
+    ] {
         v.sort();
         v.dedup();
     }
@@ -72,6 +87,23 @@ pub fn policy(cfg: &Config) -> Value {
             "Action": "s3:ListBucket",
             "Resource": arn,
             "Condition": {"StringLike": {"s3:prefix": prefixes}},
+        }));
+    }
+    if !aborts.is_empty() {
+        // Create, UploadPart and Complete are s3:PutObject. ListBucketMultipartUploads takes no
+        // s3:prefix condition in IAM: the daemon lists only under its prefix and aborts only its
+        // own canaries' uploads.
+        statements.push(json!({
+            "Sid": "S3canaryMultipartAbort",
+            "Effect": "Allow",
+            "Action": "s3:AbortMultipartUpload",
+            "Resource": aborts,
+        }));
+        statements.push(json!({
+            "Sid": "S3canaryMultipartList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucketMultipartUploads",
+            "Resource": upload_lists,
         }));
     }
     if !kms.is_empty() {

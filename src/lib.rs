@@ -17,6 +17,7 @@ pub mod embedded;
 pub mod events;
 pub mod http;
 pub mod iam;
+pub mod multipart;
 pub mod once;
 pub mod plan;
 pub mod probe;

@@ -86,6 +86,9 @@ pub async fn run(cfg: &Config, factory: &ClientFactory) -> Found {
             let deadline = Instant::now() + t.timeout;
             let (d, token) = (durability.as_ref(), CancellationToken::new());
             let mut report = probe::run_target(&bucket, t, d, deadline, &token).await;
+            if let Some(m) = crate::multipart::Monitor::new(t) {
+                report.results.push(Box::pin(m.run(&bucket, &token)).await);
+            }
             if let Some((ledger, heard, wait)) = events {
                 let runs = events_results(&ledger, &heard, wait).await;
                 report.results.extend(runs);

@@ -183,6 +183,40 @@ fn iam_policy_is_the_minimal_set_scoped_to_the_prefix() {
     );
 }
 
+/// With the multipart probe on a target: aborting its own uploads under the prefix and listing
+/// uploads of its bucket, nothing for the target without it.
+#[test]
+fn iam_policy_adds_multipart_actions_only_for_the_targets_that_run_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[target]]\nname = \"a\"\nbucket = \"b-1\"\nregion = \"eu-west-1\"\n\
+         probes = [\"put\", \"multipart\"]\n[target.multipart]\nparts = 2\npart_size = \"5MiB\"\n\
+         [[target]]\nname = \"b\"\nbucket = \"b-2\"\nregion = \"eu-west-1\"\n",
+    )
+    .unwrap();
+    let out = s3canary(&["iam-policy", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = v["Statement"].as_array().unwrap();
+    let by_sid = |sid: &str| st.iter().find(|s| s["Sid"] == sid).cloned();
+    let abort = by_sid("S3canaryMultipartAbort").expect("an abort statement");
+    assert_eq!(abort["Action"], "s3:AbortMultipartUpload");
+    assert_eq!(
+        abort["Resource"],
+        serde_json::json!(["arn:aws:s3:::b-1/s3canary/*"])
+    );
+    let list = by_sid("S3canaryMultipartList").expect("a list statement");
+    assert_eq!(list["Action"], "s3:ListBucketMultipartUploads");
+    assert_eq!(list["Resource"], serde_json::json!(["arn:aws:s3:::b-1"]));
+}
+
 #[test]
 fn plan_prints_requests_and_cost_per_target() {
     let dir = tempfile::tempdir().unwrap();

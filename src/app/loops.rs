@@ -33,6 +33,9 @@ impl Loops {
     pub fn start_target(&self, t: Target, bucket: Bucket, token: CancellationToken) {
         let t = Arc::new(t);
         self.start_sweeper(t.clone(), bucket.clone(), token.clone());
+        if let Some(m) = crate::multipart::Monitor::new(&t) {
+            self.start_multipart(t.clone(), Arc::new(m), bucket.clone(), token.clone());
+        }
         let schedule =
             Schedule::spread(&t.name, t.interval, t.timeout).confirming(t.confirm_interval);
         let (sink, labels) = (self.sink.clone(), t.labels());
@@ -60,6 +63,72 @@ impl Loops {
                 }
             },
         ));
+    }
+
+    /// The multipart probe of `t`: an upload every `[target.multipart] interval` from the
+    /// target's spread slot, and the upload sweep at that slot and every
+    /// [`orphan_sweep_interval`], until `token` is cancelled.
+    fn start_multipart(
+        &self,
+        t: Arc<Target>,
+        m: Arc<crate::multipart::Monitor>,
+        bucket: Bucket,
+        token: CancellationToken,
+    ) {
+        let first = Schedule::spread(&t.name, t.interval, t.timeout).offset;
+        let uploads = Schedule {
+            interval: m.cfg().interval,
+            timeout: m.budget(),
+            offset: first,
+            confirm: Duration::ZERO,
+        };
+        let (sink, labels, b) = (self.sink.clone(), t.labels(), bucket.clone());
+        let (me, upload_token) = (self.clone(), token.clone());
+        self.tracker.spawn(every(uploads, token.clone(), move |_| {
+            let (m, b, sink, labels) = (m.clone(), b.clone(), sink.clone(), labels.clone());
+            let (me, upload_token) = (me.clone(), upload_token.clone());
+            async move {
+                let result = Box::pin(m.run(&b, &upload_token)).await;
+                // As a cycle's: a removed target's series are not brought back.
+                if upload_token.is_cancelled() && !me.shutdown.is_cancelled() {
+                    return;
+                }
+                if result.outcome.is_some() {
+                    sink.result(&labels, "", &result);
+                }
+            }
+        }));
+        let sweeps = Schedule {
+            interval: orphan_sweep_interval(&t),
+            timeout: t.timeout,
+            offset: first,
+            confirm: Duration::ZERO,
+        };
+        let sink = self.sink.clone();
+        self.tracker.spawn(every(sweeps, token, move |_| {
+            let (t, bucket, sink) = (t.clone(), bucket.clone(), sink.clone());
+            async move {
+                let sweep = Box::pin(crate::multipart::sweep::sweep(
+                    &bucket,
+                    &t,
+                    SystemTime::now(),
+                ));
+                match tokio::time::timeout(t.timeout, sweep).await {
+                    Ok(Ok(s)) => {
+                        if let Some(why) = &s.unsupported {
+                            tracing::warn!(target = %t.name, "multipart upload sweep skipped: {why}");
+                        } else if s.aborted > 0 {
+                            tracing::info!(target = %t.name, aborted = s.aborted,
+                                "incomplete multipart uploads of earlier runs aborted");
+                        }
+                        sink.uploads_swept(&t.labels(), &s);
+                    }
+                    Ok(Err(e)) => tracing::warn!(target = %t.name, reason = e.reason.as_str(),
+                        code = or_dash(&e.code), "multipart upload sweep failed: {}", e.message),
+                    Err(_) => tracing::warn!(target = %t.name, "multipart upload sweep timed out"),
+                }
+            }
+        }));
     }
 
     /// Every second, reports the notifications `ledger` waited for too long as lost and how

@@ -115,7 +115,7 @@ pub struct FaultConfig {
     pub drop_checksums: bool,
     /// GetObject and HeadObject return a checksum header that is not the object's.
     pub wrong_checksum: bool,
-    /// CompleteMultipartUpload leaves out the first part: the object is shorter than written.
+    /// CompleteMultipartUpload leaves out the last part: the object is shorter than written.
     pub lose_part: bool,
     /// The profile this came from ([`FaultConfig::profile`]); `None` for one built by hand.
     pub name: Option<&'static str>,

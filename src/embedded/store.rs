@@ -552,7 +552,7 @@ impl S3 for Store {
                 .and_then(|m| m.parts.as_mut())
             && parts.len() > 1
         {
-            parts.remove(0);
+            parts.pop();
         }
         let _guard = self.lock_for(&bucket, &key).lock().await;
         let out = self.fs.complete_multipart_upload(req).await?;

@@ -165,6 +165,10 @@ pub fn monthly(cfg: &Config, lag: Duration) -> Vec<Line> {
         let mut r = requests_per_cycle(t).scaled(cycles);
         let sweeps = MONTH / orphan_sweep_interval(t).as_secs_f64();
         r.list += sweeps;
+        // The multipart upload sweep: one ListMultipartUploads (priced as a LIST) as often.
+        if t.runs(Probe::Multipart) {
+            r.list += sweeps;
+        }
         lines.push(Line {
             what: format!("target {}", t.name),
             per_month: r,
@@ -221,6 +225,17 @@ pub fn cdn_gets_per_cycle(t: &Target) -> f64 {
         return 0.0;
     }
     2.0 + if t.runs(Probe::Overwrite) { 1.0 } else { 0.0 }
+}
+
+/// The multipart probe's uploads a month and the bytes they send and read back: `(uploads,
+/// bytes uploaded, bytes read)`; None without the probe. Reads are the ranged GETs across
+/// each part boundary.
+pub fn multipart_monthly(t: &Target) -> Option<(f64, f64, f64)> {
+    let m = t.multipart.as_ref().filter(|_| t.runs(Probe::Multipart))?;
+    let uploads = MONTH / m.interval.as_secs_f64();
+    let up = m.object_bytes(t.object_size) as f64;
+    let read = f64::from(m.parts - 1) * 2.0 * crate::multipart::AROUND as f64;
+    Some((uploads, uploads * up, uploads * read))
 }
 
 /// SQS requests a month on each events queue: a long poll every 20 s while idle, and at most
@@ -310,6 +325,29 @@ mod tests {
         assert!((probes.cost(&Prices::default()) - 3.5597).abs() < 0.001);
         // Plus one sweep LIST every 30 minutes.
         assert_eq!(lines[0].per_month.list, 2.0 * 86_400.0 + 1440.0);
+    }
+
+    #[test]
+    fn a_multipart_upload_every_ten_minutes_is_priced_with_its_bytes() {
+        let c = cfg(
+            "probes = [\"put\", \"multipart\"]\n[target.multipart]\nparts = 3\npart_size = \"5MiB\"",
+        );
+        let t = &c.targets[0];
+        // 4,320 uploads a month of 5 + 5 MiB + the 1 KiB last part; 16 bytes each side of 2
+        // boundaries read back.
+        let (uploads, up, read) = multipart_monthly(t).unwrap();
+        assert_eq!(uploads, 4320.0);
+        assert_eq!(up, 4320.0 * (10.0 * 1024.0 * 1024.0 + 1024.0));
+        assert_eq!(read, 4320.0 * 64.0);
+        // Per 30 s cycle: a twentieth of an upload's create, 3 parts and complete, 2 ranged
+        // GETs and a delete; a ListMultipartUploads beside every orphan sweep.
+        let lines = monthly(&c, Duration::from_secs(10));
+        let r = lines[0].per_month;
+        assert!((r.put - (86_400.0 + 4320.0 * 5.0)).abs() < 1e-6, "{r:?}");
+        assert!((r.get - 4320.0 * 2.0).abs() < 1e-6, "{r:?}");
+        assert!((r.list - 2.0 * 1440.0).abs() < 1e-6, "{r:?}");
+        assert!(render(&c, &Prices::default(), Duration::from_secs(10)).contains("NAT gateway"));
+        assert!(multipart_monthly(&cfg("").targets[0]).is_none());
     }
 
     #[test]

@@ -139,6 +139,17 @@ impl fmt::Display for Probe {
     }
 }
 
+/// What one sweep of a target's multipart uploads found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UploadSweep {
+    /// Our uploads still open after the sweep (in flight, or younger than `orphan_ttl`).
+    pub open: u64,
+    /// Our uploads older than `orphan_ttl` that the sweep aborted.
+    pub aborted: u64,
+    /// Why the sweep could not look, when the store does not list uploads (501).
+    pub unsupported: Option<String>,
+}
+
 /// A consistency guarantee that a step verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,6 +31,8 @@ pub trait Sink: Send + Sync {
     fn cycle_skipped(&self, _t: &TargetLabels) {}
     /// The orphan sweep deleted `n` canaries of earlier runs.
     fn orphans_swept(&self, _t: &TargetLabels, _n: u64) {}
+    /// A sweep of the target's multipart uploads ended.
+    fn uploads_swept(&self, _t: &TargetLabels, _s: &crate::report::UploadSweep) {}
     /// One S3 request attempt of a target ended after `took`, with an error code unless it
     /// succeeded (or got an answer the probes expect, such as a 404 after a delete).
     fn attempt(&self, _t: &TargetLabels, _operation: &str, _took: Duration, _error: Option<&str>) {}
@@ -86,6 +88,9 @@ impl Sink for Sinks {
     }
     fn cycle_skipped(&self, t: &TargetLabels) {
         self.0.iter().for_each(|s| s.cycle_skipped(t));
+    }
+    fn uploads_swept(&self, t: &TargetLabels, s: &crate::report::UploadSweep) {
+        self.0.iter().for_each(|x| x.uploads_swept(t, s));
     }
     fn orphans_swept(&self, t: &TargetLabels, n: u64) {
         self.0.iter().for_each(|s| s.orphans_swept(t, n));

@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod client;
 pub mod error;
 pub mod limit;
+pub mod multipart;
 mod recorder;
 pub mod words;
 
@@ -271,7 +272,16 @@ impl Bucket {
     /// Reads a GetObject body of at most the canary's size and [`limit::GET_MARGIN`]; a
     /// longer one is a wrong answer, and reading stops there whatever `Content-Length` said.
     async fn read_body(&self, body: &mut ByteStream, ids: &RequestIds) -> Result<Bytes, Failure> {
-        let max = self.max_body;
+        self.read_at_most(body, ids, self.max_body).await
+    }
+
+    /// Reads a GetObject body of at most `max` bytes (a longer one is a wrong answer).
+    async fn read_at_most(
+        &self,
+        body: &mut ByteStream,
+        ids: &RequestIds,
+        max: usize,
+    ) -> Result<Bytes, Failure> {
         let mut out = bytes::BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {

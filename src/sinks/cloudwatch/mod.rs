@@ -148,15 +148,19 @@ impl Mirror {
     pub fn record_cycle(&self, t: &TargetLabels, report: &CycleReport) {
         let mut agg = self.agg.lock().unwrap();
         for r in &report.results {
-            let Some(outcome) = &r.outcome else { continue };
-            let key = (t.bucket.clone(), t.region.clone(), check_name(r.probe));
-            let c = agg.checks.entry(key).or_default();
-            c.total += 1;
-            if matches!(outcome, Outcome::Success) {
-                c.ok += 1;
-                let tenths = (r.duration.as_secs_f64() * 10_000.0).round() as u64;
-                *c.latency.entry(tenths).or_default() += 1;
-            }
+            Self::record_result(&mut agg, t, r);
+        }
+    }
+
+    fn record_result(agg: &mut Agg, t: &TargetLabels, r: &crate::report::ProbeResult) {
+        let Some(outcome) = &r.outcome else { return };
+        let key = (t.bucket.clone(), t.region.clone(), check_name(r.probe));
+        let c = agg.checks.entry(key).or_default();
+        c.total += 1;
+        if matches!(outcome, Outcome::Success) {
+            c.ok += 1;
+            let tenths = (r.duration.as_secs_f64() * 10_000.0).round() as u64;
+            *c.latency.entry(tenths).or_default() += 1;
         }
     }
 
@@ -293,6 +297,14 @@ impl Mirror {
 impl Sink for Mirror {
     fn cycle(&self, t: &TargetLabels, report: &CycleReport) {
         self.record_cycle(t, report);
+    }
+
+    /// The multipart probe's uploads (the events probe's runs are published as delivery
+    /// latency and lost notifications instead).
+    fn result(&self, t: &TargetLabels, _key: &str, r: &crate::report::ProbeResult) {
+        if r.probe != Probe::Events {
+            Self::record_result(&mut self.agg.lock().unwrap(), t, r);
+        }
     }
 
     fn replication(&self, p: &PairLabels, e: ReplicationEvent) {

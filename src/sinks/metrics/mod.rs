@@ -63,6 +63,7 @@ pub struct Metrics {
     pub events_oldest_pending: series::GaugeVec,
     pub foreign_messages: series::CounterVec,
     pub durability_objects: series::GaugeVec,
+    pub multipart_uploads_open: series::GaugeVec,
     pub replication_canaries: series::CounterVec,
     pub replication_lag: series::HistogramVec,
     pub replication_pending: series::GaugeVec,
@@ -251,6 +252,14 @@ impl Metrics {
                 &l(&["state"]),
             )
             .unwrap(),
+            multipart_uploads_open: series::GaugeVec::new(
+                opts(
+                    "s3canary_multipart_uploads_open",
+                    "The multipart probe's uploads under the prefix still open after the last sweep (in flight or younger than orphan_ttl).",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
             foreign_messages: series::CounterVec::new(
                 opts(
                     "s3canary_event_foreign_messages_total",
@@ -367,6 +376,7 @@ impl Metrics {
         m.add(m.events_oldest_pending.clone());
         m.add(m.foreign_messages.clone());
         m.add(m.durability_objects.clone());
+        m.add(m.multipart_uploads_open.clone());
         m.add(m.replication_canaries.clone());
         m.add(m.replication_lag.clone());
         m.add(m.replication_pending.clone());

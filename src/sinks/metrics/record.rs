@@ -43,6 +43,11 @@ impl Sink for Metrics {
                 .with_label_values(&tl.with(&[]))
                 .set(0.0);
         }
+        if t.runs(Probe::Multipart) {
+            self.multipart_uploads_open
+                .with_label_values(&tl.with(&[]))
+                .set(0.0);
+        }
         if t.runs(Probe::Durability) {
             for state in ["present", "lost", "corrupt"] {
                 self.durability_objects
@@ -129,6 +134,14 @@ impl Sink for Metrics {
 
     fn foreign_message(&self, queue: &str) {
         self.foreign_messages.with_label_values(&[queue]).inc();
+    }
+
+    fn uploads_swept(&self, tl: &TargetLabels, s: &crate::report::UploadSweep) {
+        if s.unsupported.is_none() {
+            self.multipart_uploads_open
+                .with_label_values(&tl.with(&[]))
+                .set(s.open as f64);
+        }
     }
 
     fn cycle_skipped(&self, tl: &TargetLabels) {

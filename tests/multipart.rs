@@ -1,0 +1,209 @@
+//! The multipart probe and its upload sweep against the embedded server: an upload passes and
+//! leaves nothing behind; each way a store breaks multipart uploads (a 200 with an `<Error>`,
+//! a lost part, KMS) fails with its own reason and the upload is aborted; shutdown aborts an
+//! upload in flight; the sweep aborts only our old uploads.
+
+pub mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{rig, sample, wait_until};
+use s3canary::embedded::{FaultConfig, Op};
+use s3canary::multipart::{Monitor, sweep};
+use s3canary::report::{Outcome, ProbeResult, Reason, Sink};
+use tokio_util::sync::CancellationToken;
+
+const MULTIPART: &str = r#"probes = ["put", "multipart"]
+interval = "30s"
+[target.multipart]
+parts = 3
+part_size = "5MiB"
+interval = "30s""#;
+
+async fn upload(r: &common::Rig) -> ProbeResult {
+    let m = Monitor::new(&r.target).expect("the target runs multipart");
+    let result = m.run(&r.bucket, &CancellationToken::new()).await;
+    r.metrics.result(&r.target.labels(), "", &result);
+    result
+}
+
+fn failure(r: &ProbeResult) -> s3canary::report::Failure {
+    match &r.outcome {
+        Some(Outcome::Failure(f)) => f.clone(),
+        other => panic!("the upload did not fail: {other:?}"),
+    }
+}
+
+async fn open_uploads(r: &common::Rig) -> usize {
+    let prefix = r.target.canary_prefix();
+    r.bucket
+        .list_uploads(&prefix, None)
+        .await
+        .unwrap()
+        .uploads
+        .len()
+}
+
+#[tokio::test]
+async fn an_upload_passes_reads_its_boundaries_and_leaves_nothing() {
+    let r = rig(MULTIPART).await;
+    let result = upload(&r).await;
+    assert!(
+        matches!(result.outcome, Some(Outcome::Success)),
+        "{result:?}"
+    );
+    assert!(r.s3.keys("canary").is_empty(), "{:?}", r.s3.keys("canary"));
+    assert_eq!(open_uploads(&r).await, 0);
+    assert_eq!(r.s3.log.count(Op::UploadPart), 3);
+    // Two boundaries, one ranged read each; no abort of a completed upload.
+    assert_eq!(r.s3.log.count(Op::GetObject), 2);
+    assert_eq!(r.s3.log.count(Op::AbortMultipartUpload), 0);
+    let text = r.metrics.render();
+    for op in [
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ] {
+        let o = format!("operation=\"{op}\"");
+        let n = sample(&text, "s3canary_s3_request_duration_seconds_count", &[&o]);
+        assert!(n.is_some_and(|n| n >= 1.0), "{op}: {n:?}");
+    }
+    let runs = sample(&text, "s3canary_probe_runs_total", &["probe=\"multipart\""]);
+    assert_eq!(runs, Some(1.0), "{text}");
+    common::assert_stayed_in_prefix(&r);
+}
+
+/// CompleteMultipartUpload answering 200 OK with an `<Error>` body fails with the error's code
+/// and says so; the upload is aborted and no object is left.
+#[tokio::test]
+async fn a_200_with_an_error_body_is_a_failure_and_the_upload_is_aborted() {
+    let r = rig(MULTIPART).await;
+    r.s3.faults
+        .set_all(FaultConfig::profile("complete-error").unwrap());
+    let f = failure(&upload(&r).await);
+    assert_eq!(f.code.as_deref(), Some("InternalError"), "{f:?}");
+    assert_eq!(f.reason, Reason::ServerError);
+    assert_eq!(f.operation, Some("CompleteMultipartUpload"));
+    assert!(f.message.contains("200 OK"), "{}", f.message);
+    r.s3.faults.clear();
+    assert_eq!(open_uploads(&r).await, 0);
+    assert!(r.s3.log.count(Op::AbortMultipartUpload) >= 1);
+    assert!(r.s3.keys("canary").is_empty());
+}
+
+/// A store that completes without a part is found by the size and bytes read back.
+#[tokio::test]
+async fn a_lost_part_is_a_content_mismatch() {
+    let r = rig(MULTIPART).await;
+    r.s3.faults
+        .set_all(FaultConfig::profile("lost-part").unwrap());
+    let f = failure(&upload(&r).await);
+    assert_eq!(f.reason, Reason::ContentMismatch, "{f:?}");
+    assert!(f.message.contains("parts of"), "{}", f.message);
+    assert!(r.s3.keys("canary").is_empty(), "{:?}", r.s3.keys("canary"));
+}
+
+/// KMS throttling the parts of an SSE-KMS upload is kms_throttled, and the upload is aborted.
+#[tokio::test]
+async fn kms_throttling_an_upload_is_kms_throttled() {
+    let r = rig(&format!("sse = \"aws:kms\"\n{MULTIPART}")).await;
+    r.s3.faults.set_all(FaultConfig::answer(
+        "SlowDown",
+        503,
+        "Please reduce your request rate for operations involving AWS KMS.",
+        vec![Op::UploadPart],
+    ));
+    let f = failure(&upload(&r).await);
+    assert_eq!(f.reason, Reason::KmsThrottled, "{f:?}");
+    assert_eq!(f.operation, Some("UploadPart"));
+    r.s3.faults.clear();
+    assert_eq!(open_uploads(&r).await, 0);
+}
+
+/// Shutdown during a part that never answers: the run stops, is not counted, and the upload
+/// is aborted.
+#[tokio::test]
+async fn shutdown_aborts_an_upload_in_flight() {
+    let r = rig(MULTIPART).await;
+    r.s3.faults.set_all(FaultConfig {
+        hang: vec![Op::UploadPart],
+        ..Default::default()
+    });
+    let m = Monitor::new(&r.target).unwrap();
+    let token = CancellationToken::new();
+    let run = m.run(&r.bucket, &token);
+    let cancel = async {
+        let seen = wait_until(Duration::from_secs(10), || async {
+            r.s3.log.count(Op::UploadPart) >= 1
+        })
+        .await;
+        assert!(seen, "no UploadPart reached the server");
+        token.cancel();
+    };
+    let (result, ()) = tokio::join!(run, cancel);
+    assert!(result.outcome.is_none(), "{result:?}");
+    assert_eq!(r.s3.log.count(Op::AbortMultipartUpload), 1);
+    r.s3.faults.clear();
+    assert_eq!(open_uploads(&r).await, 0);
+}
+
+/// The sweep aborts our uploads whose key time is past orphan_ttl, keeps our young ones and
+/// never touches an upload whose key is not a canary, under the prefix or not.
+#[tokio::test]
+async fn the_sweep_aborts_only_our_old_uploads() {
+    let r = rig(&format!("orphan_ttl = \"1h\"\n{MULTIPART}")).await;
+    let prefix = r.target.canary_prefix();
+    let old_ms = SystemTime::now()
+        .checked_sub(Duration::from_secs(2 * 3600))
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let old = format!("{prefix}{old_ms:013}-00000000000000aa");
+    let young = s3canary::canary::new_key(&prefix);
+    let foreign = format!("{prefix}{old_ms:013}-not-a-canary");
+    let elsewhere = "other/1700000000000-00000000000000bb".to_string();
+    for k in [&old, &young, &foreign, &elsewhere] {
+        r.bucket.create_multipart(k).await.unwrap();
+    }
+    let s = sweep::sweep(&r.bucket, &r.target, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!((s.open, s.aborted, s.unsupported.clone()), (1, 1, None));
+    let left: Vec<String> = r
+        .bucket
+        .list_uploads("", None)
+        .await
+        .unwrap()
+        .uploads
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&old), "{left:?}");
+    r.metrics.uploads_swept(&r.target.labels(), &s);
+    let text = r.metrics.render();
+    assert_eq!(
+        sample(&text, "s3canary_multipart_uploads_open", &[]),
+        Some(1.0)
+    );
+}
+
+/// A store without ListMultipartUploads (s3rver answers 501) makes a sweep that says so, not a
+/// failure.
+#[tokio::test]
+async fn a_store_without_upload_listing_is_reported_not_failed() {
+    let r = rig(MULTIPART).await;
+    r.s3.faults.set_all(FaultConfig::answer(
+        "NotImplemented",
+        501,
+        "A header you provided implies functionality that is not implemented",
+        vec![Op::ListMultipartUploads],
+    ));
+    let s = sweep::sweep(&r.bucket, &r.target, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(s.open, 0);
+    let why = s.unsupported.expect("the sweep says it could not look");
+    assert!(why.contains("not implemented"), "{why}");
+}
