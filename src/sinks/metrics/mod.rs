@@ -16,6 +16,7 @@ pub mod exposition;
 mod process;
 pub mod protobuf;
 mod record;
+pub use record::UNTIMED;
 pub mod series;
 
 pub use buckets::{

@@ -8,6 +8,19 @@ use crate::report::{
     Sink, TargetInfo, TargetLabels, unix_seconds,
 };
 
+/// Operations whose attempts are counted in `s3canary_s3_request_errors_total` but not timed in
+/// the request histogram: the multipart probe's, one upload every ten minutes by default. Twelve
+/// classic series each would cost 60 of the 160 series a target may have with multipart and
+/// checksum on, for one observation per ten minutes; the upload's time is the multipart
+/// probe's duration, and a failing one names its operation.
+pub const UNTIMED: [&str; 5] = [
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListMultipartUploads",
+];
+
 impl Sink for Metrics {
     fn target_added(&self, t: &TargetInfo) {
         let tl = &t.labels;
@@ -155,9 +168,11 @@ impl Sink for Metrics {
     }
 
     fn attempt(&self, tl: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
-        self.request_duration
-            .with_label_values(&tl.with(&[operation]))
-            .observe(took.as_secs_f64());
+        if !UNTIMED.contains(&operation) {
+            self.request_duration
+                .with_label_values(&tl.with(&[operation]))
+                .observe(took.as_secs_f64());
+        }
         if let Some(code) = error {
             self.request_errors
                 .with_label_values(&tl.with(&[operation, code]))
