@@ -87,7 +87,10 @@ async fn a_200_with_an_error_body_is_a_failure_and_the_upload_is_aborted() {
     let errors = sample(
         &text,
         "s3canary_s3_request_errors_total",
-        &["operation=\"CompleteMultipartUpload\"", "code=\"InternalError\""],
+        &[
+            "operation=\"CompleteMultipartUpload\"",
+            "code=\"InternalError\"",
+        ],
     );
     // Counted per attempt (the SDK retries an InternalError), under the operation's name.
     assert!(errors.is_some_and(|n| n >= 1.0), "{text}");
@@ -246,5 +249,74 @@ interval = "30s""#,
     for l in &mine {
         *by.entry(l.split('{').next().unwrap()).or_default() += 1;
     }
-    assert!(mine.len() <= 160, "{} series for one target: {by:#?}", mine.len());
+    assert!(
+        mine.len() <= 160,
+        "{} series for one target: {by:#?}",
+        mine.len()
+    );
+}
+
+/// The daemon runs the probe on its own interval and sweeps at start; a store without
+/// ListMultipartUploads is said on the status page and in the JSON, not failed; shutdown leaves
+/// no upload and no canary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_uploads_sweeps_and_shows_a_store_that_cannot_list_uploads() {
+    let s3 = s3canary::embedded::EmbeddedS3::start(&["canary"])
+        .await
+        .unwrap();
+    s3.faults.set_all(FaultConfig::answer(
+        "NotImplemented",
+        501,
+        "A header you provided implies functionality that is not implemented",
+        vec![Op::ListMultipartUploads],
+    ));
+    let text = format!(
+        "[defaults]\ninterval = \"3s\"\ntimeout = \"2500ms\"\n\
+         [[target]]\nname = \"t1\"\nbucket = \"canary\"\nregion = \"us-east-1\"\nendpoint = \"{e}\"\npath_style = true\n\
+         probes = [\"put\", \"multipart\"]\n[target.multipart]\nparts = 2\npart_size = \"5MiB\"\ninterval = \"3s\"\n",
+        e = s3.endpoint
+    );
+    let cfg = s3canary::config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let daemon = s3canary::app::Daemon::new(cfg, None, common::factory());
+    daemon.start().await;
+    let snap = || serde_json::to_value(s3canary::http::status::snapshot(&daemon)).unwrap();
+    let seen = wait_until(Duration::from_secs(30), || async {
+        let s = snap();
+        let t = &s["targets"][0];
+        let runs = t["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["probe"] == "multipart")
+            .and_then(|p| p["runs_total"].as_u64());
+        t["multipart_uploads"].is_object() && runs >= Some(1)
+    });
+    assert!(seen.await, "no upload and sweep: {}", snap());
+    let s = snap();
+    let t = &s["targets"][0];
+    let why = t["multipart_uploads"]["unsupported"].as_str().unwrap();
+    assert!(why.contains("not implemented"), "{why}");
+    let multipart = t["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == "multipart")
+        .unwrap();
+    assert_eq!(multipart["last_result"], "success", "{t}");
+    let html = s3canary::http::page::render(&s3canary::http::status::snapshot(&daemon));
+    assert!(
+        html.contains("Multipart uploads at the last sweep (") && html.contains("could not look: "),
+        "{html}"
+    );
+    assert!(daemon.shutdown(Duration::from_secs(15)).await);
+    s3.faults.clear();
+    let bucket = common::factory()
+        .bucket(
+            &common::target("t1", "canary", &s3.endpoint, ""),
+            std::sync::Arc::new(s3canary::sinks::metrics::Metrics::new(&Default::default())),
+        )
+        .await;
+    let open = bucket.list_uploads("", None).await.unwrap().uploads;
+    assert!(open.is_empty(), "{open:?}");
+    assert!(s3.keys("canary").is_empty(), "{:?}", s3.keys("canary"));
 }

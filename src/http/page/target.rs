@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{ago, clock, esc, failures, ms, when};
 use crate::http::svg;
-use crate::sinks::history::{ProbeStatus, TargetState, TargetStatus};
+use crate::sinks::history::{ProbeStatus, TargetState, TargetStatus, UploadsStatus};
 
 /// The section of target `t` at `now`, its runs drawn over `window`.
 pub(super) fn section(t: &TargetStatus, now: SystemTime, window: Duration) -> String {
@@ -38,9 +38,24 @@ pub(super) fn section(t: &TargetStatus, now: SystemTime, window: Duration) -> St
         out.push_str(&row(p, t.state, now, window));
     }
     out.push_str("</table></div>\n");
+    if let Some(u) = &t.multipart_uploads {
+        out.push_str(&uploads(u, now));
+    }
     out.push_str(&failures::list(&t.recent_failures, now));
     out.push_str("</section>\n");
     out
+}
+
+/// The last sweep of the multipart probe's uploads, in one line.
+fn uploads(u: &UploadsStatus, now: SystemTime) -> String {
+    let found = match &u.unsupported {
+        Some(why) => format!("could not look: {}", esc(why)),
+        None => format!("{} open, {} of earlier runs aborted", u.open, u.aborted),
+    };
+    format!(
+        "<p class=\"uploads\">Multipart uploads at the last sweep ({} ago): {found}</p>\n",
+        ago(u.at, now)
+    )
 }
 
 /// One probe's row.

@@ -17,7 +17,8 @@ pub use failures::{FailureRecord, RECENT_FAILURES, StaleView};
 
 use crate::config::Target;
 use crate::report::{
-    CycleReport, Failure, Outcome, Probe, ProbeResult, Sink, Skip, TargetLabels, unix_seconds,
+    CycleReport, Failure, Outcome, Probe, ProbeResult, Sink, Skip, TargetLabels, UploadSweep,
+    unix_seconds,
 };
 
 /// The window of the success ratio and latency percentiles.
@@ -75,6 +76,8 @@ struct TargetHistory {
     probes: BTreeMap<Probe, ProbeHistory>,
     failures: Recent,
     last_cycle: Option<SystemTime>,
+    /// The last sweep of the multipart probe's uploads, and when it ended.
+    uploads: Option<UploadsStatus>,
 }
 
 impl TargetHistory {
@@ -227,6 +230,7 @@ impl History {
             failing_since: probes.iter().filter_map(|p| p.failing_since).min(),
             last_cycle_at: h.last_cycle,
             probes,
+            multipart_uploads: h.uploads.clone(),
             recent_failures: h.failures.view(|probe, at| {
                 let passed = h.probes.get(&probe).and_then(|p| p.last_success);
                 passed.filter(|s| *s > at)
@@ -238,6 +242,16 @@ impl History {
 impl Sink for History {
     fn cycle(&self, _t: &TargetLabels, report: &CycleReport) {
         self.record(report);
+    }
+
+    fn uploads_swept(&self, t: &TargetLabels, s: &UploadSweep) {
+        let mut all = self.0.write().unwrap();
+        all.entry(t.target.clone()).or_default().uploads = Some(UploadsStatus {
+            at: SystemTime::now(),
+            open: s.open,
+            aborted: s.aborted,
+            unsupported: s.unsupported.clone(),
+        });
     }
 
     fn target_removed(&self, t: &TargetLabels) {
@@ -297,8 +311,27 @@ pub struct TargetStatus {
     #[serde(serialize_with = "opt_ts")]
     pub last_cycle_at: Option<SystemTime>,
     pub probes: Vec<ProbeStatus>,
+    /// The last sweep of the multipart probe's uploads (absent without the probe, or before
+    /// the first sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart_uploads: Option<UploadsStatus>,
     /// Newest first; identical failures folded into one entry.
     pub recent_failures: Vec<FailureRecord>,
+}
+
+/// What the last sweep of a target's multipart uploads found.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadsStatus {
+    /// When the sweep ended.
+    #[serde(serialize_with = "ts")]
+    pub at: SystemTime,
+    /// The probe's uploads still open (in flight, or younger than `orphan_ttl`).
+    pub open: u64,
+    /// Uploads of earlier runs, past `orphan_ttl`, that this sweep aborted.
+    pub aborted: u64,
+    /// Why the sweep could not look, when the store does not list uploads (501); the probe's
+    /// uploads are still aborted by the probe itself.
+    pub unsupported: Option<String>,
 }
 
 /// One probe of a target.
