@@ -106,6 +106,28 @@ async fn a_store_keeping_no_checksum_is_checksum_ignored() {
     );
 }
 
+/// A store that keeps a trailer upload undecoded (s3rver) corrupts what current SDKs upload:
+/// the trailer form is `content_mismatch`, found before the missing checksum, and says why;
+/// the header form is only `checksum_ignored`.
+#[tokio::test]
+async fn a_trailer_upload_kept_undecoded_is_a_content_mismatch_that_says_so() {
+    let r = rig(ONE).await;
+    r.s3.faults
+        .set_all(FaultConfig::profile("undecoded-trailers").unwrap());
+    let header = failure(&cycle(&r).await);
+    assert_eq!(header.reason, Reason::ChecksumIgnored, "{header:?}");
+    let trailer = failure(&cycle(&r).await);
+    assert_eq!(trailer.reason, Reason::ContentMismatch, "{trailer:?}");
+    assert!(
+        trailer
+            .message
+            .contains("the store kept the aws-chunked encoding"),
+        "{}",
+        trailer.message
+    );
+    assert!(r.s3.keys("canary").is_empty());
+}
+
 /// A checksum returned that is not the bytes' is `checksum_mismatch`, not a body failure.
 #[tokio::test]
 async fn a_wrong_checksum_returned_is_checksum_mismatch() {

@@ -113,6 +113,9 @@ pub struct FaultConfig {
     pub ignore_checksums: bool,
     /// Checksums sent with an upload are neither checked nor kept (s3rver 3.7 does this).
     pub drop_checksums: bool,
+    /// Uploads with a trailing checksum are stored as they came, aws-chunked encoding (chunk
+    /// header and trailer) included, and no checksum is kept (s3rver 3.7 does this).
+    pub keep_chunked: bool,
     /// GetObject and HeadObject return a checksum header that is not the object's.
     pub wrong_checksum: bool,
     /// CompleteMultipartUpload leaves out the last part: the object is shorter than written.
@@ -267,6 +270,11 @@ impl FaultConfig {
                 drop_checksums: true,
                 ..Default::default()
             },
+            "undecoded-trailers" => FaultConfig {
+                keep_chunked: true,
+                drop_checksums: true,
+                ..Default::default()
+            },
             "wrong-checksum" => FaultConfig {
                 wrong_checksum: true,
                 ..Default::default()
@@ -318,6 +326,7 @@ impl FaultConfig {
         "no-trailers",
         "ignore-checksums",
         "no-checksums",
+        "undecoded-trailers",
         "wrong-checksum",
         "complete-error",
         "lost-part",

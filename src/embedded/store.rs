@@ -195,6 +195,29 @@ fn has_trailer(headers: &http::HeaderMap) -> bool {
             .is_some_and(|v| v.starts_with("STREAMING-") && v.ends_with("-TRAILER"))
 }
 
+/// `body` aws-chunked again, as it came over the wire: one chunk, the last chunk and the
+/// trailer the request announced (`x-amz-trailer`) with the checksum it carried.
+fn chunked_again(body: &[u8], headers: &http::HeaderMap, i: &PutObjectInput) -> bytes::Bytes {
+    let name = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("x-amz-checksum-crc32");
+    let value = [
+        &i.checksum_crc32,
+        &i.checksum_crc32c,
+        &i.checksum_crc64nvme,
+        &i.checksum_sha1,
+        &i.checksum_sha256,
+    ]
+    .into_iter()
+    .find_map(|v| v.clone())
+    .unwrap_or_default();
+    let mut out = format!("{:x}\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!("\r\n0\r\n{name}:{value}\r\n\r\n").as_bytes());
+    out.into()
+}
+
 /// The 501 Cloudflare R2 and some gateways answered to trailer uploads.
 fn trailers_refused() -> S3Error {
     let mut e = S3Error::with_message(
@@ -278,7 +301,11 @@ impl S3 for Store {
             req.input.if_match = None;
             req.input.if_none_match = None;
         }
-        let body = collect(req.input.body.take()).await?;
+        let mut body = collect(req.input.body.take()).await?;
+        if f.keep_chunked && has_trailer(&req.headers) {
+            body = chunked_again(&body, &req.headers, &req.input);
+            req.input.content_length = Some(body.len() as i64);
+        }
         req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
         if f.drop_checksums {
             let i = &mut req.input;

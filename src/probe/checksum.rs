@@ -70,43 +70,55 @@ pub(crate) async fn run(c: &mut Cycle<'_>) -> Result<(), Failure> {
             "GetObject with checksum mode on answered 404 right after the checksummed PutObject",
         ));
     };
-    match &read.checksum {
-        None => {
-            return Err(Failure::wrong_answer(
-                Reason::ChecksumIgnored,
-                "GetObject",
-                &read.ids,
-                format!(
-                    "GetObject with checksum mode on returned no {} checksum: the store kept none of the upload's ({})",
-                    a.name(),
-                    form.describe(a)
-                ),
-            ));
-        }
-        Some(got) if *got != want => {
-            return Err(Failure::wrong_answer(
-                Reason::ChecksumMismatch,
-                "GetObject",
-                &read.ids,
-                format!(
-                    "GetObject with checksum mode on returned {} {got}; the bytes written have {want}",
-                    a.name()
-                ),
-            ));
-        }
-        Some(_) => {}
+    // A checksum returned for other bytes first: the SDK then refuses the body itself.
+    if let Some(got) = &read.checksum
+        && *got != want
+    {
+        return Err(Failure::wrong_answer(
+            Reason::ChecksumMismatch,
+            "GetObject",
+            &read.ids,
+            format!(
+                "GetObject with checksum mode on returned {} {got}; the bytes written have {want}",
+                a.name()
+            ),
+        ));
     }
+    // Then the bytes, before a missing checksum: a store that keeps other bytes than were
+    // sent corrupts what applications upload, whatever it does with checksums.
     let got = read.body?;
     if got != body {
+        // s3rver keeps an aws-chunked body as it came, chunk headers and trailer included: the
+        // trailer's `x-amz-checksum-<algorithm>:` line is then in the object.
+        let trailer_kept = got
+            .windows(15)
+            .any(|w| w.eq_ignore_ascii_case(b"x-amz-checksum-"));
+        let undecoded = if form == Form::Trailer && trailer_kept {
+            " (the store kept the aws-chunked encoding, chunk header and trailer, as the object's bytes)"
+        } else {
+            ""
+        };
         return Err(Failure::wrong_answer(
             Reason::ContentMismatch,
             "GetObject",
             &read.ids,
             format!(
-                "GetObject returned {} bytes with MD5 {}, not the {} bytes written with {}",
+                "GetObject returned {} bytes with MD5 {}, not the {} bytes written with {}{undecoded}",
                 got.len(),
                 crate::canary::md5_hex(&got),
                 body.len(),
+                form.describe(a)
+            ),
+        ));
+    }
+    if read.checksum.is_none() {
+        return Err(Failure::wrong_answer(
+            Reason::ChecksumIgnored,
+            "GetObject",
+            &read.ids,
+            format!(
+                "GetObject with checksum mode on returned no {} checksum: the store kept none of the upload's ({})",
+                a.name(),
                 form.describe(a)
             ),
         ));

@@ -21,7 +21,8 @@ import boto3
 import botocore
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from support import Daemon, check, failures, free_port, wait  # noqa: E402
+from support import Daemon, check, failures, free_port, get, wait  # noqa: E402
+from stores.paths import Direct, describe, expected_checksum_reasons  # noqa: E402
 
 store, binary, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]) / "stores"
 out.mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,59 @@ def stop():
                 os.kill(pid, 9)
         except (FileNotFoundError, ProcessLookupError):
             pass
+
+
+def paths(direct):
+    """The checksum and multipart probes of a running daemon on this store, each result held
+    against what the store did when asked directly (`direct`): ten cycles visit every
+    algorithm in both forms, uploads go in parts every 10 s, and the upload sweep runs at start.
+    Returns the matrix cells {"checksum": ..., "multipart": ...}."""
+    port = free_port()
+    cfg = out / f"{store}-paths.toml"
+    cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n\n[defaults]\ninterval = "2s"\n'
+                   f'timeout = "1500ms"\n\n[[target]]\nname = "paths"\nbucket = "canary"\n'
+                   f'region = "us-east-1"\nendpoint = "{url}"\npath_style = true\n'
+                   f'probes = ["put", "checksum", "multipart"]\n\n[target.multipart]\n'
+                   f'interval = "10s"\n')
+    daemon = Daemon(binary, cfg, port, out / f"{store}-paths.log", env)
+    cells = {}
+    try:
+        daemon.ready()
+        runs = lambda p: daemon.value("s3canary_probe_runs_total", target="paths", probe=p)  # noqa: E731
+        wait(f"{store}: ten checksum cycles and two multipart uploads", 120,
+             lambda: runs("checksum") >= 10 and runs("multipart") >= 2)
+        status = json.loads(get(f"http://127.0.0.1:{port}/api/v1/status"))["targets"][0]
+        metrics = daemon.metrics()
+        daemon.stop()
+        for probe in ("checksum", "multipart"):
+            reasons = set()
+            for line in metrics.splitlines():
+                if line.startswith("s3canary_probe_failures_total{") and f'probe="{probe}"' in line \
+                        and not line.endswith(" 0"):
+                    reasons.add(line.split('reason="', 1)[1].split('"', 1)[0])
+            cells[probe] = "ok" if not reasons else ", ".join(sorted(reasons))
+        want = expected_checksum_reasons(direct)
+        check(cells["checksum"] == ("ok" if not want else ", ".join(sorted(want))),
+              f"{store}: checksum finds {sorted(want) or 'nothing'}, as the store's own answers say "
+              f"({cells['checksum']})")
+        want = "ok" if direct["multipart_completes"] else "a failure"
+        check((cells["multipart"] == "ok") == direct["multipart_completes"],
+              f"{store}: multipart is {want}, as the store's own answers say ({cells['multipart']})")
+        uploads = status.get("multipart_uploads") or {}
+        check(bool(uploads.get("unsupported")) == (not direct["lists_uploads"]),
+              f"{store}: the upload sweep says it could not look exactly when the store does not list "
+              f"uploads ({uploads})")
+        log = (out / f"{store}-paths.log").read_text()
+        check(("ETag that is not" in log) == (not direct["multipart_etag_has_parts"]),
+              f"{store}: a plain multipart ETag is noted in the log exactly when the store gives one")
+        left = [o["Key"] for o in s3.list_objects_v2(Bucket="canary", Prefix="s3canary/").get("Contents", [])]
+        check(left == [], f"{store}: no canary is left by the checksum and multipart probes ({left})")
+        if direct["lists_uploads"]:
+            open_ = s3.list_multipart_uploads(Bucket="canary", Prefix="s3canary/").get("Uploads", [])
+            check(open_ == [], f"{store}: no multipart upload is left open ({len(open_)})")
+    finally:
+        daemon.kill()
+    return cells
 
 
 def durability(s3, bucket, versioned):
@@ -211,6 +265,16 @@ try:
         "if_match_current_accepted": current_accepted(),
     }
     s3.delete_object(Bucket="canary", Key="direct/probe")
+    # The paths applications use, asked directly; boto3 itself without default checksums.
+    plain = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                         aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
+                         config=botocore.config.Config(s3={"addressing_style": "path"},
+                                                       request_checksum_calculation="when_required",
+                                                       response_checksum_validation="when_required"))
+    asked = Direct(url, "canary", keys)
+    direct.update(asked.checksums())
+    direct.update(asked.multipart(plain))
+    direct["does"] = describe(direct)
     print(f"{store} {version}: {direct}")
 
     cfg = out / f"{store}.toml"
@@ -250,6 +314,7 @@ try:
         v = s3.list_object_versions(Bucket="versioned", Prefix="s3canary/")
         left = [(x["Key"], x["VersionId"]) for x in v.get("Versions", []) + v.get("DeleteMarkers", [])]
         check(left == [], f"{store}: no version or delete marker left on a versioned bucket ({left})")
+    results.update(paths(direct))
     before = len(failures)
     durability(s3, "durable" if store in ("moto", "rgw") else "canary", store in ("moto", "rgw"))
     results["durability"] = "ok" if len(failures) == before else "failed"
