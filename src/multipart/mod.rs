@@ -131,9 +131,10 @@ impl Monitor {
     fn note_etag(&self, etag: Option<&str>) {
         let ok = etag.is_some_and(|e| is_multipart_etag(e, self.cfg.parts));
         if !ok && !self.etag_noted.swap(true, Ordering::Relaxed) {
-            tracing::info!(target = %self.target.name, etag = etag.unwrap_or("-"),
+            let etag = etag.map(|e| e.trim_matches('"')).filter(|e| !e.is_empty());
+            tracing::info!(target = %self.target.name, etag = etag.unwrap_or("none"),
                 "the store answers a completed multipart upload with an ETag that is not \
-                 S3's \"<md5>-<parts>\" form (reported once; not a failure)");
+                 S3's \"<md5>-<parts>\" form, or none (reported once; not a failure)");
         }
     }
 }

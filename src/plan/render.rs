@@ -106,11 +106,11 @@ pub fn render(cfg: &Config, prices: &Prices, lag: Duration) -> String {
         };
         let _ = writeln!(
             out,
-            "Multipart of target {}: {} uploads a month, {:.1} GiB uploaded and {:.1} MiB read back; transfer into S3 is free, but through a NAT gateway every byte is charged (about $0.045/GB processed): reach S3 through a VPC gateway endpoint.",
+            "Multipart of target {}: {} uploads a month, {:.1} GiB uploaded and {:.0} KiB read back; transfer into S3 is free, but through a NAT gateway every byte is charged (about $0.045/GB processed): reach S3 through a VPC gateway endpoint.",
             t.name,
             fmt_n(uploads),
             up / f64::from(1u32 << 30),
-            read / f64::from(1u32 << 20)
+            read / 1024.0
         );
     }
     for (queue, notifications, requests) in sqs_monthly(cfg) {

@@ -164,6 +164,7 @@ class Direct:
         return {
             "multipart_completes": boundary and size == PART + 1024,
             "multipart_etag_has_parts": etag.strip('"').endswith("-2"),
+            "multipart_etag": etag,
             "lists_uploads": lists,
         }
 
@@ -200,7 +201,9 @@ def describe(d):
         out.append("keeps no checksum")
     if not d["wrong_checksum_refused"]:
         out.append("accepts a wrong checksum")
-    if not d["multipart_etag_has_parts"]:
+    if not d["multipart_etag"].strip('"'):
+        out.append("answers CompleteMultipartUpload without an ETag")
+    elif not d["multipart_etag_has_parts"]:
         out.append("gives a completed multipart upload a plain ETag")
     if not d["lists_uploads"]:
         out.append("does not list multipart uploads")

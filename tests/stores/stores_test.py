@@ -6,7 +6,7 @@ result must agree with what the store did. The results go to OUTPUT_DIR/stores/S
 which tests/stores/matrix.py renders the compatibility matrix of README.md. Last, a daemon
 watches a durability set on the store (on a versioned bucket where the store has versioning).
 
-usage: stores_test.py moto|s3rver|rgw S3CANARY_BINARY OUTPUT_DIR
+usage: stores_test.py moto|s3rver|rgw|embedded S3CANARY_BINARY OUTPUT_DIR
 """
 import hashlib
 import json
@@ -32,7 +32,8 @@ root = pathlib.Path(__file__).resolve().parents[2]
 port = free_port()
 url = f"http://127.0.0.1:{port}"
 keys = {"moto": ("testing", "testing"), "s3rver": ("S3RVER", "S3RVER"),
-        "rgw": ("S3CANARYTESTKEY", "s3canary-test-secret")}[store]
+        "rgw": ("S3CANARYTESTKEY", "s3canary-test-secret"),
+        "embedded": ("s3canary-embedded", "s3canary-embedded-secret")}[store]
 env = dict(os.environ, AWS_ACCESS_KEY_ID=keys[0], AWS_SECRET_ACCESS_KEY=keys[1],
            AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
 env.pop("AWS_PROFILE", None)
@@ -46,6 +47,12 @@ if store == "moto":
     cmd = [str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     version = subprocess.run([sys.executable, "-c", "import moto; print(moto.__version__)"],
                              capture_output=True, text=True).stdout.strip()
+elif store == "embedded":
+    # The embedded server of `demo` on its own (tests/e2e/fault_s3.rs), built beside the binary.
+    fault_s3 = pathlib.Path(binary).resolve().parent / "examples" / "fault-s3"
+    cmd = [str(fault_s3), f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}", "canary"]
+    locked = (root / "Cargo.lock").read_text().split('name = "s3s-fs"\nversion = "', 1)[1]
+    version = "s3s-fs " + locked.split('"', 1)[0]
 elif store == "rgw":
     cmd = [str(root / "tests/stores/start_rgw.sh"), str(data), str(free_port()), str(port), *keys]
     version = subprocess.run(["radosgw", "--version"], capture_output=True, text=True).stdout.split()[2]
