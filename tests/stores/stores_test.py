@@ -97,8 +97,8 @@ def paths(direct):
     Returns the matrix cells {"checksum": ..., "multipart": ...}."""
     port = free_port()
     cfg = out / f"{store}-paths.toml"
-    cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n\n[defaults]\ninterval = "2s"\n'
-                   f'timeout = "1500ms"\n\n[[target]]\nname = "paths"\nbucket = "canary"\n'
+    cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n\n[defaults]\ninterval = "3s"\n'
+                   f'timeout = "2500ms"\n\n[[target]]\nname = "paths"\nbucket = "canary"\n'
                    f'region = "us-east-1"\nendpoint = "{url}"\npath_style = true\n'
                    f'probes = ["put", "checksum", "multipart"]\n\n[target.multipart]\n'
                    f'interval = "10s"\n')
@@ -160,7 +160,8 @@ def durability(s3, bucket, versioned):
 
     def listed():
         got = s3.list_objects_v2(Bucket=bucket, Prefix=folder).get("Contents", [])
-        return {o["Key"]: o["ETag"] for o in got}
+        # s3s-fs (the embedded server) lists objects without their ETag: HEAD gives it.
+        return {o["Key"]: o.get("ETag") or s3.head_object(Bucket=bucket, Key=o["Key"])["ETag"] for o in got}
 
     def versions():
         v = s3.list_object_versions(Bucket=bucket, Prefix=folder)
