@@ -442,3 +442,68 @@ async fn a_hanging_bucket_does_not_slow_the_other_targets_of_the_daemon() {
     assert_eq!(fine_failures, 0.0);
     eprintln!("isolation: {fine} healthy cycles in {elapsed:.1}s while the other target hung");
 }
+
+/// Why it failed, in words the on-call engineer acts on: an expired session, a skewed clock, a
+/// bucket in another region and a denial by a VPC endpoint policy each get their reason (the
+/// denial stays access_denied) and a message that says what to check, from S3's own answer
+/// (its code, message, `x-amz-bucket-region` and `Date`).
+#[tokio::test]
+async fn credentials_clock_region_and_denials_are_told_apart() {
+    let cases = [
+        (
+            "expired-token",
+            Reason::CredentialsExpired,
+            "ExpiredToken",
+            "The provided token has expired.",
+        ),
+        (
+            "clock-skew",
+            Reason::ClockSkew,
+            "RequestTimeTooSkewed",
+            "the host clock is 20m behind S3's",
+        ),
+        (
+            "wrong-region",
+            Reason::WrongRegion,
+            "PermanentRedirect",
+            "the bucket is in eu-west-1, not in us-east-1 as configured: set region = \"eu-west-1\"",
+        ),
+        (
+            "vpce-denied",
+            Reason::AccessDenied,
+            "AccessDenied",
+            "denied by the VPC endpoint policy (an explicit Deny): check the policy of the VPC endpoint",
+        ),
+    ];
+    for (profile, reason, code, words) in cases {
+        let r = rig("").await;
+        r.s3.faults.set_all(FaultConfig::profile(profile).unwrap());
+        let report = cycle(&r).await;
+        assert_eq!(
+            failures(&report),
+            vec![("put".to_string(), reason)],
+            "{profile}"
+        );
+        let f = report
+            .results
+            .iter()
+            .find_map(|r| match &r.outcome {
+                Some(Outcome::Failure(f)) => Some(f.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(f.code.as_deref(), Some(code), "{profile}");
+        assert!(f.message.contains(words), "{profile}: {}", f.message);
+        let text = r.metrics.render();
+        let skew = sample(&text, "s3canary_clock_skew_seconds", &[]);
+        if profile == "clock-skew" {
+            // S3's Date is 20 minutes ahead of this host's clock; whole seconds, and the
+            // answer took less than a few of them.
+            let s = skew.expect("the skew gauge is set");
+            assert!((-1205.0..=-1195.0).contains(&s), "{s}");
+        } else {
+            let s = skew.expect("every answer has a Date");
+            assert!(s.abs() <= 5.0, "{profile}: {s}");
+        }
+    }
+}

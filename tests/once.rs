@@ -241,6 +241,9 @@ async fn failures_without_an_answer_are_said_in_plain_words() {
         ),
         "{text}"
     );
+    // Its own reason, not a connection failure.
+    assert!(text.contains("credentials_unavailable"), "{text}");
+    assert!(!text.contains("connection"), "{text}");
     // Nothing was sent, so nothing was left behind to delete.
     assert!(!text.contains("could not be deleted"), "{text}");
     assert!(

@@ -54,6 +54,11 @@ pub struct InjectedError {
     pub status: Option<u16>,
     /// The `<Message>`, when not the fault layer's own words.
     pub message: Option<String>,
+    /// Headers of the answer, as S3 adds them (`x-amz-bucket-region` to a 301).
+    pub headers: Vec<(String, String)>,
+    /// Seconds the answer's `Date` is ahead of this host's clock (negative: behind), as a
+    /// host whose clock is off sees S3's.
+    pub date_offset: Option<i64>,
 }
 
 /// A fault below the S3 protocol: what a broken network, proxy or store does to the HTTP
@@ -135,6 +140,8 @@ impl FaultConfig {
                 ops,
                 status: None,
                 message: None,
+                headers: Vec::new(),
+                date_offset: None,
             }),
             ..Default::default()
         }
@@ -150,44 +157,11 @@ impl FaultConfig {
                 ops,
                 status: Some(status),
                 message: Some(message.into()),
+                headers: Vec::new(),
+                date_offset: None,
             }),
             ..Default::default()
         }
-    }
-
-    /// S3's answer to a write on an SSE-KMS bucket whose KMS key throttles: 503 SlowDown naming
-    /// KMS.
-    pub fn kms_throttled() -> FaultConfig {
-        FaultConfig::answer(
-            "SlowDown",
-            503,
-            "Please reduce your request rate for operations involving AWS KMS.",
-            vec![Op::PutObject, Op::UploadPart, Op::CreateMultipartUpload],
-        )
-    }
-
-    /// S3's answer when the role may write but not use the bucket's KMS key.
-    pub fn kms_denied() -> FaultConfig {
-        FaultConfig::answer(
-            "AccessDenied",
-            403,
-            "User: arn:aws:sts::123456789012:assumed-role/s3canary/pod is not authorized to \
-             perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:123456789012:key/\
-             1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows the \
-             kms:GenerateDataKey action",
-            vec![Op::PutObject, Op::UploadPart, Op::CreateMultipartUpload],
-        )
-    }
-
-    /// S3's answer when the bucket's KMS key is disabled.
-    pub fn kms_disabled() -> FaultConfig {
-        FaultConfig::answer(
-            "KMS.DisabledException",
-            400,
-            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab is \
-             disabled.",
-            vec![],
-        )
     }
 
     /// A named profile, as `demo --faults` accepts: none, slow, stall (3 s on every request),
@@ -195,7 +169,9 @@ impl FaultConfig {
     /// hangs), slow-get (3 s on
     /// GetObject), stale-reads (404 for 60 s after a write), list-lag (listings 60 s behind),
     /// unconditional, lost-events (half of the event notifications never delivered), reset,
-    /// kms-throttled, kms-denied, kms-disabled, no-trailers (aws-chunked uploads refused),
+    /// kms-throttled, kms-denied, kms-disabled, clock-skew (403 RequestTimeTooSkewed, S3's
+    /// clock 20 minutes ahead), wrong-region (301, the bucket in eu-west-1), expired-token,
+    /// vpce-denied (writes denied by a VPC endpoint policy), no-trailers (aws-chunked uploads refused),
     /// ignore-checksums (wrong ones accepted), no-checksums (none kept), wrong-checksum, complete-error (CompleteMultipartUpload answers 200
     /// with an `<Error>`), lost-part.
     pub fn profile(name: &str) -> Option<FaultConfig> {
@@ -258,6 +234,10 @@ impl FaultConfig {
             "kms-throttled" => FaultConfig::kms_throttled(),
             "kms-denied" => FaultConfig::kms_denied(),
             "kms-disabled" => FaultConfig::kms_disabled(),
+            "clock-skew" => FaultConfig::clock_skewed(20 * 60),
+            "wrong-region" => FaultConfig::wrong_region("eu-west-1"),
+            "expired-token" => FaultConfig::expired_token(),
+            "vpce-denied" => FaultConfig::vpce_denied(),
             "no-trailers" => FaultConfig {
                 refuse_trailers: true,
                 ..Default::default()
@@ -323,6 +303,10 @@ impl FaultConfig {
         "kms-throttled",
         "kms-denied",
         "kms-disabled",
+        "clock-skew",
+        "wrong-region",
+        "expired-token",
+        "vpce-denied",
         "no-trailers",
         "ignore-checksums",
         "no-checksums",

@@ -4,6 +4,7 @@
 //! It signs like S3 (SigV4 with [`ACCESS_KEY`]/[`SECRET_KEY`]) and answers with
 //! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
 
+mod answers;
 mod control;
 pub mod faults;
 pub mod hostile;
@@ -127,6 +128,14 @@ impl EmbeddedS3 {
             let mut b = S3ServiceBuilder::new(store);
             b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
             b.set_access(PublicReads(public.clone()));
+            // The fault layer decides when a request's time is too far off (the clock-skew
+            // profile, with S3's time in `Date`); s3s's own 15-minute check would refuse the
+            // SDK's retries, which sign with the time the fault's `Date` taught them.
+            let mut config = s3s::config::S3Config::default();
+            config.presigned_url_max_skew_time_secs = 2 * 3600;
+            b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+                config,
+            ))));
             b.build()
         };
 

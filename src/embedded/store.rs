@@ -152,6 +152,10 @@ impl Store {
             if let Some(status) = e.status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
                 err.set_status_code(status);
             }
+            let headers = super::answers::headers(e);
+            if !headers.is_empty() {
+                err.set_headers(headers);
+            }
             return Err(err);
         }
         Ok(f)

@@ -39,12 +39,23 @@ pub enum Reason {
     ChecksumIgnored,
     /// The store returned a checksum that differs from the bytes written.
     ChecksumMismatch,
+    /// The credentials in use have expired (ExpiredToken, TokenRefreshRequired): a session
+    /// that was not refreshed.
+    CredentialsExpired,
+    /// No credentials could be had: the chain found none, the web-identity token file is
+    /// missing or unreadable, STS refused or did not answer.
+    CredentialsUnavailable,
+    /// S3 refused the request's time (RequestTimeTooSkewed): the host clock is off.
+    ClockSkew,
+    /// The bucket is in another region than configured (301 PermanentRedirect,
+    /// AuthorizationHeaderMalformed naming the expected region).
+    WrongRegion,
     Other,
 }
 
 impl Reason {
     /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Timeout,
         Reason::Connection,
         Reason::Throttled,
@@ -66,6 +77,10 @@ impl Reason {
         Reason::ChecksumUnsupported,
         Reason::ChecksumIgnored,
         Reason::ChecksumMismatch,
+        Reason::CredentialsExpired,
+        Reason::CredentialsUnavailable,
+        Reason::ClockSkew,
+        Reason::WrongRegion,
         Reason::Other,
     ];
 
@@ -93,6 +108,10 @@ impl Reason {
             Reason::ChecksumUnsupported => "checksum_unsupported",
             Reason::ChecksumIgnored => "checksum_ignored",
             Reason::ChecksumMismatch => "checksum_mismatch",
+            Reason::CredentialsExpired => "credentials_expired",
+            Reason::CredentialsUnavailable => "credentials_unavailable",
+            Reason::ClockSkew => "clock_skew",
+            Reason::WrongRegion => "wrong_region",
             Reason::Other => "other",
         }
     }
@@ -163,6 +182,18 @@ impl Reason {
             }
             Reason::ChecksumMismatch => {
                 "the checksum returned differs from the bytes written: look for a proxy that rewrites bodies or a store bug"
+            }
+            Reason::CredentialsExpired => {
+                "the credentials expired and were not refreshed: check the web-identity token file rotation (IRSA, Pod Identity) and STS"
+            }
+            Reason::CredentialsUnavailable => {
+                "no credentials could be had: check the pod's service account annotation, the token file, AWS_* variables and STS reachability"
+            }
+            Reason::ClockSkew => {
+                "S3 refused the request's time: the host clock is off (see s3canary_clock_skew_seconds); check NTP/chrony on the node"
+            }
+            Reason::WrongRegion => {
+                "the bucket is in another region than configured: set the target's region to the one the message names"
             }
             Reason::Other => "an answer s3canary does not classify: read its code and message",
         }

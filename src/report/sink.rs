@@ -36,6 +36,9 @@ pub trait Sink: Send + Sync {
     /// One S3 request attempt of a target ended after `took`, with an error code unless it
     /// succeeded (or got an answer the probes expect, such as a 404 after a delete).
     fn attempt(&self, _t: &TargetLabels, _operation: &str, _took: Duration, _error: Option<&str>) {}
+    /// An answer of S3 to the target carried a `Date`: the local clock minus it, in whole
+    /// seconds.
+    fn clock_skew(&self, _t: &TargetLabels, _seconds: i64) {}
     /// A replication pair is scheduled.
     fn pair_added(&self, _p: &PairLabels) {}
     /// A replication pair was removed or changed by a reload.
@@ -91,6 +94,9 @@ impl Sink for Sinks {
     }
     fn uploads_swept(&self, t: &TargetLabels, s: &crate::report::UploadSweep) {
         self.0.iter().for_each(|x| x.uploads_swept(t, s));
+    }
+    fn clock_skew(&self, t: &TargetLabels, seconds: i64) {
+        self.0.iter().for_each(|s| s.clock_skew(t, seconds));
     }
     fn orphans_swept(&self, t: &TargetLabels, n: u64) {
         self.0.iter().for_each(|s| s.orphans_swept(t, n));

@@ -229,7 +229,10 @@ fn s3_peer(t: &Target) -> Peer {
     } else {
         format!("{}.s3.{}.amazonaws.com", t.bucket, t.region)
     };
-    Peer::new(t.endpoint.as_deref(), &aws, s3_timeouts(t.timeout))
+    Peer {
+        region: t.region.clone(),
+        ..Peer::new(t.endpoint.as_deref(), &aws, s3_timeouts(t.timeout))
+    }
 }
 
 /// The connect, attempt and total timeouts of the SQS client: short around the 20 s long poll.

@@ -5,6 +5,9 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
+use std::time::SystemTime;
+
+use super::explain;
 use super::words::{self, Peer};
 use crate::report::{Failure, Reason, RequestIds};
 
@@ -27,11 +30,18 @@ pub fn reason_for(code: Option<&str>, status: u16, message: Option<&str>) -> Rea
             return Reason::KmsThrottled;
         }
         "AccessDenied" if message.contains("kms:") => return Reason::KmsDenied,
+        "ExpiredToken" | "ExpiredTokenException" | "TokenRefreshRequired" => {
+            return Reason::CredentialsExpired;
+        }
+        "RequestTimeTooSkewed" => return Reason::ClockSkew,
+        "PermanentRedirect" | "IllegalLocationConstraintException" => return Reason::WrongRegion,
+        "AuthorizationHeaderMalformed" if message.contains("expecting") => {
+            return Reason::WrongRegion;
+        }
         "AccessDenied"
         | "AllAccessDisabled"
         | "InvalidAccessKeyId"
         | "SignatureDoesNotMatch"
-        | "ExpiredToken"
         | "InvalidToken" => return Reason::AccessDenied,
         "NoSuchBucket" => return Reason::NoSuchBucket,
         // Also when S3 sends them in the body of a 200 (CompleteMultipartUpload can fail after
@@ -45,6 +55,8 @@ pub fn reason_for(code: Option<&str>, status: u16, message: Option<&str>) -> Rea
         _ => {}
     }
     match status {
+        // A HEAD has no body to carry PermanentRedirect: the status and x-amz-bucket-region.
+        301 => Reason::WrongRegion,
         403 => Reason::AccessDenied,
         429 => Reason::Throttled,
         500..=599 => Reason::ServerError,
@@ -74,7 +86,17 @@ where
     // Only failures without an S3 answer need their error chain read; refused conditional
     // writes (every cycle) must not pay for it.
     let detail = || words::unanswered(e, peer);
+    let credentials = match e {
+        SdkError::ServiceError(_) => None,
+        _ => words::credentials_failure(e),
+    };
     let (reason, status, code, message) = match e {
+        _ if credentials.is_some() => (
+            Reason::CredentialsUnavailable,
+            None,
+            None,
+            credentials.unwrap_or_default(),
+        ),
         SdkError::TimeoutError(_) => (Reason::Timeout, None, None, detail()),
         SdkError::DispatchFailure(d) if d.is_timeout() => (Reason::Timeout, None, None, detail()),
         SdkError::DispatchFailure(_) => (Reason::Connection, None, None, detail()),
@@ -86,12 +108,9 @@ where
                 .message()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP {status}"));
-            (
-                reason_for(code.as_deref(), status, s.err().message()),
-                Some(status),
-                code,
-                message,
-            )
+            let reason = reason_for(code.as_deref(), status, s.err().message());
+            let message = explained(reason, s.raw(), message, peer);
+            (reason, Some(status), code, message)
         }
         _ => (Reason::Other, None, None, detail()),
     };
@@ -109,6 +128,27 @@ where
     );
     f.unsent = !sent;
     f
+}
+
+/// S3's message, with what it means where the answer says more: which policy denied, where
+/// the bucket really is, how far the clock is off.
+fn explained(reason: Reason, raw: &HttpResponse, message: String, peer: &Peer) -> String {
+    let header = |name: &str| raw.headers().get(name);
+    match reason {
+        Reason::WrongRegion => {
+            let actual = explain::bucket_region(header("x-amz-bucket-region"), &message);
+            explain::wrong_region(actual.as_deref(), &peer.region, &message)
+        }
+        Reason::ClockSkew => {
+            let skew = header("date").and_then(|d| explain::clock_skew(d, SystemTime::now()));
+            explain::skewed(skew, &message)
+        }
+        Reason::AccessDenied | Reason::KmsDenied => match explain::denial(&message) {
+            Some(cause) => format!("{cause}; S3 said: {message}"),
+            None => message,
+        },
+        _ => message,
+    }
 }
 
 /// Whether `e` is S3's 404.

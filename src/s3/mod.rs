@@ -8,6 +8,7 @@
 pub mod checksum;
 pub mod client;
 pub mod error;
+pub mod explain;
 pub mod limit;
 pub mod multipart;
 mod recorder;

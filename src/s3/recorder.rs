@@ -149,6 +149,14 @@ impl Intercept for AttemptRecorder {
             _ => None,
         };
         rec.sink.attempt(&rec.labels, &op, start.0.elapsed(), error);
+        // Every answer's `Date` says how far this host's clock is from S3's.
+        if let Some(skew) = ctx
+            .response()
+            .and_then(|r| r.headers().get("date"))
+            .and_then(|d| super::explain::clock_skew(d, std::time::SystemTime::now()))
+        {
+            rec.sink.clock_skew(&rec.labels, skew);
+        }
         // The next attempt of a retried request stores its own start.
         cfg.interceptor_state().unset::<AttemptStart>();
         Ok(())

@@ -27,6 +27,8 @@ pub struct Peer {
     pub total: Duration,
     /// How long one attempt may take.
     pub attempt: Duration,
+    /// The region the target says its bucket is in (empty where it does not apply).
+    pub region: String,
 }
 
 impl Peer {
@@ -43,6 +45,7 @@ impl Peer {
             connect,
             total,
             attempt,
+            region: String::new(),
         }
     }
 }
@@ -78,6 +81,18 @@ pub fn duration(d: Duration) -> String {
         Duration::from_millis(d.as_millis() as u64)
     })
     .to_string()
+}
+
+/// The words of a failure whose cause is the credentials (the chain found none, the token
+/// file is gone, STS refused or did not answer); None for any other failure.
+pub fn credentials_failure<E, R>(e: &SdkError<E, R>) -> Option<String>
+where
+    E: Error + 'static,
+    R: std::fmt::Debug,
+{
+    chain(e.source())
+        .find_map(|e| e.downcast_ref::<CredentialsError>())
+        .map(credentials)
 }
 
 /// A failed request that got no usable answer from the service, in words. A service error

@@ -65,6 +65,7 @@ pub struct Metrics {
     pub foreign_messages: series::CounterVec,
     pub durability_objects: series::GaugeVec,
     pub multipart_uploads_open: series::GaugeVec,
+    pub clock_skew: series::GaugeVec,
     pub replication_canaries: series::CounterVec,
     pub replication_lag: series::HistogramVec,
     pub replication_pending: series::GaugeVec,
@@ -261,6 +262,14 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
+            clock_skew: series::GaugeVec::new(
+                opts(
+                    "s3canary_clock_skew_seconds",
+                    "This host's clock minus the Date of S3's latest answer to the target, in whole seconds (S3 refuses requests signed more than 15 minutes off).",
+                ),
+                TARGET_LABELS,
+            )
+            .unwrap(),
             foreign_messages: series::CounterVec::new(
                 opts(
                     "s3canary_event_foreign_messages_total",
@@ -378,6 +387,7 @@ impl Metrics {
         m.add(m.foreign_messages.clone());
         m.add(m.durability_objects.clone());
         m.add(m.multipart_uploads_open.clone());
+        m.add(m.clock_skew.clone());
         m.add(m.replication_canaries.clone());
         m.add(m.replication_lag.clone());
         m.add(m.replication_pending.clone());

@@ -157,6 +157,12 @@ impl Sink for Metrics {
         }
     }
 
+    fn clock_skew(&self, tl: &TargetLabels, seconds: i64) {
+        self.clock_skew
+            .with_label_values(&tl.with(&[]))
+            .set(seconds as f64);
+    }
+
     fn cycle_skipped(&self, tl: &TargetLabels) {
         self.cycles_skipped.with_label_values(&tl.with(&[])).inc();
     }
