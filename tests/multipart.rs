@@ -171,6 +171,7 @@ async fn the_sweep_aborts_only_our_old_uploads() {
     let old = format!("{prefix}{old_ms:013}-00000000000000aa");
     let young = s3canary::canary::new_key(&prefix);
     let foreign = format!("{prefix}{old_ms:013}-not-a-canary");
+    // Outside the prefix: the listing under the prefix keeps it out; it must survive too.
     let elsewhere = "other/1700000000000-00000000000000bb".to_string();
     for k in [&old, &young, &foreign, &elsewhere] {
         r.bucket.create_multipart(k).await.unwrap();
@@ -245,6 +246,13 @@ interval = "30s""#,
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains("target=\"t1\""))
         .collect();
+    for p in ["checksum", "multipart"] {
+        let probe = format!("probe=\"{p}\"");
+        assert!(
+            sample(&text, "s3canary_probe_runs_total", &[&probe]).is_some_and(|n| n >= 1.0),
+            "{p} did not run"
+        );
+    }
     let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
     for l in &mine {
         *by.entry(l.split('{').next().unwrap()).or_default() += 1;
@@ -319,4 +327,78 @@ async fn the_daemon_uploads_sweeps_and_shows_a_store_that_cannot_list_uploads() 
     let open = bucket.list_uploads("", None).await.unwrap().uploads;
     assert!(open.is_empty(), "{open:?}");
     assert!(s3.keys("canary").is_empty(), "{:?}", s3.keys("canary"));
+}
+
+/// An abort the store refuses does not end the sweep: the upload is counted open and failed,
+/// the reason kept, and the gauge S3MultipartUploadsLeaking reads goes up.
+#[tokio::test]
+async fn a_refused_abort_is_counted_open_and_the_sweep_goes_on() {
+    let r = rig(&format!("orphan_ttl = \"1h\"\n{MULTIPART}")).await;
+    let prefix = r.target.canary_prefix();
+    let old_ms = SystemTime::now()
+        .checked_sub(Duration::from_secs(2 * 3600))
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for tail in ["00000000000000aa", "00000000000000bb"] {
+        let key = format!("{prefix}{old_ms:013}-{tail}");
+        r.bucket.create_multipart(&key).await.unwrap();
+    }
+    r.s3.faults.set_all(FaultConfig::answer(
+        "AccessDenied",
+        403,
+        "not authorized to perform: s3:AbortMultipartUpload",
+        vec![Op::AbortMultipartUpload],
+    ));
+    let s = sweep::sweep(&r.bucket, &r.target, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!((s.open, s.aborted, s.abort_failed), (2, 0, 2), "{s:?}");
+    assert!(
+        s.abort_error
+            .as_deref()
+            .is_some_and(|e| e.contains("AbortMultipartUpload")),
+        "{s:?}"
+    );
+    r.metrics.uploads_swept(&r.target.labels(), &s);
+    let text = r.metrics.render();
+    assert_eq!(
+        sample(&text, "s3canary_multipart_uploads_open", &[]),
+        Some(2.0)
+    );
+    r.s3.faults.clear();
+    let s = sweep::sweep(&r.bucket, &r.target, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!((s.open, s.aborted, s.abort_failed), (0, 2, 0), "{s:?}");
+}
+
+/// Shutdown while the create is in flight: the create is let answer, so the upload it made is
+/// known and aborted, and the run is not counted.
+#[tokio::test]
+async fn shutdown_during_the_create_still_aborts_the_upload_it_made() {
+    let r = rig(MULTIPART).await;
+    r.s3.faults.set_all(FaultConfig {
+        latency: Duration::from_millis(800),
+        latency_ops: vec![Op::CreateMultipartUpload],
+        ..Default::default()
+    });
+    let m = Monitor::new(&r.target).unwrap();
+    let token = CancellationToken::new();
+    let run = m.run(&r.bucket, &token);
+    let cancel = async {
+        let seen = wait_until(Duration::from_secs(10), || async {
+            r.s3.log.count(Op::CreateMultipartUpload) >= 1
+        })
+        .await;
+        assert!(seen, "no CreateMultipartUpload reached the server");
+        token.cancel();
+    };
+    let (result, ()) = tokio::join!(run, cancel);
+    assert!(result.outcome.is_none(), "{result:?}");
+    assert_eq!(r.s3.log.count(Op::UploadPart), 0);
+    assert_eq!(r.s3.log.count(Op::AbortMultipartUpload), 1);
+    r.s3.faults.clear();
+    assert_eq!(open_uploads(&r).await, 0);
 }

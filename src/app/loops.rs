@@ -104,22 +104,34 @@ impl Loops {
             offset: first,
             confirm: Duration::ZERO,
         };
-        let sink = self.sink.clone();
+        let (sink, me) = (self.sink.clone(), self.clone());
+        let sweep_token = token.clone();
         self.tracker.spawn(every(sweeps, token, move |_| {
             let (t, bucket, sink) = (t.clone(), bucket.clone(), sink.clone());
+            let (me, sweep_token) = (me.clone(), sweep_token.clone());
             async move {
                 let sweep = Box::pin(crate::multipart::sweep::sweep(
                     &bucket,
                     &t,
                     SystemTime::now(),
                 ));
-                match tokio::time::timeout(t.timeout, sweep).await {
+                let swept = tokio::time::timeout(t.timeout, sweep).await;
+                // A removed target's series are not brought back.
+                if sweep_token.is_cancelled() && !me.shutdown.is_cancelled() {
+                    return;
+                }
+                match swept {
                     Ok(Ok(s)) => {
                         if let Some(why) = &s.unsupported {
                             tracing::warn!(target = %t.name, "multipart upload sweep skipped: {why}");
-                        } else if s.aborted > 0 {
+                        }
+                        if s.aborted > 0 {
                             tracing::info!(target = %t.name, aborted = s.aborted,
                                 "incomplete multipart uploads of earlier runs aborted");
+                        }
+                        if let Some(why) = &s.abort_error {
+                            tracing::warn!(target = %t.name, failed = s.abort_failed,
+                                "incomplete multipart uploads of earlier runs could not be aborted: {why}");
                         }
                         sink.uploads_swept(&t.labels(), &s);
                     }

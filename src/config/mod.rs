@@ -139,6 +139,12 @@ pub struct Multipart {
 }
 
 impl Multipart {
+    /// How long one upload may take for a target whose requests time out after `timeout`: that
+    /// timeout, and at least 30 s for the bytes, never more than the probe's interval.
+    pub fn budget(&self, timeout: Duration) -> Duration {
+        timeout.max(Duration::from_secs(30)).min(self.interval)
+    }
+
     /// Bytes of one upload, the last part being `last` bytes.
     pub fn object_bytes(&self, last: u64) -> u64 {
         u64::from(self.parts - 1) * self.part_size + last

@@ -3,7 +3,8 @@
 //! the target's `object_size`), CompleteMultipartUpload, then ranged reads of both sides of
 //! every part boundary (which also give the object's size), then the delete.
 //!
-//! Any failure, the deadline and shutdown abort the upload (AbortMultipartUpload, always);
+//! Any failure, the deadline and shutdown abort the upload (AbortMultipartUpload, always; a
+//! create in flight is let answer first, so its upload id is known);
 //! what the upload may have created is deleted. Uploads an earlier run left behind are found
 //! by the sweep ([`sweep`]).
 //!
@@ -83,14 +84,12 @@ impl Monitor {
     /// How long one upload may take: the target's timeout, and at least 30 s for the bytes
     /// (never more than the probe's interval).
     pub fn budget(&self) -> Duration {
-        self.target
-            .timeout
-            .max(Duration::from_secs(30))
-            .min(self.cfg.interval)
+        self.cfg.budget(self.target.timeout)
     }
 
-    /// One upload, read back and deleted, within [`Monitor::budget`]; shutdown (`token`)
-    /// stops it between requests. Whatever happened, the upload is aborted unless it
+    /// One upload, read back and deleted, within [`Monitor::budget`]. Shutdown (`token`)
+    /// starts no upload, lets a create in flight answer (within the target's timeout) and then
+    /// cuts off the part or read in flight. Whatever happened, the upload is aborted unless it
     /// completed, and what it may have created is deleted.
     pub async fn run(&self, bucket: &Bucket, token: &CancellationToken) -> ProbeResult {
         let start = Instant::now();
@@ -103,15 +102,27 @@ impl Monitor {
             may_exist: false,
             version: None,
         };
-        let outcome = {
-            let steps = up.steps(&self.cfg, self.target.object_size);
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => None,
-                r = tokio::time::timeout(budget, steps) => Some(match r {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::timeout(start.elapsed(), budget)),
-                }),
+        if token.is_cancelled() {
+            return ProbeResult::not_run(Probe::Multipart, Skip::Shutdown);
+        }
+        // The create runs to its answer, bounded by the SDK's operation timeout (the target's
+        // timeout, within the budget): cut off by shutdown, it could leave an upload whose id
+        // nobody knows, which only the sweep would find, an orphan_ttl later.
+        let outcome = match up.create().await {
+            // Shutdown came during the create: not a run; the upload it made is aborted below.
+            _ if token.is_cancelled() => None,
+            Err(f) => Some(Err(f)),
+            Ok(id) => {
+                let steps = up.steps(&id, &self.cfg, self.target.object_size);
+                let left = budget.saturating_sub(start.elapsed());
+                tokio::select! {
+                    biased;
+                    _ = token.cancelled() => None,
+                    r = tokio::time::timeout(left, steps) => Some(match r {
+                        Ok(r) => r,
+                        Err(_) => Err(Failure::timeout(start.elapsed(), budget)),
+                    }),
+                }
             }
         };
         let took = start.elapsed();
@@ -152,12 +163,23 @@ struct Upload<'a> {
 }
 
 impl Upload<'_> {
-    /// The upload, its reads and its delete; the completed upload's ETag.
-    async fn steps(&mut self, m: &Multipart, last: u64) -> Result<Option<String>, Failure> {
-        let seed = rand::random::<u64>();
-        let total = m.object_bytes(last);
+    /// CreateMultipartUpload; the upload id, kept for the abort.
+    async fn create(&mut self) -> Result<String, Failure> {
         let (id, _) = self.bucket.create_multipart(&self.key).await?;
         self.id = Some(id.clone());
+        Ok(id)
+    }
+
+    /// The parts of upload `id`, the complete, its reads and its delete; the completed
+    /// upload's ETag.
+    async fn steps(
+        &mut self,
+        id: &str,
+        m: &Multipart,
+        last: u64,
+    ) -> Result<Option<String>, Failure> {
+        let seed = rand::random::<u64>();
+        let total = m.object_bytes(last);
         let mut parts = Vec::with_capacity(m.parts as usize);
         for n in 1..=m.parts {
             let from = u64::from(n - 1) * m.part_size;
@@ -169,12 +191,12 @@ impl Upload<'_> {
             let body = Bytes::from(pattern(seed, from, to));
             let etag = self
                 .bucket
-                .upload_part(&self.key, &id, n as i32, body)
+                .upload_part(&self.key, id, n as i32, body)
                 .await?;
             parts.push((n as i32, etag));
         }
         self.may_exist = true;
-        let w = match self.bucket.complete_multipart(&self.key, &id, &parts).await {
+        let w = match self.bucket.complete_multipart(&self.key, id, &parts).await {
             Ok(w) => w,
             Err(f) => {
                 if f.changed_nothing() || f.status == Some(200) {

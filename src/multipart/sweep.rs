@@ -15,7 +15,8 @@ use crate::s3::Bucket;
 pub const MAX_PAGES: usize = 20;
 
 /// One sweep of `t`'s uploads at `now`. A store that does not implement
-/// ListMultipartUploads (501) is a sweep that could not look, not a failure.
+/// ListMultipartUploads (501) is a sweep that could not look, not a failure; an abort that
+/// fails is counted (`abort_failed`) and the sweep goes on. Only a failed listing is an error.
 pub async fn sweep(bucket: &Bucket, t: &Target, now: SystemTime) -> Result<UploadSweep, Failure> {
     let prefix = t.canary_prefix();
     let mut found = UploadSweep::default();
@@ -39,11 +40,19 @@ pub async fn sweep(bucket: &Bucket, t: &Target, now: SystemTime) -> Result<Uploa
             let Some(written) = canary::parse_key(&prefix, &u.key) else {
                 continue;
             };
-            found.open += 1;
-            if now.duration_since(written).unwrap_or_default() > t.orphan_ttl {
-                bucket.abort_multipart(&u.key, &u.upload_id).await?;
-                found.open -= 1;
-                found.aborted += 1;
+            if now.duration_since(written).unwrap_or_default() <= t.orphan_ttl {
+                found.open += 1;
+                continue;
+            }
+            // A failed abort is counted and the sweep goes on: uploads that stay open are what
+            // S3MultipartUploadsLeaking reads.
+            match bucket.abort_multipart(&u.key, &u.upload_id).await {
+                Ok(()) => found.aborted += 1,
+                Err(f) => {
+                    found.open += 1;
+                    found.abort_failed += 1;
+                    found.abort_error = Some(bounded_text(&f.message, 300));
+                }
             }
         }
         match page.next {

@@ -146,6 +146,10 @@ pub struct UploadSweep {
     pub open: u64,
     /// Our uploads older than `orphan_ttl` that the sweep aborted.
     pub aborted: u64,
+    /// Our uploads older than `orphan_ttl` whose abort failed (counted in `open` too), and
+    /// why the last one did.
+    pub abort_failed: u64,
+    pub abort_error: Option<String>,
     /// Why the sweep could not look, when the store does not list uploads (501).
     pub unsupported: Option<String>,
 }

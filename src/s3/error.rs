@@ -55,8 +55,6 @@ pub fn reason_for(code: Option<&str>, status: u16, message: Option<&str>) -> Rea
         _ => {}
     }
     match status {
-        // A HEAD has no body to carry PermanentRedirect: the status and x-amz-bucket-region.
-        301 => Reason::WrongRegion,
         403 => Reason::AccessDenied,
         429 => Reason::Throttled,
         500..=599 => Reason::ServerError,
@@ -108,7 +106,12 @@ where
                 .message()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP {status}"));
-            let reason = reason_for(code.as_deref(), status, s.err().message());
+            let mut reason = reason_for(code.as_deref(), status, s.err().message());
+            // A HEAD's 301 has no body to carry PermanentRedirect: S3's header says it. A 301
+            // without it (a proxy sending http to https) is not about regions.
+            if status == 301 && s.raw().headers().get("x-amz-bucket-region").is_some() {
+                reason = Reason::WrongRegion;
+            }
             let message = explained(reason, s.raw(), message, peer);
             (reason, Some(status), code, message)
         }

@@ -81,7 +81,10 @@ pub fn wrong_region(actual: Option<&str>, configured: &str, message: &str) -> St
         Some(a) if a != configured => format!(
             "the bucket is in {a}, not in {configured} as configured: set region = \"{a}\" on the target ({message})"
         ),
-        _ => format!(
+        Some(a) => format!(
+            "S3 says the bucket is in {a}, as configured, yet redirected the request: check the target's endpoint URL, which may be another region's ({message})"
+        ),
+        None => format!(
             "the bucket is not in {configured} as configured, and S3 did not say where it is: check the bucket's region ({message})"
         ),
     }
@@ -144,6 +147,17 @@ mod tests {
         assert_eq!(bucket_region(None, m), Some("eu-central-1".into()));
         assert_eq!(bucket_region(Some("<script>"), ""), None);
         assert_eq!(bucket_region(None, "no region here"), None);
+    }
+
+    #[test]
+    fn a_redirect_to_the_configured_region_blames_the_endpoint() {
+        let m = wrong_region(Some("us-east-1"), "us-east-1", "HTTP 301");
+        assert!(m.contains("check the target's endpoint URL"), "{m}");
+        let m = wrong_region(Some("eu-west-1"), "us-east-1", "HTTP 301");
+        assert!(
+            m.starts_with("the bucket is in eu-west-1, not in us-east-1"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -14,6 +14,29 @@ pub mod multipart;
 mod recorder;
 pub mod words;
 
+/// `$req` with the server-side encryption `$sse` (`&Option<Sse>`): the PutObject and
+/// CreateMultipartUpload builders have the same two setters and no trait in common.
+macro_rules! with_sse {
+    ($req:expr, $sse:expr) => {{
+        use aws_sdk_s3::types::ServerSideEncryption;
+        let req = $req;
+        match $sse {
+            None => req,
+            Some($crate::config::Sse::Aes256) => {
+                req.server_side_encryption(ServerSideEncryption::Aes256)
+            }
+            Some($crate::config::Sse::Kms { key_id }) => {
+                let r = req.server_side_encryption(ServerSideEncryption::AwsKms);
+                match key_id {
+                    Some(k) => r.ssekms_key_id(k),
+                    None => r,
+                }
+            }
+        }
+    }};
+}
+pub(crate) use with_sse;
+
 use std::sync::Arc;
 
 use aws_sdk_s3::operation::{RequestId, RequestIdExt};
@@ -256,18 +279,7 @@ impl Bucket {
         &self,
         req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
-        use aws_sdk_s3::types::ServerSideEncryption;
-        match &self.sse {
-            None => req,
-            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms { key_id }) => {
-                let r = req.server_side_encryption(ServerSideEncryption::AwsKms);
-                match key_id {
-                    Some(k) => r.ssekms_key_id(k),
-                    None => r,
-                }
-            }
-        }
+        with_sse!(req, &self.sse)
     }
 
     /// Reads a GetObject body of at most the canary's size and [`limit::GET_MARGIN`]; a

@@ -33,46 +33,41 @@ pub struct RangeRead {
     pub ids: RequestIds,
 }
 
-/// A part's ETag or an upload id, bounded (they come from the network and are sent back).
-fn token(v: Option<&str>) -> Option<String> {
-    v.filter(|v| !v.is_empty())
-        .map(|v| bounded_text(v, MAX_TOKEN))
+/// Longest upload id or part ETag sent back to the store: S3's upload ids are about 128
+/// bytes; one past this is refused rather than cut, since a changed id names no upload.
+pub const MAX_ECHOED: usize = 1024;
+
+/// A part's ETag or an upload id as the store gave it, to be sent back unchanged; None when
+/// missing, empty, longer than [`MAX_ECHOED`] or not printable ASCII (it goes into a header,
+/// an XML body and the log).
+fn echoable(v: Option<&str>) -> Option<String> {
+    v.filter(|v| !v.is_empty() && v.len() <= MAX_ECHOED && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
 }
 
 impl Bucket {
     /// CreateMultipartUpload of `key` (with the target's server-side encryption); the upload id.
     pub async fn create_multipart(&self, key: &str) -> Result<(String, RequestIds), Failure> {
-        use aws_sdk_s3::types::ServerSideEncryption;
-        let mut req = self
+        let req = self
             .client
             .create_multipart_upload()
             .bucket(&self.name)
             .key(key)
             .content_type("application/octet-stream");
-        req = match &self.sse {
-            None => req,
-            Some(crate::config::Sse::Aes256) => {
-                req.server_side_encryption(ServerSideEncryption::Aes256)
-            }
-            Some(crate::config::Sse::Kms { key_id }) => {
-                let r = req.server_side_encryption(ServerSideEncryption::AwsKms);
-                match key_id {
-                    Some(k) => r.ssekms_key_id(k),
-                    None => r,
-                }
-            }
-        };
+        let req = super::with_sse!(req, &self.sse);
         let (answer, sent) = self.recorded(req.send()).await;
         match answer {
             Ok(o) => {
                 let ids = ids_of(&o);
-                match token(o.upload_id()) {
+                match echoable(o.upload_id()) {
                     Some(id) => Ok((id, ids)),
                     None => Err(Failure::wrong_answer(
                         Reason::Other,
                         "CreateMultipartUpload",
                         &ids,
-                        "CreateMultipartUpload answered without an upload id",
+                        format!(
+                            "CreateMultipartUpload answered without a usable upload id (missing, over {MAX_ECHOED} bytes or not printable)"
+                        ),
                     )),
                 }
             }
@@ -104,12 +99,14 @@ impl Bucket {
             .body(ByteStream::from(body));
         let (answer, sent) = self.recorded(req.send()).await;
         match answer {
-            Ok(o) => token(o.e_tag()).ok_or_else(|| {
+            Ok(o) => echoable(o.e_tag()).ok_or_else(|| {
                 Failure::wrong_answer(
                     Reason::Other,
                     "UploadPart",
                     &ids_of(&o),
-                    format!("UploadPart {number} answered without an ETag"),
+                    format!(
+                        "UploadPart {number} answered without a usable ETag (missing, over {MAX_ECHOED} bytes or not printable)"
+                    ),
                 )
             }),
             Err(e) => Err(error::failure("UploadPart", &e, &self.peer, sent)),
@@ -143,7 +140,7 @@ impl Bucket {
             let (answer, sent) = self.recorded(req.send()).await;
             match answer {
                 Ok(o) => Ok(Written {
-                    etag: o.e_tag().map(str::to_string),
+                    etag: o.e_tag().map(|e| bounded_text(e, MAX_TOKEN)),
                     version_id: real_version(o.version_id()),
                     ids: ids_of(&o),
                 }),
@@ -203,7 +200,7 @@ impl Bucket {
                     .filter_map(|u| {
                         Some(Upload {
                             key: u.key()?.to_string(),
-                            upload_id: u.upload_id()?.to_string(),
+                            upload_id: echoable(u.upload_id())?,
                         })
                     })
                     .collect();

@@ -52,8 +52,12 @@ fn uploads(u: &UploadsStatus, now: SystemTime) -> String {
         Some(why) => format!("could not look: {}", esc(why)),
         None => format!("{} open, {} of earlier runs aborted", u.open, u.aborted),
     };
+    let failed = match &u.abort_error {
+        Some(why) => format!("; {} could not be aborted: {}", u.abort_failed, esc(why)),
+        None => String::new(),
+    };
     format!(
-        "<p class=\"uploads\">Multipart uploads at the last sweep ({} ago): {found}</p>\n",
+        "<p class=\"uploads\">Multipart uploads at the last sweep ({} ago): {found}{failed}</p>\n",
         ago(u.at, now)
     )
 }

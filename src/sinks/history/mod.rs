@@ -250,6 +250,8 @@ impl Sink for History {
             at: SystemTime::now(),
             open: s.open,
             aborted: s.aborted,
+            abort_failed: s.abort_failed,
+            abort_error: s.abort_error.clone(),
             unsupported: s.unsupported.clone(),
         });
     }
@@ -329,6 +331,9 @@ pub struct UploadsStatus {
     pub open: u64,
     /// Uploads of earlier runs, past `orphan_ttl`, that this sweep aborted.
     pub aborted: u64,
+    /// Uploads of earlier runs whose abort failed (counted in `open`), and why the last did.
+    pub abort_failed: u64,
+    pub abort_error: Option<String>,
     /// Why the sweep could not look, when the store does not list uploads (501); the probe's
     /// uploads are still aborted by the probe itself.
     pub unsupported: Option<String>,
