@@ -409,17 +409,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         t.multipart.as_ref(),
         problems,
     )
-    .and_then(|m| check_multipart(&format!("{at}.multipart"), m, s.interval, problems));
-    // The sweeps judge an upload by its key's time: one still running must not look orphaned.
-    if let Some(m) = &multipart
-        && s.orphan_ttl <= m.budget(s.timeout)
-    {
-        problems.push(format!(
-            "{at}.orphan_ttl ({}) must be longer than a multipart upload may take ({}: the timeout, at least 30s, at most [target.multipart] interval), or live uploads would be swept",
-            fmt_d(s.orphan_ttl),
-            fmt_d(m.budget(s.timeout))
-        ));
-    }
+    .and_then(|m| check_multipart(at, m, (s.interval, s.timeout, s.orphan_ttl), problems));
     // `[target.checksum]` may be left out (every algorithm); set without the probe, it is an
     // error as every probe's table is.
     let checksum = match (probes.contains(&Probe::Checksum), t.checksum.as_ref()) {

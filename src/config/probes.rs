@@ -135,13 +135,15 @@ pub const MAX_PART_SIZE: u64 = 64 << 20;
 /// Default time between two multipart uploads.
 const DEFAULT_MULTIPART_INTERVAL: Duration = Duration::from_secs(600);
 
-/// `[target.multipart]` at key path `at`, for a target whose cycles run every `interval`.
+/// `[target.multipart]` of the target at key path `target`, whose cycles run every `interval`,
+/// time out after `timeout` and whose canaries are orphans after `orphan_ttl`.
 pub(super) fn check_multipart(
-    at: &str,
+    target: &str,
     m: &RawMultipart,
-    interval: Duration,
+    (interval, timeout, orphan_ttl): (Duration, Duration, Duration),
     problems: &mut Vec<String>,
 ) -> Option<Multipart> {
+    let at = &format!("{target}.multipart");
     let before = problems.len();
     let parts = m.parts.unwrap_or(2);
     if !(2..=100).contains(&parts) {
@@ -161,11 +163,20 @@ pub(super) fn check_multipart(
             fmt_d(interval)
         ));
     }
-    (problems.len() == before).then_some(Multipart {
+    let m = Multipart {
         parts,
         part_size,
         interval: every,
-    })
+    };
+    // The sweeps judge an upload by its key's time: one still running must not look orphaned.
+    if orphan_ttl <= m.budget(timeout) {
+        problems.push(format!(
+            "{target}.orphan_ttl ({}) must be longer than a multipart upload may take ({}: the timeout, at least 30s, at most [target.multipart] interval), or live uploads would be swept",
+            fmt_d(orphan_ttl),
+            fmt_d(m.budget(timeout))
+        ));
+    }
+    (problems.len() == before).then_some(m)
 }
 
 /// `[target.checksum]` at key path `at` (left out: every algorithm).

@@ -4,13 +4,18 @@
 //! It signs like S3 (SigV4 with [`ACCESS_KEY`]/[`SECRET_KEY`]) and answers with
 //! `x-amz-request-id` and `x-amz-id-2`, so the daemon's request-ID reporting works against it.
 
+mod access;
 mod answers;
+mod checksums;
 mod control;
 pub mod faults;
 pub mod hostile;
+mod profiles;
 pub mod queue;
 pub mod replication;
 pub mod store;
+mod uploads;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,7 @@ use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use wire::{classify, error_in_200, queue_answer};
 
 pub use control::{FaultScope, demo_router};
 pub use faults::{BucketProfile, FaultConfig, Faults, HttpFault, InjectedError, Op, Profiles};
@@ -407,71 +413,6 @@ impl s3s::access::S3Access for PublicReads {
             Err(s3s::s3_error!(AccessDenied, "Signature is required"))
         }
     }
-}
-
-/// `200 OK` with S3's `<Error>` body, as S3 answers a CompleteMultipartUpload that failed after
-/// the status was sent.
-fn error_in_200(n: u64) -> http::Response<s3s::Body> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
-         <Message>We encountered an internal error. Please try again.</Message>\
-         <RequestId>{n:016X}</RequestId></Error>"
-    );
-    http::Response::builder()
-        .status(200)
-        .header("content-type", "application/xml")
-        .header("x-amz-request-id", format!("{n:016X}"))
-        .body(s3s::Body::from(body))
-        .expect("a valid response")
-}
-
-/// Answers an SQS request of the embedded queues (its body read up to 1 MiB).
-async fn queue_answer(
-    queues: &queue::Queues,
-    target: &str,
-    req: http::Request<hyper::body::Incoming>,
-) -> http::Response<s3s::Body> {
-    let body =
-        http_body_util::BodyExt::collect(http_body_util::Limited::new(req.into_body(), 1 << 20))
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-    let (status, json) = queues.handle(target, &body).await;
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.0")
-        .header(
-            "x-amzn-requestid",
-            format!("{:016x}", rand::random::<u64>()),
-        )
-        .body(s3s::Body::from(json))
-        .expect("a valid response")
-}
-
-fn classify<B>(req: &http::Request<B>) -> (String, Op) {
-    let path = req.uri().path().trim_start_matches('/');
-    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
-    let query = req.uri().query().unwrap_or("");
-    let has = |name: &str| {
-        query
-            .split('&')
-            .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == name)
-    };
-    let object = !key.is_empty();
-    let op = match *req.method() {
-        http::Method::PUT if object && has("uploadId") => Op::UploadPart,
-        http::Method::PUT if object => Op::PutObject,
-        http::Method::POST if object && has("uploads") => Op::CreateMultipartUpload,
-        http::Method::POST if object && has("uploadId") => Op::CompleteMultipartUpload,
-        http::Method::DELETE if object && has("uploadId") => Op::AbortMultipartUpload,
-        http::Method::GET if !object && has("uploads") => Op::ListMultipartUploads,
-        http::Method::GET if !object && query.contains("list-type=2") => Op::ListObjectsV2,
-        http::Method::GET if object => Op::GetObject,
-        http::Method::HEAD if object => Op::HeadObject,
-        http::Method::DELETE if object => Op::DeleteObject,
-        _ => Op::Other,
-    };
-    (bucket.to_string(), op)
 }
 
 impl Drop for EmbeddedS3 {

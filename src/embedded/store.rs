@@ -14,45 +14,10 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 use tokio::time::Instant;
 
+pub use super::access::{Access, AccessLog};
+use super::checksums::{self, has_trailer, trailers_refused, wrong};
 use super::faults::{FaultConfig, Faults, Op};
 use super::replication::Replicator;
-
-/// One object access the server answered (or was asked for).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
-    pub op: Op,
-    pub bucket: String,
-    /// The key, or the prefix of a listing ("" when the listing had none).
-    pub key: String,
-}
-
-/// Every object access, in order (bounded: the oldest entries are dropped past 1,000,000).
-#[derive(Debug, Default)]
-pub struct AccessLog(Mutex<Vec<Access>>);
-
-impl AccessLog {
-    fn push(&self, op: Op, bucket: &str, key: &str) {
-        let mut v = self.0.lock().unwrap();
-        if v.len() >= 1_000_000 {
-            v.drain(..1000);
-        }
-        v.push(Access {
-            op,
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        });
-    }
-
-    /// A copy of the log.
-    pub fn entries(&self) -> Vec<Access> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// How many requests of `op` were answered.
-    pub fn count(&self, op: Op) -> usize {
-        self.0.lock().unwrap().iter().filter(|a| a.op == op).count()
-    }
-}
 
 /// What the fault layer remembers of a key to serve stale views of it.
 #[derive(Debug, Clone)]
@@ -70,28 +35,19 @@ const HISTORY_TTL: Duration = Duration::from_secs(600);
 
 /// s3s-fs plus atomic conditional writes, an access log and faults.
 pub struct Store {
-    fs: FileSystem,
-    root: std::path::PathBuf,
+    pub(super) fs: FileSystem,
+    pub(super) root: std::path::PathBuf,
     faults: Arc<Faults>,
     log: Arc<AccessLog>,
-    replication: Arc<Replicator>,
+    pub(super) replication: Arc<Replicator>,
     /// Event notifications of acknowledged changes.
-    queues: Arc<super::queue::Queues>,
+    pub(super) queues: Arc<super::queue::Queues>,
     /// Striped locks: writes to one key are serialised, so a conditional check and its write
     /// are atomic (s3s-fs checks and writes in two steps).
     locks: Vec<tokio::sync::Mutex<()>>,
     history: Mutex<HashMap<(String, String), History>>,
     /// Multipart uploads in progress (s3s-fs does not list them): bucket, key, id, initiated.
-    uploads: Mutex<Vec<Upload>>,
-}
-
-/// A multipart upload created and neither completed nor aborted.
-#[derive(Debug, Clone)]
-struct Upload {
-    bucket: String,
-    key: String,
-    id: String,
-    initiated: std::time::SystemTime,
+    pub(super) uploads: Mutex<Vec<super::uploads::Upload>>,
 }
 
 impl Store {
@@ -116,7 +72,15 @@ impl Store {
         }
     }
 
-    fn lock_for(&self, bucket: &str, key: &str) -> &tokio::sync::Mutex<()> {
+    /// Forgets what the fault layer remembers of a key (a new object replaced it).
+    pub(super) fn forget(&self, bucket: &str, key: &str) {
+        self.history
+            .lock()
+            .unwrap()
+            .remove(&(bucket.to_string(), key.to_string()));
+    }
+
+    pub(super) fn lock_for(&self, bucket: &str, key: &str) -> &tokio::sync::Mutex<()> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (bucket, key).hash(&mut h);
@@ -124,7 +88,7 @@ impl Store {
     }
 
     /// Logs the access, then applies latency, hangs and injected errors.
-    async fn enter(&self, op: Op, bucket: &str, key: &str) -> S3Result<FaultConfig> {
+    pub(super) async fn enter(&self, op: Op, bucket: &str, key: &str) -> S3Result<FaultConfig> {
         self.log.push(op, bucket, key);
         let f = self.faults.take_for(bucket);
         let delay = f.delay(op);
@@ -189,62 +153,6 @@ impl Store {
     }
 }
 
-/// Whether an upload's body is aws-chunked with trailing headers (a trailing checksum), as
-/// current SDKs send streaming bodies.
-fn has_trailer(headers: &http::HeaderMap) -> bool {
-    headers.contains_key("x-amz-trailer")
-        || headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("STREAMING-") && v.ends_with("-TRAILER"))
-}
-
-/// `body` aws-chunked again, as it came over the wire: one chunk, the last chunk and the
-/// trailer the request announced (`x-amz-trailer`) with the checksum it carried.
-fn chunked_again(body: &[u8], headers: &http::HeaderMap, i: &PutObjectInput) -> bytes::Bytes {
-    let name = headers
-        .get("x-amz-trailer")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("x-amz-checksum-crc32");
-    let value = [
-        &i.checksum_crc32,
-        &i.checksum_crc32c,
-        &i.checksum_crc64nvme,
-        &i.checksum_sha1,
-        &i.checksum_sha256,
-    ]
-    .into_iter()
-    .find_map(|v| v.clone())
-    .unwrap_or_default();
-    let mut out = format!("{:x}\r\n", body.len()).into_bytes();
-    out.extend_from_slice(body);
-    out.extend_from_slice(format!("\r\n0\r\n{name}:{value}\r\n\r\n").as_bytes());
-    out.into()
-}
-
-/// The 501 Cloudflare R2 and some gateways answered to trailer uploads.
-fn trailers_refused() -> S3Error {
-    let mut e = S3Error::with_message(
-        S3ErrorCode::NotImplemented,
-        "STREAMING-UNSIGNED-PAYLOAD-TRAILER not implemented",
-    );
-    e.set_status_code(http::StatusCode::NOT_IMPLEMENTED);
-    e
-}
-
-/// A checksum value of the same form that is not `v`: its first byte flipped.
-fn wrong(v: &mut Option<String>) {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    if let Some(s) = v
-        && let Ok(mut raw) = b64.decode(s.as_bytes())
-        && let Some(first) = raw.first_mut()
-    {
-        *first ^= 0xff;
-        *s = b64.encode(raw);
-    }
-}
-
 fn etag_of(b: &[u8]) -> ETag {
     ETag::Strong(crate::canary::md5_hex(b))
 }
@@ -305,41 +213,8 @@ impl S3 for Store {
             req.input.if_match = None;
             req.input.if_none_match = None;
         }
-        let mut body = collect(req.input.body.take()).await?;
-        if f.keep_chunked && has_trailer(&req.headers) {
-            body = chunked_again(&body, &req.headers, &req.input);
-            req.input.content_length = Some(body.len() as i64);
-        }
-        req.input.body = Some(StreamingBlob::from(s3s::Body::from(body.clone())));
-        if f.drop_checksums {
-            let i = &mut req.input;
-            (i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme) = (None, None, None);
-            (i.checksum_sha1, i.checksum_sha256, i.checksum_algorithm) = (None, None, None);
-            i.content_md5 = None;
-            req.trailing_headers = None;
-        }
-        if f.ignore_checksums {
-            // Whatever was sent, the object keeps the checksum of its bytes.
-            use aws_smithy_checksums::ChecksumAlgorithm as C;
-            let i = &mut req.input;
-            let right = |c: C| {
-                let mut h = c.into_impl();
-                h.update(&body);
-                String::from_utf8_lossy(h.header_value().as_bytes()).into_owned()
-            };
-            for (v, c) in [
-                (&mut i.checksum_crc32, C::Crc32),
-                (&mut i.checksum_crc32c, C::Crc32c),
-                (&mut i.checksum_crc64nvme, C::Crc64Nvme),
-                (&mut i.checksum_sha1, C::Sha1),
-                (&mut i.checksum_sha256, C::Sha256),
-            ] {
-                if v.is_some() {
-                    *v = Some(right(c));
-                }
-            }
-            i.content_md5 = None;
-        }
+        let body = collect(req.input.body.take()).await?;
+        let body = checksums::upload(&f, &mut req, body);
         let _guard = self.lock_for(&bucket, &key).lock().await;
         let out = match self.fs.put_object(req).await {
             Ok(out) => out,
@@ -540,119 +415,34 @@ impl S3 for Store {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        self.enter(Op::CreateMultipartUpload, &bucket, &key).await?;
-        let out = self.fs.create_multipart_upload(req).await?;
-        if let Some(id) = &out.output.upload_id {
-            self.uploads.lock().unwrap().push(Upload {
-                bucket,
-                key,
-                id: id.clone(),
-                initiated: std::time::SystemTime::now(),
-            });
-        }
-        Ok(out)
+        self.create_upload(req).await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let f = self.enter(Op::UploadPart, &bucket, &key).await?;
-        if f.refuse_trailers && has_trailer(&req.headers) {
-            return Err(trailers_refused());
-        }
-        self.fs.upload_part(req).await
+        self.part(req).await
     }
 
     async fn complete_multipart_upload(
         &self,
-        mut req: S3Request<CompleteMultipartUploadInput>,
+        req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let id = req.input.upload_id.clone();
-        let f = self
-            .enter(Op::CompleteMultipartUpload, &bucket, &key)
-            .await?;
-        if f.lose_part
-            && let Some(parts) = req
-                .input
-                .multipart_upload
-                .as_mut()
-                .and_then(|m| m.parts.as_mut())
-            && parts.len() > 1
-        {
-            parts.pop();
-        }
-        let _guard = self.lock_for(&bucket, &key).lock().await;
-        let out = self.fs.complete_multipart_upload(req).await?;
-        self.uploads.lock().unwrap().retain(|u| u.id != id);
-        self.history
-            .lock()
-            .unwrap()
-            .remove(&(bucket.clone(), key.clone()));
-        self.replication.on_write(&self.root, &bucket, &key);
-        self.queues
-            .on_change(&bucket, &key, crate::s3::Change::Created, f.drops_event());
-        Ok(out)
+        self.complete_upload(req).await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let id = req.input.upload_id.clone();
-        self.enter(Op::AbortMultipartUpload, &bucket, &key).await?;
-        if !self.uploads.lock().unwrap().iter().any(|u| u.id == id) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NoSuchUpload,
-                "The specified upload does not exist.",
-            ));
-        }
-        let out = self.fs.abort_multipart_upload(req).await?;
-        self.uploads.lock().unwrap().retain(|u| u.id != id);
-        Ok(out)
+        self.abort_upload(req).await
     }
 
-    /// ListMultipartUploads under a prefix (one page of at most `max-uploads`, 1000 by
-    /// default), oldest key first as S3 sorts them.
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let bucket = req.input.bucket.clone();
-        let prefix = req.input.prefix.clone().unwrap_or_default();
-        self.enter(Op::ListMultipartUploads, &bucket, &prefix)
-            .await?;
-        let max = req.input.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
-        let mut mine: Vec<Upload> = self
-            .uploads
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|u| u.bucket == bucket && u.key.starts_with(&prefix))
-            .cloned()
-            .collect();
-        mine.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
-        let truncated = mine.len() > max;
-        mine.truncate(max);
-        let uploads = mine
-            .into_iter()
-            .map(|u| MultipartUpload {
-                key: Some(u.key),
-                upload_id: Some(u.id),
-                initiated: Some(Timestamp::from(u.initiated)),
-                ..Default::default()
-            })
-            .collect();
-        Ok(S3Response::new(ListMultipartUploadsOutput {
-            bucket: Some(bucket),
-            prefix: Some(prefix),
-            is_truncated: Some(truncated),
-            uploads: Some(uploads),
-            ..Default::default()
-        }))
+        self.list_uploads(req).await
     }
 }

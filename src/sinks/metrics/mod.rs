@@ -366,40 +366,21 @@ impl Metrics {
             registry,
             collectors: Vec::new(),
         };
-        m.add(m.probe_runs.clone());
-        m.add(m.probe_failures.clone());
-        m.add(m.probe_success.clone());
-        m.add(m.consecutive_failures.clone());
-        m.add(m.probe_duration.clone());
-        m.add(m.last_success.clone());
-        m.add(m.request_duration.clone());
-        m.add(m.request_errors.clone());
-        m.add(m.violations.clone());
-        m.add(m.staleness.clone());
-        m.add(m.cycles_skipped.clone());
-        m.add(m.orphans_deleted.clone());
-        m.add(m.event_delivery.clone());
-        m.add(m.events_expected.clone());
-        m.add(m.events_lost.clone());
-        m.add(m.event_duplicates.clone());
-        m.add(m.events_pending.clone());
-        m.add(m.events_oldest_pending.clone());
-        m.add(m.foreign_messages.clone());
-        m.add(m.durability_objects.clone());
-        m.add(m.multipart_uploads_open.clone());
-        m.add(m.clock_skew.clone());
-        m.add(m.replication_canaries.clone());
-        m.add(m.replication_lag.clone());
-        m.add(m.replication_pending.clone());
-        m.add(m.replication_oldest_pending.clone());
-        m.add(m.replication_timeouts.clone());
-        m.add(m.replication_failures.clone());
-        m.add(m.cloudwatch_publish.clone());
-        m.add(m.cloudwatch_dropped.clone());
-        m.add(m.target_interval.clone());
-        m.add(m.build_info.clone());
-        m.add(m.reload_successful.clone());
-        m.add(m.reload_success_timestamp.clone());
+        // Every family, registered (names and label sets checked once) and kept to render.
+        macro_rules! add_all {
+            ($($family:ident),*,) => {$( m.add(m.$family.clone()); )*};
+        }
+        #[rustfmt::skip]
+        add_all!(
+            probe_runs, probe_failures, probe_success, consecutive_failures, probe_duration,
+            last_success, request_duration, request_errors, violations, staleness, cycles_skipped,
+            orphans_deleted, event_delivery, events_expected, events_lost, event_duplicates,
+            events_pending, events_oldest_pending, foreign_messages, durability_objects,
+            multipart_uploads_open, clock_skew, replication_canaries, replication_lag,
+            replication_pending, replication_oldest_pending, replication_timeouts,
+            replication_failures, cloudwatch_publish, cloudwatch_dropped, target_interval,
+            build_info, reload_successful, reload_success_timestamp,
+        );
         #[cfg(target_os = "linux")]
         m.collectors.push(Box::new(process::Process::new()));
         // Families come out sorted by name, as a Registry would write them.
