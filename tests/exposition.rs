@@ -2,7 +2,8 @@
 //! reports, request attempts, skips, sweeps and replication outcomes is recorded and the
 //! rendered text compared with `tests/testdata/metrics.txt` (written before the architecture
 //! step moved the code that produces it; changed since only where behaviour was meant to change:
-//! an ignored precondition is no longer observed in `s3canary_staleness_seconds`).
+//! an ignored precondition is no longer observed in `s3canary_staleness_seconds`, and
+//! `s3canary_credentials_refresh_failures_total` exists at 0 for every target).
 //!
 //! To accept an intended change of the exposition, run with `S3CANARY_BLESS=1` and review the
 //! diff of the testdata file.

@@ -39,6 +39,15 @@ pub trait Sink: Send + Sync {
     /// An answer of S3 to the target carried a `Date`: the local clock minus it, in whole
     /// seconds.
     fn clock_skew(&self, _t: &TargetLabels, _seconds: i64) {}
+    /// The credentials the target's requests are signed with: when they expire (None for
+    /// static keys) and how many loads of them failed since the start.
+    fn credentials(
+        &self,
+        _t: &TargetLabels,
+        _expiry: Option<std::time::SystemTime>,
+        _failures: u64,
+    ) {
+    }
     /// A replication pair is scheduled.
     fn pair_added(&self, _p: &PairLabels) {}
     /// A replication pair was removed or changed by a reload.
@@ -97,6 +106,11 @@ impl Sink for Sinks {
     }
     fn clock_skew(&self, t: &TargetLabels, seconds: i64) {
         self.0.iter().for_each(|s| s.clock_skew(t, seconds));
+    }
+    fn credentials(&self, t: &TargetLabels, expiry: Option<std::time::SystemTime>, failures: u64) {
+        self.0
+            .iter()
+            .for_each(|s| s.credentials(t, expiry, failures));
     }
     fn orphans_swept(&self, t: &TargetLabels, n: u64) {
         self.0.iter().for_each(|s| s.orphans_swept(t, n));

@@ -14,6 +14,7 @@ use aws_sdk_s3::config::{
 };
 
 use super::Bucket;
+use super::credentials::{CredentialWatch, Watched};
 use super::limit::BodyLimit;
 use super::recorder::{AttemptRecorder, Recording};
 use super::words::Peer;
@@ -45,6 +46,9 @@ impl ClientKey {
     }
 }
 
+/// The clients built so far, each with the watch of the credentials it signs with.
+type Clients = HashMap<ClientKey, (aws_sdk_s3::Client, Arc<CredentialWatch>)>;
+
 /// Builds clients; holds what every client shares.
 #[derive(Clone, Default)]
 pub struct ClientFactory {
@@ -54,11 +58,13 @@ pub struct ClientFactory {
     /// HTTP client (and TLS setup and connection pool) and one credentials cache for all
     /// targets, instead of one per target.
     base: Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
+    /// The base configuration's credentials, watched (clients without a role of their own).
+    base_watch: Arc<CredentialWatch>,
     /// One client per distinct [`ClientKey`]. A client costs about 20 KiB (its runtime
     /// plugins and configuration layers); a thousand targets in one region need one, not a
     /// thousand. Entries live as long as the factory; a reload that changes regions or
     /// endpoints adds a few.
-    clients: Arc<tokio::sync::Mutex<HashMap<ClientKey, aws_sdk_s3::Client>>>,
+    clients: Arc<tokio::sync::Mutex<Clients>>,
 }
 
 impl ClientFactory {
@@ -73,7 +79,7 @@ impl ClientFactory {
     /// The bucket of `t`, its request attempts reported to `sink` under the target's labels.
     pub async fn bucket(&self, t: &Target, sink: Arc<dyn Sink>) -> Bucket {
         let key = ClientKey::of(t);
-        let client = {
+        let (client, credentials) = {
             let mut clients = self.clients.lock().await;
             match clients.get(&key) {
                 Some(c) => c.clone(),
@@ -93,6 +99,7 @@ impl ClientFactory {
             recording: Arc::new(Recording {
                 sink,
                 labels: t.labels(),
+                credentials,
             }),
             changes: None,
             turns: Arc::default(),
@@ -125,7 +132,15 @@ impl ClientFactory {
                         .or_else("us-east-1"),
                     ),
                 };
-                loader.load().await
+                let config = loader.load().await;
+                // Every load of the chain's credentials is watched (expiry, failures).
+                match config.credentials_provider() {
+                    Some(p) => config
+                        .into_builder()
+                        .credentials_provider(Watched::provider(p, self.base_watch.clone()))
+                        .build(),
+                    None => config,
+                }
             })
             .await
     }
@@ -171,10 +186,11 @@ impl ClientFactory {
     /// A client for targets with `key`: their region, endpoint and path style, optional
     /// assumed role, timeouts derived from the cycle timeout, at most [`MAX_ATTEMPTS`]
     /// attempts, and the attempt recorder (which also bounds answers).
-    async fn client(&self, key: &ClientKey) -> aws_sdk_s3::Client {
+    async fn client(&self, key: &ClientKey) -> (aws_sdk_s3::Client, Arc<CredentialWatch>) {
         let region = Region::new(key.region.clone());
         let base = self.base().await;
         let mut b = aws_sdk_s3::config::Builder::from(base).region(region.clone());
+        let mut watch = self.base_watch.clone();
         if let Some(arn) = &key.role_arn {
             let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
                 .session_name("s3canary")
@@ -182,7 +198,12 @@ impl ClientFactory {
                 .configure(base)
                 .build()
                 .await;
-            b = b.credentials_provider(provider);
+            // The role's own sessions, watched apart from the chain that assumes it.
+            watch = Arc::new(CredentialWatch::default());
+            b = b.credentials_provider(Watched::provider(
+                SharedCredentialsProvider::new(provider),
+                watch.clone(),
+            ));
         }
         if let Some(e) = &key.endpoint {
             b = b.endpoint_url(e);
@@ -209,7 +230,7 @@ impl ClientFactory {
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             // The recorder also bounds every answer's body (BodyLimit).
             .interceptor(AttemptRecorder);
-        aws_sdk_s3::Client::from_conf(b.build())
+        (aws_sdk_s3::Client::from_conf(b.build()), watch)
     }
 }
 

@@ -28,6 +28,8 @@ use crate::report::{TargetLabels, bounded_code};
 pub(crate) struct Recording {
     pub sink: Arc<dyn Sink>,
     pub labels: TargetLabels,
+    /// The credentials of the target's client, watched.
+    pub credentials: Arc<super::credentials::CredentialWatch>,
 }
 
 impl std::fmt::Debug for Recording {
@@ -120,6 +122,13 @@ impl Intercept for AttemptRecorder {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // Requests are only sent through a bucket, which always sets the recording.
+        let Ok(rec) = RECORDING.try_with(Arc::clone) else {
+            return Ok(());
+        };
+        // Every attempt resolved the credentials first (from the cache, or by a load).
+        let c = &rec.credentials;
+        rec.sink.credentials(&rec.labels, c.expiry(), c.failures());
         // An attempt that failed before transmitting (signing, credentials) has no start.
         let Some(start) = cfg.load::<AttemptStart>().cloned() else {
             return Ok(());
@@ -128,10 +137,6 @@ impl Intercept for AttemptRecorder {
             .load::<Metadata>()
             .map(|m| m.name().to_string())
             .unwrap_or_else(|| "other".into());
-        // Requests are only sent through a bucket, which always sets the recording.
-        let Ok(rec) = RECORDING.try_with(Arc::clone) else {
-            return Ok(());
-        };
         let reached = !matches!(ctx.output_or_error(), Some(Err(e)) if never_connected(e));
         let _ = SENT.try_with(|s| {
             if reached {

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub durability_objects: series::GaugeVec,
     pub multipart_uploads_open: series::GaugeVec,
     pub clock_skew: series::GaugeVec,
+    pub credentials_expiry: series::GaugeVec,
+    pub credentials_failures: series::CounterVec,
     pub replication_canaries: series::CounterVec,
     pub replication_lag: series::HistogramVec,
     pub replication_pending: series::GaugeVec,
@@ -89,6 +91,10 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let opts = |name: &str, help: &str| Opts::new(name, help).const_labels(cl.clone());
+        // A per-target gauge with no labels of its own.
+        let gauge = |name: &str, help: &str| {
+            series::GaugeVec::new(opts(name, help), TARGET_LABELS).unwrap()
+        };
         let hopts = |name: &str, help: &str, buckets: &[f64]| {
             HistogramOpts::new(name, help)
                 .const_labels(cl.clone())
@@ -230,22 +236,14 @@ impl Metrics {
                 &l(&["event"]),
             )
             .unwrap(),
-            events_pending: series::GaugeVec::new(
-                opts(
-                    "s3canary_event_pending",
-                    "Expected S3 event notifications not yet received.",
-                ),
-                TARGET_LABELS,
-            )
-            .unwrap(),
-            events_oldest_pending: series::GaugeVec::new(
-                opts(
-                    "s3canary_event_oldest_pending_seconds",
-                    "Age of the oldest expected notification not yet received (0 when none).",
-                ),
-                TARGET_LABELS,
-            )
-            .unwrap(),
+            events_pending: gauge(
+                "s3canary_event_pending",
+                "Expected S3 event notifications not yet received.",
+            ),
+            events_oldest_pending: gauge(
+                "s3canary_event_oldest_pending_seconds",
+                "Age of the oldest expected notification not yet received (0 when none).",
+            ),
             durability_objects: series::GaugeVec::new(
                 opts(
                     "s3canary_durability_objects",
@@ -254,18 +252,22 @@ impl Metrics {
                 &l(&["state"]),
             )
             .unwrap(),
-            multipart_uploads_open: series::GaugeVec::new(
+            multipart_uploads_open: gauge(
+                "s3canary_multipart_uploads_open",
+                "The multipart probe's uploads under the prefix still open after the last sweep (in flight or younger than orphan_ttl).",
+            ),
+            clock_skew: gauge(
+                "s3canary_clock_skew_seconds",
+                "This host's clock minus the Date of S3's latest answer to the target, in whole seconds (S3 refuses requests signed more than 15 minutes off).",
+            ),
+            credentials_expiry: gauge(
+                "s3canary_credentials_expiry_timestamp_seconds",
+                "When the credentials the target's requests are signed with expire (absent for static keys).",
+            ),
+            credentials_failures: series::CounterVec::new(
                 opts(
-                    "s3canary_multipart_uploads_open",
-                    "The multipart probe's uploads under the prefix still open after the last sweep (in flight or younger than orphan_ttl).",
-                ),
-                TARGET_LABELS,
-            )
-            .unwrap(),
-            clock_skew: series::GaugeVec::new(
-                opts(
-                    "s3canary_clock_skew_seconds",
-                    "This host's clock minus the Date of S3's latest answer to the target, in whole seconds (S3 refuses requests signed more than 15 minutes off).",
+                    "s3canary_credentials_refresh_failures_total",
+                    "Loads of the target's credentials that failed (the chain found nothing, the token file is gone, STS refused or did not answer).",
                 ),
                 TARGET_LABELS,
             )
@@ -340,14 +342,10 @@ impl Metrics {
                 "CloudWatch datums dropped because the queue was full.",
             ))
             .unwrap(),
-            target_interval: series::GaugeVec::new(
-                opts(
-                    "s3canary_target_interval_seconds",
-                    "Configured probe interval of the target (for staleness alerts).",
-                ),
-                TARGET_LABELS,
-            )
-            .unwrap(),
+            target_interval: gauge(
+                "s3canary_target_interval_seconds",
+                "Configured probe interval of the target (for staleness alerts).",
+            ),
             build_info: series::GaugeVec::new(
                 opts("s3canary_build_info", "Always 1; the version label says which build."),
                 &["version"],
@@ -376,7 +374,7 @@ impl Metrics {
             last_success, request_duration, request_errors, violations, staleness, cycles_skipped,
             orphans_deleted, event_delivery, events_expected, events_lost, event_duplicates,
             events_pending, events_oldest_pending, foreign_messages, durability_objects,
-            multipart_uploads_open, clock_skew, replication_canaries, replication_lag,
+            multipart_uploads_open, clock_skew, credentials_expiry, credentials_failures, replication_canaries, replication_lag,
             replication_pending, replication_oldest_pending, replication_timeouts,
             replication_failures, cloudwatch_publish, cloudwatch_dropped, target_interval,
             build_info, reload_successful, reload_success_timestamp,

@@ -69,6 +69,7 @@ impl Sink for Metrics {
             }
         }
         self.cycles_skipped.with_label_values(&tl.with(&[]));
+        self.credentials_failures.with_label_values(&tl.with(&[]));
         self.target_interval
             .with_label_values(&tl.with(&[]))
             .set(t.interval.as_secs_f64());
@@ -154,6 +155,19 @@ impl Sink for Metrics {
             self.multipart_uploads_open
                 .with_label_values(&tl.with(&[]))
                 .set(s.open as f64);
+        }
+    }
+
+    fn credentials(&self, tl: &TargetLabels, expiry: Option<std::time::SystemTime>, failures: u64) {
+        if let Some(at) = expiry {
+            self.credentials_expiry
+                .with_label_values(&tl.with(&[]))
+                .set(unix_seconds(at));
+        }
+        // The watch counts per client; each target's counter follows it (never backwards).
+        let counter = self.credentials_failures.with_label_values(&tl.with(&[]));
+        if failures > counter.get() {
+            counter.inc_by(failures - counter.get());
         }
     }
 
