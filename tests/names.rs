@@ -106,6 +106,10 @@ fn every_cloudwatch_metric_of_every_probe_is_documented() {
     mirror.cycle(&t, &report);
     let upload = ProbeResult::ran(Probe::Multipart, Ok(()), Duration::from_secs(2));
     mirror.result(&t, "k", &upload);
+    // Every target's clock skew, and the expiry of temporary credentials.
+    mirror.clock_skew(&t, 2);
+    let expiry = SystemTime::now() + Duration::from_secs(3600);
+    mirror.credentials(&t, Some(expiry), 0);
     let kind = EventKind::ObjectCreated;
     mirror.event(&t, &EventReport::Expected(kind));
     let after = Duration::from_secs(1);

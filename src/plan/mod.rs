@@ -256,12 +256,13 @@ pub fn sqs_monthly(cfg: &Config) -> Vec<(String, f64, f64)> {
 }
 
 /// CloudWatch custom metrics the mirror publishes: SuccessRate and Latency per target and
-/// step probe, Event_Delivery_Latency and Event_Lost for the events probe, Replication_Lag and
-/// Replication_Pending per pair.
+/// step probe, Event_Delivery_Latency and Event_Lost for the events probe, ClockSkew per
+/// target, Replication_Lag and Replication_Pending per pair (and Credentials_ExpiresIn per
+/// target with temporary credentials, which the config does not tell).
 pub fn cloudwatch_metrics(cfg: &Config) -> usize {
     cfg.targets
         .iter()
-        .map(|t| 2 * t.probes.len())
+        .map(|t| 2 * t.probes.len() + 1)
         .sum::<usize>()
         + 2 * cfg.replications.len()
 }

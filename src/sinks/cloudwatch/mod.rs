@@ -71,6 +71,9 @@ struct Agg {
     events: BTreeMap<String, (BTreeMap<u64, u32>, u64)>,
     /// bucket -> objects of the durability set lost, as last counted
     durability_lost: BTreeMap<String, u32>,
+    /// (bucket, region, name) -> the latest value of a per-target gauge in seconds: the clock
+    /// skew, and how long until the credentials expire.
+    gauges: BTreeMap<(String, String, &'static str), f64>,
 }
 
 /// Replication pair -> (source bucket, destination bucket, canaries in flight), as last
@@ -239,6 +242,18 @@ impl Mirror {
                     .build(),
             );
         }
+        for ((bucket, region, name), v) in &agg.gauges {
+            datums.push(
+                MetricDatum::builder()
+                    .metric_name(format!("S3Consistency_{name}"))
+                    .set_dimensions(Some(vec![dim("BucketName", bucket), dim("Region", region)]))
+                    .unit(StandardUnit::Seconds)
+                    .value(*v)
+                    .timestamp(at)
+                    .storage_resolution(res)
+                    .build(),
+            );
+        }
         for (bucket, lost) in &agg.durability_lost {
             datums.push(
                 MetricDatum::builder()
@@ -329,6 +344,25 @@ impl Sink for Mirror {
     }
 
     /// The lost objects of the durability set, per bucket.
+    /// The host clock minus S3's, as last seen (`S3Consistency_ClockSkew`).
+    fn clock_skew(&self, t: &TargetLabels, seconds: i64) {
+        let key = (t.bucket.clone(), t.region.clone(), "ClockSkew");
+        self.agg.lock().unwrap().gauges.insert(key, seconds as f64);
+    }
+
+    /// How long until the credentials in use expire (`S3Consistency_Credentials_ExpiresIn`;
+    /// none for static keys).
+    fn credentials(&self, t: &TargetLabels, expiry: Option<SystemTime>, _failures: u64) {
+        if let Some(at) = expiry {
+            let left = match at.duration_since(SystemTime::now()) {
+                Ok(d) => d.as_secs_f64(),
+                Err(e) => -e.duration().as_secs_f64(),
+            };
+            let key = (t.bucket.clone(), t.region.clone(), "Credentials_ExpiresIn");
+            self.agg.lock().unwrap().gauges.insert(key, left.round());
+        }
+    }
+
     fn durability(&self, t: &TargetLabels, c: crate::report::DurabilityCount) {
         let mut agg = self.agg.lock().unwrap();
         agg.durability_lost.insert(t.bucket.clone(), c.lost);
@@ -351,92 +385,4 @@ impl Sink for Mirror {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::sender::estimated_size;
-    use super::*;
-
-    #[test]
-    fn batches_stay_within_the_api_limits() {
-        let mut q: VecDeque<MetricDatum> = (0..2500)
-            .map(|i| {
-                MetricDatum::builder()
-                    .metric_name(format!("S3Consistency_Put_Latency{i}"))
-                    .set_values(Some((0..150).map(f64::from).collect()))
-                    .set_counts(Some(vec![1.0; 150]))
-                    .build()
-            })
-            .collect();
-        let mut sizes = Vec::new();
-        while !q.is_empty() {
-            let b = next_batch(&mut q);
-            assert!(b.len() <= MAX_DATUMS_PER_CALL);
-            assert!(b.iter().map(estimated_size).sum::<usize>() <= MAX_BYTES_PER_CALL);
-            sizes.push(b.len());
-        }
-        assert_eq!(sizes.iter().sum::<usize>(), 2500);
-        assert!(
-            sizes.len() > 3,
-            "large datums must split by size: {sizes:?}"
-        );
-    }
-
-    #[test]
-    fn long_value_lists_split_at_150_values() {
-        let values: BTreeMap<u64, u32> = (0..400).map(|v| (v, 1)).collect();
-        let d = values_datums(
-            "x",
-            &[],
-            StandardUnit::Milliseconds,
-            &values,
-            10.0,
-            DateTime::from_secs(0),
-            60,
-        );
-        assert_eq!(
-            d.iter().map(|d| d.values().len()).collect::<Vec<_>>(),
-            vec![150, 150, 100]
-        );
-        assert_eq!(d[0].values()[1], 0.1);
-    }
-
-    #[test]
-    fn events_are_published_as_delivery_latency_and_lost_per_bucket() {
-        let metrics = Arc::new(Metrics::new(&Default::default()));
-        let m = Mirror::new(CloudWatchSection::default(), metrics);
-        let t = TargetLabels {
-            target: "t".into(),
-            bucket: "b".into(),
-            region: "us-east-1".into(),
-        };
-        let kind = crate::report::EventKind::ObjectCreated;
-        m.event(&t, &EventReport::Expected(kind));
-        for ms in [250, 250, 1500] {
-            let after = Duration::from_millis(ms);
-            let key = "k".to_string();
-            m.event(&t, &EventReport::Delivered { kind, after, key });
-        }
-        m.event(
-            &t,
-            &EventReport::Lost {
-                kind,
-                key: "k".into(),
-                after: Duration::from_secs(300),
-            },
-        );
-        assert_eq!(m.flush(SystemTime::now()), 2);
-        let q = m.queue.lock().unwrap();
-        let latency = q
-            .iter()
-            .find(|d| d.metric_name() == Some("S3Consistency_Event_Delivery_Latency"))
-            .unwrap();
-        assert_eq!(latency.values(), &[0.25, 1.5]);
-        assert_eq!(latency.counts(), &[2.0, 1.0]);
-        assert_eq!(latency.unit(), Some(&StandardUnit::Seconds));
-        let lost = q
-            .iter()
-            .find(|d| d.metric_name() == Some("S3Consistency_Event_Lost"))
-            .unwrap();
-        assert_eq!(lost.value(), Some(1.0));
-        assert_eq!(lost.dimensions()[0].value(), Some("b"));
-    }
-}
+mod tests;
