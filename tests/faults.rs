@@ -118,14 +118,7 @@ async fn answers_that_come_from_kms_get_their_own_reasons() {
             vec![("put".to_string(), reason)],
             "{code}"
         );
-        let f = report
-            .results
-            .iter()
-            .find_map(|r| match &r.outcome {
-                Some(Outcome::Failure(f)) => Some(f.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let f = first_failure(&report);
         assert_eq!(f.code.as_deref(), Some(code));
         assert!(f.message.contains(words), "{code}: {}", f.message);
         let text = r.metrics.render();
@@ -484,14 +477,7 @@ async fn credentials_clock_region_and_denials_are_told_apart() {
             vec![("put".to_string(), reason)],
             "{profile}"
         );
-        let f = report
-            .results
-            .iter()
-            .find_map(|r| match &r.outcome {
-                Some(Outcome::Failure(f)) => Some(f.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let f = first_failure(&report);
         assert_eq!(f.code.as_deref(), Some(code), "{profile}");
         assert!(f.message.contains(words), "{profile}: {}", f.message);
         let text = r.metrics.render();
@@ -528,4 +514,16 @@ async fn a_redirect_without_the_bucket_region_is_not_a_wrong_region() {
     let got = failures(&report);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_ne!(got[0].1, Reason::WrongRegion, "{got:?}");
+}
+
+/// The first failure of a cycle (the test asserted there is one).
+fn first_failure(report: &CycleReport) -> s3canary::report::Failure {
+    report
+        .results
+        .iter()
+        .find_map(|r| match &r.outcome {
+            Some(Outcome::Failure(f)) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a failed step")
 }

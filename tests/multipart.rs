@@ -34,6 +34,23 @@ fn failure(r: &ProbeResult) -> s3canary::report::Failure {
     }
 }
 
+/// Runs one upload of `r` and cancels it (shutdown) once the server has seen `op`; the result.
+async fn cancelled_at(r: &common::Rig, op: Op) -> ProbeResult {
+    let m = Monitor::new(&r.target).unwrap();
+    let token = CancellationToken::new();
+    let run = m.run(&r.bucket, &token);
+    let cancel = async {
+        let seen = wait_until(Duration::from_secs(10), || async {
+            r.s3.log.count(op) >= 1
+        })
+        .await;
+        assert!(seen, "no {op:?} reached the server");
+        token.cancel();
+    };
+    let (result, ()) = tokio::join!(run, cancel);
+    result
+}
+
 async fn open_uploads(r: &common::Rig) -> usize {
     let prefix = r.target.canary_prefix();
     r.bucket
@@ -138,18 +155,7 @@ async fn shutdown_aborts_an_upload_in_flight() {
         hang: vec![Op::UploadPart],
         ..Default::default()
     });
-    let m = Monitor::new(&r.target).unwrap();
-    let token = CancellationToken::new();
-    let run = m.run(&r.bucket, &token);
-    let cancel = async {
-        let seen = wait_until(Duration::from_secs(10), || async {
-            r.s3.log.count(Op::UploadPart) >= 1
-        })
-        .await;
-        assert!(seen, "no UploadPart reached the server");
-        token.cancel();
-    };
-    let (result, ()) = tokio::join!(run, cancel);
+    let result = cancelled_at(&r, Op::UploadPart).await;
     assert!(result.outcome.is_none(), "{result:?}");
     assert_eq!(r.s3.log.count(Op::AbortMultipartUpload), 1);
     r.s3.faults.clear();
@@ -384,18 +390,7 @@ async fn shutdown_during_the_create_still_aborts_the_upload_it_made() {
         latency_ops: vec![Op::CreateMultipartUpload],
         ..Default::default()
     });
-    let m = Monitor::new(&r.target).unwrap();
-    let token = CancellationToken::new();
-    let run = m.run(&r.bucket, &token);
-    let cancel = async {
-        let seen = wait_until(Duration::from_secs(10), || async {
-            r.s3.log.count(Op::CreateMultipartUpload) >= 1
-        })
-        .await;
-        assert!(seen, "no CreateMultipartUpload reached the server");
-        token.cancel();
-    };
-    let (result, ()) = tokio::join!(run, cancel);
+    let result = cancelled_at(&r, Op::CreateMultipartUpload).await;
     assert!(result.outcome.is_none(), "{result:?}");
     assert_eq!(r.s3.log.count(Op::UploadPart), 0);
     assert_eq!(r.s3.log.count(Op::AbortMultipartUpload), 1);
