@@ -51,6 +51,16 @@ async fn cancelled_at(r: &common::Rig, op: Op) -> ProbeResult {
     result
 }
 
+/// A key time two hours ago, in the canary format's milliseconds: past a 1h orphan_ttl.
+fn two_hours_ago_ms() -> u128 {
+    SystemTime::now()
+        .checked_sub(Duration::from_secs(2 * 3600))
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
 async fn open_uploads(r: &common::Rig) -> usize {
     let prefix = r.target.canary_prefix();
     r.bucket
@@ -168,12 +178,7 @@ async fn shutdown_aborts_an_upload_in_flight() {
 async fn the_sweep_aborts_only_our_old_uploads() {
     let r = rig(&format!("orphan_ttl = \"1h\"\n{MULTIPART}")).await;
     let prefix = r.target.canary_prefix();
-    let old_ms = SystemTime::now()
-        .checked_sub(Duration::from_secs(2 * 3600))
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let old_ms = two_hours_ago_ms();
     let old = format!("{prefix}{old_ms:013}-00000000000000aa");
     let young = s3canary::canary::new_key(&prefix);
     let foreign = format!("{prefix}{old_ms:013}-not-a-canary");
@@ -341,12 +346,7 @@ async fn the_daemon_uploads_sweeps_and_shows_a_store_that_cannot_list_uploads() 
 async fn a_refused_abort_is_counted_open_and_the_sweep_goes_on() {
     let r = rig(&format!("orphan_ttl = \"1h\"\n{MULTIPART}")).await;
     let prefix = r.target.canary_prefix();
-    let old_ms = SystemTime::now()
-        .checked_sub(Duration::from_secs(2 * 3600))
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let old_ms = two_hours_ago_ms();
     for tail in ["00000000000000aa", "00000000000000bb"] {
         let key = format!("{prefix}{old_ms:013}-{tail}");
         r.bucket.create_multipart(&key).await.unwrap();
