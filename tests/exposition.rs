@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use s3canary::report::Sink;
 use s3canary::report::{
-    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, Violation,
+    Check, CycleReport, Failure, Outcome, Probe, ProbeResult, Reason, RequestPhases, Violation,
 };
 use s3canary::sinks::metrics::Metrics;
 
@@ -210,6 +210,31 @@ fn the_exposition_of_a_fixed_sequence_of_reports_is_unchanged() {
             .with_label_values(&["beta", "beta-bucket", "us-east-1", op, code])
             .inc();
     }
+
+    // Two attempts' phases: one that opened a TLS connection by name, one that reused it.
+    let at = UNIX_EPOCH + Duration::from_secs(1_700_000_002);
+    let opened = RequestPhases {
+        at,
+        new_connection: true,
+        dns: Some(Duration::from_millis(2)),
+        connect: Some(Duration::from_millis(1)),
+        tls: Some(Duration::from_millis(9)),
+        first_byte: Some(Duration::from_millis(30)),
+        body: Some(Duration::from_millis(1)),
+        request_id: Some("REQ1".into()),
+        tls_not_after: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+    };
+    let reused = RequestPhases {
+        new_connection: false,
+        dns: None,
+        connect: None,
+        tls: None,
+        body: None,
+        tls_not_after: None,
+        ..opened.clone()
+    };
+    m.request_phases(&alpha.labels(), &opened);
+    m.request_phases(&alpha.labels(), &reused);
 
     // One replication pair: series created, two canaries, one lag, one timeout, one failure.
     let pair = [

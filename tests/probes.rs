@@ -79,13 +79,28 @@ async fn healthy_cycle_passes_every_probe_and_leaves_nothing_behind() {
     assert_eq!(checks.len(), 7, "{checks:?}");
     assert!(checks.iter().all(|l| l.ends_with(" 0")), "{checks:?}");
     // The series budget of a target with the six step probes (issue 20, 7 for the violations
-    // of issue 26, the clock skew gauge and the credential refresh failures of issue 28): at
-    // most 128 (the contract allows 135 with request phases and the credentials' expiry).
+    // of issue 26, the clock skew gauge and the credential refresh failures of issue 28, the
+    // connection counter and three phases' sum and count of issue 29): at most 135.
     let series = text
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains(t[0]))
         .count();
-    assert!(series <= 128, "{series} series for one target");
+    assert!(series <= 135, "{series} series for one target:\n{text}");
+    // Phases: one connection opened (by the first request, its connect timed), every request
+    // waited for its first byte; no name to resolve (an address) and no TLS (http).
+    let phase = |p: &str| {
+        let p = format!("phase=\"{p}\"");
+        sample(&text, "s3canary_request_phase_seconds_count", &[t[0], &p])
+    };
+    let opened = sample(&text, "s3canary_connections_opened_total", &[t[0]]);
+    assert_eq!(opened, Some(1.0), "one connection for the whole cycle");
+    assert_eq!(phase("connect"), opened);
+    assert_eq!(phase("first_byte"), Some(13.0));
+    assert_eq!(phase("dns"), None);
+    assert_eq!(phase("tls"), None);
+    // GETs and LISTs have a body, and so do the 412 and 404 answers' XML; PUT, HEAD and
+    // DELETE answers have none.
+    assert_eq!(phase("body"), Some(6.0));
     // Per-attempt request latency, one series per operation; with 13 requests in the cycle.
     let count = |op: &str| {
         let o = format!("operation=\"{op}\"");

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::names::{
     RESERVED_LABELS, RESERVED_TARGET_NAMES, bucket_problem, check_endpoint, prefix_problem,
-    redact_url, valid_label_name, valid_name, valid_region,
+    read_ca_file, redact_url, valid_label_name, valid_name, valid_region,
 };
 use super::probes::{
     check_cdn, check_checksum, check_durability, check_events, check_multipart, sub_table,
 };
 use super::raw::{Defaults, RawConfig, RawTarget};
-use super::{Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
+use super::{CaFile, Config, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, Replication, Sse, Target};
 use crate::report::Probe;
 
 fn fmt_d(d: Duration) -> String {
@@ -232,7 +232,7 @@ impl RawConfig {
                     t.name
                 ));
             }
-            targets.push(check_target(&at, t, d, problems));
+            targets.push(check_target(&at, (t, self.dir.as_deref()), d, problems));
         }
         targets
     }
@@ -314,7 +314,12 @@ pub(super) fn required(at: &str, key: &str, value: &str, problems: &mut Vec<Stri
 }
 
 /// One `[[target]]` at key path `at`, with `d`'s defaults for what it does not set.
-fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String>) -> Target {
+fn check_target(
+    at: &str,
+    (t, dir): (&RawTarget, Option<&std::path::Path>),
+    d: &Defaults,
+    problems: &mut Vec<String>,
+) -> Target {
     if required(at, "name", &t.name, problems) && !valid_name(&t.name) {
         problems.push(format!(
             "{at}.name ({:?}) must match [a-z0-9_-]+ (at most 63 characters)",
@@ -351,6 +356,31 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
     {
         problems.push(format!(
             "{at}.role_arn ({arn:?}) is not an IAM role ARN like \"arn:aws:iam::123456789012:role/name\""
+        ));
+    }
+    let ca = t.ca_file.as_ref().and_then(|written| {
+        let path = match dir {
+            Some(d) if written.is_relative() => d.join(written),
+            _ => written.clone(),
+        };
+        match read_ca_file(&path) {
+            Ok(certs) => Some(CaFile { path, certs }),
+            Err(why) => {
+                problems.push(format!(
+                    "{at}.ca_file ({:?}) {why}",
+                    written.display().to_string()
+                ));
+                None
+            }
+        }
+    });
+    if ca.is_some()
+        && t.endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+    {
+        problems.push(format!(
+            "{at}.ca_file is set but {at}.endpoint is http://: the roots would never be used"
         ));
     }
     let sse = match (t.sse.as_deref(), &t.kms_key_id) {
@@ -424,6 +454,7 @@ fn check_target(at: &str, t: &RawTarget, d: &Defaults, problems: &mut Vec<String
         endpoint: t.endpoint.clone(),
         path_style: t.path_style,
         role_arn: t.role_arn.clone(),
+        ca,
         sse,
         interval: s.interval,
         timeout: s.timeout,

@@ -177,6 +177,13 @@ pub struct Config {
     pub cloudwatch: CloudWatchSection,
 }
 
+/// A target's `ca_file`: its path and the certificates it held when the config was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
 /// One bucket to probe, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -186,6 +193,8 @@ pub struct Target {
     pub endpoint: Option<String>,
     pub path_style: bool,
     pub role_arn: Option<String>,
+    /// `ca_file`: the endpoint's private roots, read and checked when the config was loaded.
+    pub ca: Option<CaFile>,
     pub sse: Option<Sse>,
     pub interval: Duration,
     pub timeout: Duration,
@@ -306,9 +315,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         problems,
     };
-    let Some(raw) = read.raw else {
+    let Some(mut raw) = read.raw else {
         return Err(invalid(read.problems));
     };
+    // Files the config names are relative to its folder, as `web_config_file` is.
+    raw.dir = path.parent().map(Path::to_path_buf);
     match raw.check() {
         Ok(cfg) if read.problems.is_empty() => Ok(cfg),
         Ok(_) => Err(invalid(read.problems)),

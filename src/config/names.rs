@@ -166,6 +166,37 @@ pub(super) fn valid_label_name(s: &str) -> bool {
         && !s.starts_with("__")
 }
 
+/// The certificates of a `ca_file`, or why it cannot serve as roots: unreadable, too large, not
+/// PEM, no certificate in it, or one that is not a CA certificate rustls can use.
+pub(super) fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    /// A bundle of every public root is about 220 KiB.
+    const MAX_CA_FILE: u64 = 1024 * 1024;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() || meta.len() > MAX_CA_FILE {
+        return Err(format!(
+            "must be a regular file of at most {MAX_CA_FILE} bytes"
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string());
+    }
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in &certs {
+        roots
+            .add(c.clone())
+            .map_err(|e| format!("holds a certificate that cannot be a root: {e}"))?;
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,9 @@ pub struct RawConfig {
     pub replications: Vec<RawReplication>,
     #[serde(default)]
     pub cloudwatch: CloudWatchSection,
+    /// The config file's folder: files the config names (`ca_file`) are relative to it.
+    #[serde(skip)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `[server]`
@@ -190,6 +193,9 @@ pub struct RawTarget {
     #[serde(default)]
     pub path_style: bool,
     pub role_arn: Option<String>,
+    /// PEM roots for a private endpoint's TLS, added to the system's (relative to the config
+    /// file's folder when relative).
+    pub ca_file: Option<std::path::PathBuf>,
     pub sse: Option<String>,
     pub kms_key_id: Option<String>,
     #[serde(default, deserialize_with = "de_opt_duration")]

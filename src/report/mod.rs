@@ -7,6 +7,7 @@
 mod durability;
 mod events;
 mod labels;
+mod phases;
 mod probe;
 mod reason;
 mod replication;
@@ -24,6 +25,7 @@ pub use events::{EventKind, EventReport};
 pub use labels::{
     KNOWN_CODES, OPERATIONS, PairLabels, TRANSPORT_CODES, TargetInfo, TargetLabels, bounded_code,
 };
+pub use phases::{Phase, RequestPhases};
 pub use probe::Probe;
 pub use reason::Reason;
 pub use replication::{ReplicationEvent, ReplicationFailure};

@@ -50,12 +50,15 @@ pub enum Reason {
     /// The bucket is in another region than configured (301 PermanentRedirect,
     /// AuthorizationHeaderMalformed naming the expected region).
     WrongRegion,
+    /// The endpoint's TLS certificate was refused: expired, not for the endpoint's host, or
+    /// signed by a CA the daemon does not trust.
+    Tls,
     Other,
 }
 
 impl Reason {
     /// Every reason, for docs and tests.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Timeout,
         Reason::Connection,
         Reason::Throttled,
@@ -81,6 +84,7 @@ impl Reason {
         Reason::CredentialsUnavailable,
         Reason::ClockSkew,
         Reason::WrongRegion,
+        Reason::Tls,
         Reason::Other,
     ];
 
@@ -112,6 +116,7 @@ impl Reason {
             Reason::CredentialsUnavailable => "credentials_unavailable",
             Reason::ClockSkew => "clock_skew",
             Reason::WrongRegion => "wrong_region",
+            Reason::Tls => "tls",
             Reason::Other => "other",
         }
     }
@@ -194,6 +199,9 @@ impl Reason {
             }
             Reason::WrongRegion => {
                 "the bucket is in another region than configured: set the target's region to the one the message names"
+            }
+            Reason::Tls => {
+                "the endpoint's TLS certificate was refused (expired, wrong host or unknown CA): check the certificate, the endpoint URL and ca_file"
             }
             Reason::Other => "an answer s3canary does not classify: read its code and message",
         }

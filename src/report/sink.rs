@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     CycleReport, DurabilityCount, EventReport, PairLabels, ProbeResult, ReplicationEvent,
-    TargetInfo, TargetLabels,
+    RequestPhases, TargetInfo, TargetLabels,
 };
 
 /// What producers report. Every method has an empty default, so an output implements only what
@@ -36,6 +36,8 @@ pub trait Sink: Send + Sync {
     /// One S3 request attempt of a target ended after `took`, with an error code unless it
     /// succeeded (or got an answer the probes expect, such as a 404 after a delete).
     fn attempt(&self, _t: &TargetLabels, _operation: &str, _took: Duration, _error: Option<&str>) {}
+    /// An S3 request attempt of the target got an answer: where its time went.
+    fn request_phases(&self, _t: &TargetLabels, _p: &RequestPhases) {}
     /// An answer of S3 to the target carried a `Date`: the local clock minus it, in whole
     /// seconds.
     fn clock_skew(&self, _t: &TargetLabels, _seconds: i64) {}
@@ -103,6 +105,9 @@ impl Sink for Sinks {
     }
     fn uploads_swept(&self, t: &TargetLabels, s: &crate::report::UploadSweep) {
         self.0.iter().for_each(|x| x.uploads_swept(t, s));
+    }
+    fn request_phases(&self, t: &TargetLabels, p: &RequestPhases) {
+        self.0.iter().for_each(|s| s.request_phases(t, p));
     }
     fn clock_skew(&self, t: &TargetLabels, seconds: i64) {
         self.0.iter().for_each(|s| s.clock_skew(t, seconds));

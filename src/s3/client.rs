@@ -14,6 +14,7 @@ use aws_sdk_s3::config::{
 };
 
 use super::Bucket;
+use super::connect::TimedClient;
 use super::credentials::{CredentialWatch, Watched};
 use super::limit::BodyLimit;
 use super::recorder::{AttemptRecorder, Recording};
@@ -31,6 +32,7 @@ struct ClientKey {
     endpoint: Option<String>,
     path_style: bool,
     role_arn: Option<String>,
+    ca: Option<crate::config::CaFile>,
     timeout: Duration,
 }
 
@@ -41,6 +43,7 @@ impl ClientKey {
             endpoint: t.endpoint.clone(),
             path_style: t.path_style,
             role_arn: t.role_arn.clone(),
+            ca: t.ca.clone(),
             timeout: t.timeout,
         }
     }
@@ -65,6 +68,9 @@ pub struct ClientFactory {
     /// thousand. Entries live as long as the factory; a reload that changes regions or
     /// endpoints adds a few.
     clients: Arc<tokio::sync::Mutex<Clients>>,
+    /// The HTTP clients under the S3 clients, one per set of trusted roots (the system's, or
+    /// with a target's `ca_file`): each times the phases of every attempt.
+    http: Arc<std::sync::Mutex<HashMap<Option<crate::config::CaFile>, TimedClient>>>,
 }
 
 impl ClientFactory {
@@ -113,7 +119,7 @@ impl ClientFactory {
                 // The region is set per client below; this one only serves the credential
                 // chain's own calls (STS, SSO) when nothing else names one.
                 let loader = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(shared_https_client());
+                    .http_client(shared_https_client(None));
                 let loader = match &self.credentials {
                     // Without the chain nothing needs that region: looking it up would ask
                     // the instance metadata service, a network call `demo` must not make.
@@ -208,6 +214,19 @@ impl ClientFactory {
         if let Some(e) = &key.endpoint {
             b = b.endpoint_url(e);
         }
+        // Through a proxy the SDK's own client connects (phases are not timed there); its
+        // roots are the system's plus the target's `ca_file`.
+        if proxied(key) {
+            if let Some(ca) = &key.ca {
+                b = b.http_client(shared_https_client(Some(ca)));
+            }
+        } else {
+            let mut http = self.http.lock().unwrap_or_else(|p| p.into_inner());
+            let client = http
+                .entry(key.ca.clone())
+                .or_insert_with(|| TimedClient::new(key.ca.as_ref().map_or(&[], |c| &c.certs)));
+            b = b.http_client(client.clone());
+        }
         let [connect, attempt, total] = s3_timeouts(key.timeout);
         b = b
             .force_path_style(key.path_style)
@@ -272,6 +291,20 @@ pub fn sqs_peer(region: &str, endpoint: Option<&str>) -> Peer {
     )
 }
 
+/// Whether the environment's proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY`, either case) send requests for `key`'s endpoint through a proxy.
+fn proxied(key: &ClientKey) -> bool {
+    let endpoint = key
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", key.region));
+    endpoint.parse::<http::Uri>().is_ok_and(|uri| {
+        hyper_util::client::proxy::matcher::Matcher::from_env()
+            .intercept(&uri)
+            .is_some()
+    })
+}
+
 /// One HTTPS client for every S3 client the factory builds.
 ///
 /// Without it each `aws_sdk_s3::Client` builds its own default HTTP client on first use: its own
@@ -279,11 +312,27 @@ pub fn sqs_peer(region: &str, endpoint: Option<&str>) -> Peer {
 /// connection pool. At 1000 targets that was most of the daemon's memory. This client builds
 /// one connector per distinct (connect, read) timeout pair and shares it, with its pool, across
 /// targets; it is otherwise the SDK's default (rustls with aws-lc, proxy from the environment).
-fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+fn shared_https_client(
+    ca: Option<&crate::config::CaFile>,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{
+        Provider, TlsContext, TrustStore, rustls_provider::CryptoMode,
+    };
     use aws_smithy_http_client::{Builder, Connector, proxy::ProxyConfig};
-    Builder::new().build_with_connector_fn(|settings, components| {
+    // The system's roots, and a target's `ca_file` (PEM again: the SDK takes roots as PEM).
+    let mut roots = TrustStore::default();
+    for c in ca.map_or(&[][..], |c| &c.certs) {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.as_ref());
+        roots.add_pem_certificate(
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n").into_bytes(),
+        );
+    }
+    let context = TlsContext::builder().with_trust_store(roots).build().ok();
+    Builder::new().build_with_connector_fn(move |settings, components| {
         let mut b = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        if let Some(c) = &context {
+            b = b.tls_context(c.clone());
+        }
         b.set_connector_settings(settings.cloned());
         if let Some(c) = components {
             b.set_sleep_impl(c.sleep_impl());

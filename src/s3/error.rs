@@ -88,7 +88,15 @@ where
         SdkError::ServiceError(_) => None,
         _ => words::credentials_failure(e),
     };
+    // A refused certificate or a failed handshake: `tls`, not `connection`.
+    let tls = match e {
+        SdkError::DispatchFailure(_) => std::error::Error::source(e)
+            .and_then(super::connect::tls::refused)
+            .map(|w| format!("{w} ({})", peer.authority)),
+        _ => None,
+    };
     let (reason, status, code, message) = match e {
+        _ if tls.is_some() => (Reason::Tls, None, None, tls.unwrap_or_default()),
         _ if credentials.is_some() => (
             Reason::CredentialsUnavailable,
             None,

@@ -7,6 +7,7 @@
 
 pub mod checksum;
 pub mod client;
+pub mod connect;
 pub mod credentials;
 pub mod error;
 pub mod explain;

@@ -226,10 +226,18 @@ fn credentials(c: &CredentialsError) -> String {
 }
 
 /// `first` and the errors under it.
-fn chain<'a>(
+///
+/// After an `io::Error` the next one is its payload (`get_ref`): `io::Error::source` returns
+/// the payload's source and so skips the payload itself (a TLS error inside an I/O error).
+pub(crate) fn chain<'a>(
     first: Option<&'a (dyn Error + 'static)>,
 ) -> impl Iterator<Item = &'a (dyn Error + 'static)> + Clone {
-    std::iter::successors(first, |e: &&'a (dyn Error + 'static)| (*e).source())
+    std::iter::successors(first, |e: &&'a (dyn Error + 'static)| match e
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+        None => (*e).source(),
+    })
 }
 
 /// The last error of a chain, in its own words (the most specific one); "unknown error" for

@@ -15,6 +15,9 @@ use super::protobuf;
 pub struct Buckets {
     pub bounds: Arc<[f64]>,
     pub native: bool,
+    /// The text expositions show the family as a summary (`_sum` and `_count`, no quantiles)
+    /// instead of a histogram with only its +Inf bucket, which would repeat `_count`.
+    pub text_summary: bool,
 }
 
 /// What one child holds: a counter, a gauge or a histogram.

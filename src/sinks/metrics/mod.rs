@@ -12,6 +12,7 @@ use prometheus::{HistogramOpts, Opts, Registry};
 mod buckets;
 mod cells;
 pub mod exposition;
+mod network;
 #[cfg(target_os = "linux")]
 mod process;
 pub mod protobuf;
@@ -68,6 +69,8 @@ pub struct Metrics {
     pub clock_skew: series::GaugeVec,
     pub credentials_expiry: series::GaugeVec,
     pub credentials_failures: series::CounterVec,
+    /// Request phases, connections opened, the endpoint's certificate expiry.
+    pub network: network::Network,
     pub replication_canaries: series::CounterVec,
     pub replication_lag: series::HistogramVec,
     pub replication_pending: series::GaugeVec,
@@ -272,6 +275,7 @@ impl Metrics {
                 TARGET_LABELS,
             )
             .unwrap(),
+            network: network::Network::new(&cl, TARGET_LABELS),
             foreign_messages: series::CounterVec::new(
                 opts(
                     "s3canary_event_foreign_messages_total",
@@ -379,6 +383,10 @@ impl Metrics {
             replication_failures, cloudwatch_publish, cloudwatch_dropped, target_interval,
             build_info, reload_successful, reload_success_timestamp,
         );
+        let network = m.network.clone();
+        m.add(network.phases);
+        m.add(network.connections_opened);
+        m.add(network.tls_expiry);
         #[cfg(target_os = "linux")]
         m.collectors.push(Box::new(process::Process::new()));
         // Families come out sorted by name, as a Registry would write them.

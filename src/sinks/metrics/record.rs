@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::Metrics;
 use crate::report::{
     Check, CycleReport, EventKind, EventReport, PairLabels, Probe, ProbeResult, ReplicationEvent,
-    Sink, TargetInfo, TargetLabels, unix_seconds,
+    RequestPhases, Sink, TargetInfo, TargetLabels, unix_seconds,
 };
 
 /// Operations whose attempts are counted in `s3canary_s3_request_errors_total` but not timed in
@@ -24,6 +24,7 @@ pub const UNTIMED: [&str; 5] = [
 impl Sink for Metrics {
     fn target_added(&self, t: &TargetInfo) {
         let tl = &t.labels;
+        self.network.target_added(tl);
         for p in &t.probes {
             // What the fast alerts read exists from the first scrape: a series that first
             // appears at 1 is invisible to increase() and rate().
@@ -169,6 +170,10 @@ impl Sink for Metrics {
         if failures > counter.get() {
             counter.inc_by(failures - counter.get());
         }
+    }
+
+    fn request_phases(&self, tl: &TargetLabels, p: &RequestPhases) {
+        self.network.record(tl, p);
     }
 
     fn clock_skew(&self, tl: &TargetLabels, seconds: i64) {

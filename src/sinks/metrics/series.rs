@@ -91,6 +91,24 @@ impl Family<Histogram> {
         )
     }
 
+    /// A histogram family with native buckets only: a native histogram in the protobuf
+    /// exposition, `_sum` and `_count` (a summary without quantiles) in the text ones. One
+    /// series per child where native histograms are scraped, two elsewhere.
+    pub fn native_only(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
+        let mut f = Self::with_desc(
+            opts.buckets(vec![])
+                .variable_labels(to_owned(labels))
+                .describe()?,
+            &[],
+            true,
+        )?;
+        Arc::get_mut(&mut f.inner)
+            .expect("a new family has no other handle")
+            .buckets
+            .text_summary = true;
+        Ok(f)
+    }
+
     /// As [`Family::new`], with the classic buckets only in either exposition.
     pub fn classic(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
         let bounds = opts.buckets.clone();
@@ -125,6 +143,7 @@ impl<C: Cell> Family<C> {
                 buckets: Buckets {
                     bounds: bounds.into(),
                     native,
+                    text_summary: false,
                 },
                 children: RwLock::default(),
             }),
@@ -209,7 +228,11 @@ impl<C: Cell> Family<C> {
         let mut f = proto::MetricFamily::default();
         f.set_name(d.fq_name.clone());
         f.set_help(d.help.clone());
-        f.set_field_type(C::TYPE);
+        f.set_field_type(if self.inner.buckets.text_summary {
+            proto::MetricType::SUMMARY
+        } else {
+            C::TYPE
+        });
         f.set_metric(metrics);
         f
     }
@@ -228,6 +251,14 @@ impl<C: Cell> Family<C> {
         pairs.sort();
         let mut m = proto::Metric::from_label(pairs);
         c.write(&mut m);
+        if self.inner.buckets.text_summary {
+            let h = m.get_histogram().clone();
+            m.set_histogram(proto::Histogram::default());
+            let mut summary = proto::Summary::default();
+            summary.set_sample_count(h.get_sample_count());
+            summary.set_sample_sum(h.get_sample_sum());
+            m.set_summary(summary);
+        }
         m
     }
 }
