@@ -41,3 +41,51 @@ impl AccessLog {
         self.0.lock().unwrap().iter().filter(|a| a.op == op).count()
     }
 }
+
+/// The server's own time for each request: from the request's arrival to its response's
+/// headers (the injected latency included), newest last, at most [`Timings::KEPT`]. The
+/// benchmark subtracts it from what the daemon reports to isolate the client side.
+#[derive(Debug, Default)]
+pub struct Timings(Mutex<std::collections::VecDeque<(Op, std::time::Duration)>>);
+
+impl Timings {
+    /// Most timings kept.
+    pub const KEPT: usize = 10_000;
+
+    pub(super) fn push(&self, op: Op, d: std::time::Duration) {
+        let mut v = self.0.lock().unwrap();
+        if v.len() >= Self::KEPT {
+            v.pop_front();
+        }
+        v.push_back((op, d));
+    }
+
+    /// Takes every timing recorded so far.
+    pub fn take(&self) -> Vec<(Op, std::time::Duration)> {
+        self.0.lock().unwrap().drain(..).collect()
+    }
+}
+
+/// The `x-amz-request-id` of every answer the server sent (S3 requests; SQS answers carry their
+/// own), oldest first, at most [`Answered::KEPT`]: what a test compares with the IDs the daemon
+/// reports.
+#[derive(Debug, Default)]
+pub struct Answered(Mutex<std::collections::VecDeque<String>>);
+
+impl Answered {
+    /// Most IDs kept.
+    pub const KEPT: usize = 10_000;
+
+    pub(super) fn push(&self, id: String) {
+        let mut v = self.0.lock().unwrap();
+        if v.len() >= Self::KEPT {
+            v.pop_front();
+        }
+        v.push_back(id);
+    }
+
+    /// The IDs kept, oldest first.
+    pub fn ids(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().cloned().collect()
+    }
+}

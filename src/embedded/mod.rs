@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wire::{classify, error_in_200, queue_answer};
 
+pub use access::{Answered, Timings};
 pub use control::{FaultScope, demo_router};
 pub use faults::{BucketProfile, FaultConfig, Faults, HttpFault, InjectedError, Op, Profiles};
 pub use replication::{Lag, Replicator, Rule};
@@ -54,32 +55,10 @@ pub struct EmbeddedS3 {
     pub replication: Arc<Replicator>,
     /// How long the server took over each request.
     pub timings: Arc<Timings>,
+    /// The `x-amz-request-id` of every answer, in order.
+    pub answered: Arc<Answered>,
     root: PathBuf,
     shutdown: CancellationToken,
-}
-
-/// The server's own time for each request: from the request's arrival to its response's
-/// headers (the injected latency included), newest last, at most [`Timings::KEPT`]. The
-/// benchmark subtracts it from what the daemon reports to isolate the client side.
-#[derive(Debug, Default)]
-pub struct Timings(std::sync::Mutex<std::collections::VecDeque<(Op, std::time::Duration)>>);
-
-impl Timings {
-    /// Most timings kept.
-    pub const KEPT: usize = 10_000;
-
-    fn push(&self, op: Op, d: std::time::Duration) {
-        let mut v = self.0.lock().unwrap();
-        if v.len() >= Self::KEPT {
-            v.pop_front();
-        }
-        v.push_back((op, d));
-    }
-
-    /// Takes every timing recorded so far.
-    pub fn take(&self) -> Vec<(Op, std::time::Duration)> {
-        self.0.lock().unwrap().drain(..).collect()
-    }
 }
 
 /// A checked target named `name` on `bucket` at `endpoint` (path-style, us-east-1), with
@@ -149,6 +128,8 @@ impl EmbeddedS3 {
         let queues_for_http = queues.clone();
         let timings = Arc::new(Timings::default());
         let timings_for_http = timings.clone();
+        let answered = Arc::new(Answered::default());
+        let answered_for_http = answered.clone();
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -177,11 +158,13 @@ impl EmbeddedS3 {
                 let seq = seq.clone();
                 let faults = faults_for_http.clone();
                 let timings = timings_for_http.clone();
+                let answered = answered_for_http.clone();
                 let queues = queues_for_http.clone();
                 let svc =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let service = service.clone();
                         let timings = timings.clone();
+                        let answered = answered.clone();
                         let queues = queues.clone();
                         let sqs = req
                             .headers()
@@ -247,7 +230,9 @@ impl EmbeddedS3 {
                             timings.push(op, arrived.elapsed());
                             // S3 answers every request with these two IDs; AWS support asks for them.
                             let h = resp.headers_mut();
-                            h.insert("x-amz-request-id", format!("{n:016X}").parse().unwrap());
+                            let id = format!("{n:016X}");
+                            h.insert("x-amz-request-id", id.parse().unwrap());
+                            answered.push(id);
                             h.insert(
                                 "x-amz-id-2",
                                 format!("s3canary-embedded/{n:x}/{:08x}", rand::random::<u32>())
@@ -276,6 +261,7 @@ impl EmbeddedS3 {
             log,
             replication,
             timings,
+            answered,
             root,
             shutdown,
         })
