@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::report::Probe;
+use crate::report::{Phase, Probe, RequestPhases};
 use crate::sinks::history::Run;
 
 /// A passed run of `probe` that took longer than this many seconds is drawn as slow: the
@@ -88,6 +88,62 @@ pub fn sparkline(runs: &[Run], now: SystemTime, window: Duration) -> String {
     )
 }
 
+/// Width of the waterfall's bars (after its labels) and the height of one phase's row.
+const FALL_WIDTH: f64 = 300.0;
+const FALL_LABEL: f64 = 130.0;
+const FALL_ROW: f64 = 14.0;
+
+/// The phases of one request attempt as a waterfall: one row per phase that happened, its bar
+/// starting where the previous ended, all scaled to the attempt's total; its label names every
+/// phase's duration.
+pub fn waterfall(p: &RequestPhases) -> String {
+    let total = p.total().as_secs_f64().max(1e-6);
+    let phases: Vec<(Phase, f64)> = p.observed().map(|(ph, d)| (ph, d.as_secs_f64())).collect();
+    let height = FALL_ROW * phases.len() as f64;
+    let width = FALL_LABEL + FALL_WIDTH;
+    let mut rows = String::new();
+    let mut start = 0.0;
+    for (i, (phase, secs)) in phases.iter().enumerate() {
+        let y = FALL_ROW * i as f64;
+        let x = FALL_LABEL + FALL_WIDTH * start / total;
+        let w = (FALL_WIDTH * secs / total).max(1.0);
+        rows.push_str(&format!(
+            "<text x=\"0\" y=\"{ty:.1}\" font-size=\"11\">{name} {ms:.1} ms</text>\
+<rect class=\"phase-{name}\" x=\"{x:.1}\" y=\"{by:.1}\" width=\"{w:.1}\" height=\"{bh:.1}\" fill=\"{fill}\"/>",
+            ty = y + FALL_ROW - 3.0,
+            name = phase.as_str(),
+            ms = secs * 1000.0,
+            by = y + 2.0,
+            bh = FALL_ROW - 4.0,
+            fill = phase_colour(*phase),
+        ));
+        start += secs;
+    }
+    let label = phases
+        .iter()
+        .map(|(ph, s)| format!("{} {:.1} ms", ph.as_str(), s * 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let label = format!(
+        "phases of the attempt, {:.1} ms in all: {label}",
+        total * 1000.0
+    );
+    format!(
+        "<svg class=\"waterfall\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{label}\"><title>{label}</title>{rows}</svg>"
+    )
+}
+
+/// A phase's colour: the network path in blues, the store's own time amber, the body green.
+fn phase_colour(p: Phase) -> &'static str {
+    match p {
+        Phase::Dns => "#4527a0",
+        Phase::Connect => "#1565c0",
+        Phase::Tls => "#00838f",
+        Phase::FirstByte => "#f9a825",
+        Phase::Body => "#2e7d32",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +154,45 @@ mod tests {
             ok,
             seconds,
         }
+    }
+
+    #[test]
+    fn the_waterfall_draws_each_phase_after_the_one_before() {
+        let p = RequestPhases {
+            at: SystemTime::UNIX_EPOCH,
+            new_connection: true,
+            dns: None,
+            connect: Some(Duration::from_millis(100)),
+            tls: Some(Duration::from_millis(100)),
+            first_byte: Some(Duration::from_millis(700)),
+            body: Some(Duration::from_millis(100)),
+            request_id: Some("R1".into()),
+            tls_not_after: None,
+        };
+        let svg = waterfall(&p);
+        assert!(
+            svg.contains("aria-label=\"phases of the attempt, 1000.0 ms in all: connect 100.0 ms, tls 100.0 ms, first_byte 700.0 ms, body 100.0 ms\""),
+            "{svg}"
+        );
+        // Four rows; no dns row (it did not happen); each bar starts where the last ended.
+        assert!(!svg.contains("phase-dns"), "{svg}");
+        assert!(
+            svg.contains("class=\"phase-connect\" x=\"130.0\" y=\"2.0\" width=\"30.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"phase-tls\" x=\"160.0\" y=\"16.0\" width=\"30.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"phase-first_byte\" x=\"190.0\" y=\"30.0\" width=\"210.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"phase-body\" x=\"400.0\" y=\"44.0\" width=\"30.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("height=\"56\""), "{svg}");
     }
 
     #[test]

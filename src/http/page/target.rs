@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{ago, clock, esc, failures, ms, when};
 use crate::http::svg;
-use crate::sinks::history::{ProbeStatus, TargetState, TargetStatus, UploadsStatus};
+use crate::report::RequestPhases;
+use crate::sinks::history::{ProbeStatus, SLOW_ATTEMPT, TargetState, TargetStatus, UploadsStatus};
 
 /// The section of target `t` at `now`, its runs drawn over `window`.
 pub(super) fn section(t: &TargetStatus, now: SystemTime, window: Duration) -> String {
@@ -38,12 +39,32 @@ pub(super) fn section(t: &TargetStatus, now: SystemTime, window: Duration) -> St
         out.push_str(&row(p, t.state, now, window));
     }
     out.push_str("</table></div>\n");
+    out.push_str(&slow_attempt(t.slow_attempt.as_ref(), now));
     if let Some(u) = &t.multipart_uploads {
         out.push_str(&uploads(u, now));
     }
     out.push_str(&failures::list(&t.recent_failures, now));
     out.push_str("</section>\n");
     out
+}
+
+/// The latest slow request attempt as a waterfall of its phases: S3 or the path to it.
+fn slow_attempt(p: Option<&RequestPhases>, now: SystemTime) -> String {
+    let slow = humantime::format_duration(SLOW_ATTEMPT);
+    let Some(p) = p else {
+        return format!("<p class=\"slow-attempt\">No request over {slow} since the start.</p>\n");
+    };
+    let connection = if p.new_connection {
+        "on a new connection"
+    } else {
+        "on a reused connection"
+    };
+    format!(
+        "<div class=\"slow-attempt\"><p>Latest request over {slow}: {} ago, {connection}, x-amz-request-id <code>{}</code></p>{}</div>\n",
+        ago(p.at, now),
+        esc(p.request_id.as_deref().unwrap_or("-")),
+        svg::waterfall(p)
+    )
 }
 
 /// The last sweep of the multipart probe's uploads, in one line.

@@ -17,9 +17,13 @@ pub use failures::{FailureRecord, RECENT_FAILURES, StaleView};
 
 use crate::config::Target;
 use crate::report::{
-    CycleReport, Failure, Outcome, Probe, ProbeResult, Sink, Skip, TargetLabels, UploadSweep,
-    unix_seconds,
+    CycleReport, Failure, Outcome, Probe, ProbeResult, RequestPhases, Sink, Skip, TargetLabels,
+    UploadSweep, unix_seconds,
 };
+
+/// An S3 request attempt slower than this is kept for the page's waterfall: the runbook's
+/// latency threshold for S3 requests.
+pub const SLOW_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// The window of the success ratio and latency percentiles.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -78,6 +82,8 @@ struct TargetHistory {
     last_cycle: Option<SystemTime>,
     /// The last sweep of the multipart probe's uploads, and when it ended.
     uploads: Option<UploadsStatus>,
+    /// The latest request attempt slower than [`SLOW_ATTEMPT`], with its phases.
+    slow_attempt: Option<RequestPhases>,
 }
 
 impl TargetHistory {
@@ -231,6 +237,7 @@ impl History {
             last_cycle_at: h.last_cycle,
             probes,
             multipart_uploads: h.uploads.clone(),
+            slow_attempt: h.slow_attempt.clone(),
             recent_failures: h.failures.view(|probe, at| {
                 let passed = h.probes.get(&probe).and_then(|p| p.last_success);
                 passed.filter(|s| *s > at)
@@ -258,6 +265,13 @@ impl Sink for History {
 
     fn target_removed(&self, t: &TargetLabels) {
         self.remove(&t.target);
+    }
+
+    fn request_phases(&self, t: &TargetLabels, p: &RequestPhases) {
+        if p.total() > SLOW_ATTEMPT {
+            let mut all = self.0.write().unwrap();
+            all.entry(t.target.clone()).or_default().slow_attempt = Some(p.clone());
+        }
     }
 
     fn result(&self, t: &TargetLabels, key: &str, r: &ProbeResult) {
@@ -317,6 +331,10 @@ pub struct TargetStatus {
     /// the first sweep).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multipart_uploads: Option<UploadsStatus>,
+    /// The latest request attempt slower than [`SLOW_ATTEMPT`], with its phases (absent
+    /// before there was one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_attempt: Option<RequestPhases>,
     /// Newest first; identical failures folded into one entry.
     pub recent_failures: Vec<FailureRecord>,
 }
