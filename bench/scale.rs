@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use s3canary::embedded::EmbeddedS3;
 use s3canary::report::Sink;
-use s3canary::report::TargetLabels;
+use s3canary::report::{Attempt, TargetLabels};
 use s3canary::shard::Shard;
 use s3canary::sinks::metrics::Metrics;
 use serde_json::json;
@@ -15,15 +15,19 @@ use crate::pct;
 
 /// The request attempts of one real cycle, to replay for every simulated target.
 #[derive(Default)]
-struct Attempts(Mutex<Vec<(String, Duration, Option<String>)>>);
+struct Attempts(Mutex<Vec<Recorded>>);
+
+/// An attempt as recorded: operation, duration, error code, request ID.
+type Recorded = (String, Duration, Option<String>, Option<String>);
 
 impl Sink for Attempts {
-    fn attempt(&self, _t: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
-        let e = error.map(str::to_string);
-        self.0
-            .lock()
-            .unwrap()
-            .push((operation.to_string(), took, e));
+    fn attempt(&self, _t: &TargetLabels, a: &Attempt<'_>) {
+        self.0.lock().unwrap().push((
+            a.operation.to_string(),
+            a.took,
+            a.error.map(str::to_string),
+            a.request_id.map(str::to_string),
+        ));
     }
 }
 
@@ -48,8 +52,14 @@ pub async fn scrape(counts: Vec<usize>) -> serde_json::Value {
             ti.bucket = format!("bucket-{i:04}");
             metrics.target_added(&ti.info());
             metrics.cycle(&ti.labels(), &report);
-            for (op, took, e) in &attempts {
-                metrics.attempt(&ti.labels(), op, *took, e.as_deref());
+            for (op, took, e, id) in &attempts {
+                let a = Attempt {
+                    operation: op,
+                    took: *took,
+                    error: e.as_deref(),
+                    request_id: id.as_deref(),
+                };
+                metrics.attempt(&ti.labels(), &a);
             }
         }
         let mut times = Vec::new();

@@ -33,7 +33,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 /// The Prometheus text, streamed in chunks: each is rendered when the connection is ready for
 /// it, so a scrape at 1000 targets never holds the whole 16 MiB text. A scraper whose `Accept`
 /// puts the protobuf format first (Prometheus with native histograms on) gets that instead,
-/// streamed a family at a time.
+/// streamed a family at a time; one that puts OpenMetrics first (Prometheus' default) gets
+/// OpenMetrics, with the request histogram's exemplars.
 async fn metrics(State(d): State<Arc<Daemon>>, headers: axum::http::HeaderMap) -> Response {
     d.refresh_gauges();
     let accept = headers
@@ -45,6 +46,12 @@ async fn metrics(State(d): State<Arc<Daemon>>, headers: axum::http::HeaderMap) -
             let chunks = d.metrics.protobuf_chunks();
             (
                 crate::sinks::metrics::protobuf::CONTENT_TYPE,
+                Box::new(chunks),
+            )
+        } else if crate::sinks::metrics::openmetrics::wanted(accept) {
+            let chunks = d.metrics.openmetrics_chunks();
+            (
+                crate::sinks::metrics::openmetrics::CONTENT_TYPE,
                 Box::new(chunks),
             )
         } else {

@@ -29,7 +29,7 @@ pub use phases::{Phase, RequestPhases};
 pub use probe::Probe;
 pub use reason::Reason;
 pub use replication::{ReplicationEvent, ReplicationFailure};
-pub use sink::{Sink, Sinks};
+pub use sink::{Attempt, Sink, Sinks};
 pub use text::{MAX_MESSAGE, MAX_TOKEN, bounded_text, or_dash};
 pub use uploads::UploadSweep;
 

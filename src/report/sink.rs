@@ -12,6 +12,18 @@ use super::{
     RequestPhases, TargetInfo, TargetLabels,
 };
 
+/// One S3 request attempt, as the attempt recorder reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The SDK's operation name (PutObject, ...).
+    pub operation: &'a str,
+    pub took: Duration,
+    /// The bounded error code, unless it succeeded or got an expected answer.
+    pub error: Option<&'a str>,
+    /// The answer's `x-amz-request-id`, bounded.
+    pub request_id: Option<&'a str>,
+}
+
 /// What producers report. Every method has an empty default, so an output implements only what
 /// it shows.
 pub trait Sink: Send + Sync {
@@ -34,8 +46,9 @@ pub trait Sink: Send + Sync {
     /// A sweep of the target's multipart uploads ended.
     fn uploads_swept(&self, _t: &TargetLabels, _s: &crate::report::UploadSweep) {}
     /// One S3 request attempt of a target ended after `took`, with an error code unless it
-    /// succeeded (or got an answer the probes expect, such as a 404 after a delete).
-    fn attempt(&self, _t: &TargetLabels, _operation: &str, _took: Duration, _error: Option<&str>) {}
+    /// succeeded (or got an answer the probes expect, such as a 404 after a delete), and the
+    /// `x-amz-request-id` of its answer when it had one.
+    fn attempt(&self, _t: &TargetLabels, _a: &Attempt<'_>) {}
     /// An S3 request attempt of the target got an answer: where its time went.
     fn request_phases(&self, _t: &TargetLabels, _p: &RequestPhases) {}
     /// An answer of S3 to the target carried a `Date`: the local clock minus it, in whole
@@ -120,10 +133,8 @@ impl Sink for Sinks {
     fn orphans_swept(&self, t: &TargetLabels, n: u64) {
         self.0.iter().for_each(|s| s.orphans_swept(t, n));
     }
-    fn attempt(&self, t: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
-        self.0
-            .iter()
-            .for_each(|s| s.attempt(t, operation, took, error));
+    fn attempt(&self, t: &TargetLabels, a: &Attempt<'_>) {
+        self.0.iter().for_each(|s| s.attempt(t, a));
     }
     fn pair_added(&self, p: &PairLabels) {
         self.0.iter().for_each(|s| s.pair_added(p));

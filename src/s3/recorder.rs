@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::error::{Refusal, attempt_error_code, expected_answer, never_connected};
 use super::limit::BodyLimit;
 use crate::report::Sink;
-use crate::report::{TargetLabels, bounded_code};
+use crate::report::{Attempt, MAX_TOKEN, TargetLabels, bounded_code, bounded_text};
 
 /// Where the attempts of a request are reported: the sink and the target's labels.
 pub(crate) struct Recording {
@@ -153,7 +153,19 @@ impl Intercept for AttemptRecorder {
             }
             _ => None,
         };
-        rec.sink.attempt(&rec.labels, &op, start.0.elapsed(), error);
+        let request_id = ctx
+            .response()
+            .and_then(|r| r.headers().get("x-amz-request-id"))
+            .map(|id| bounded_text(id, MAX_TOKEN));
+        rec.sink.attempt(
+            &rec.labels,
+            &Attempt {
+                operation: &op,
+                took: start.0.elapsed(),
+                error,
+                request_id: request_id.as_deref(),
+            },
+        );
         // Every answer's `Date` says how far this host's clock is from S3's.
         if let Some(skew) = ctx
             .response()

@@ -7,6 +7,8 @@
 //! Anyone may GET and HEAD the buckets' objects without signing, as a CDN's origin allows (the
 //! cdn probe's suite puts nginx in front); everything else needs the embedded credentials.
 //!
+//! `GET /-/answered` on the control address lists the `x-amz-request-id` of every S3 answer.
+//!
 //! Prints "ready" once both listen; exits on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
@@ -33,7 +35,16 @@ async fn main() -> std::process::ExitCode {
     let control = tokio::net::TcpListener::bind(control_addr)
         .await
         .expect("the control address is free");
-    let router = s3canary::embedded::demo_router(s3.faults.clone());
+    // GET /-/answered lists the x-amz-request-id of every S3 answer, one per line: what a suite
+    // compares with the request IDs the daemon exports as exemplars.
+    let answered = s3.answered.clone();
+    let router = s3canary::embedded::demo_router(s3.faults.clone()).route(
+        "/-/answered",
+        axum::routing::get(move || {
+            let answered = answered.clone();
+            async move { answered.ids().join("\n") }
+        }),
+    );
     println!("ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler");

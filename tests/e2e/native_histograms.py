@@ -11,6 +11,10 @@ second stores the classic buckets; `histogram_quantile` at p50 and p90 over the 
 agrees with the classic one: the native estimate lies in the classic bucket that holds the
 classic estimate (give or take one native bucket, 9% at schema 3), and both are within the 300-700 ms the server was told to take.
 
+The second server also keeps exemplars (`--enable-feature=exemplar-storage`): it scraped
+OpenMetrics, and `/api/v1/query_exemplars` returns GetObject request IDs that the S3 server
+itself sent (tests/e2e/fault_s3.rs lists them), with latencies within the injected range.
+
 usage: native_histograms.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
 import json
@@ -64,7 +68,9 @@ def scalar(name, expr, at):
 try:
     start("fault-s3", [fault_s3, f"127.0.0.1:{s3_port}", f"127.0.0.1:{control_port}", *buckets])
     for name, port in ports.items():
-        flags = ["--enable-feature=native-histograms"] if name == "native" else []
+        # The classic server keeps exemplars: without the native feature Prometheus asks for
+        # OpenMetrics first, whose request-latency buckets carry request IDs.
+        flags = ["--enable-feature=native-histograms"] if name == "native" else ["--enable-feature=exemplar-storage"]
         start(f"prometheus-{name}", ["prometheus", *flags, f"--config.file={out / f'prometheus-{name}.yml'}",
                                      f"--storage.tsdb.path={out / f'data-{name}'}",
                                      f"--web.listen-address=127.0.0.1:{port}"])
@@ -126,8 +132,29 @@ try:
               f"give or take one native bucket (9%)")
         check(0.28 <= native <= 0.75, f"p{int(q * 100)}: native {native * 1000:.0f} ms is within the injected 300-700 ms")
     (out / "quantiles.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    # Exemplars: the classic server scraped OpenMetrics and kept, per bucket, the request ID of
+    # the latest GET in it; every one is an ID the S3 server itself sent.
+    req = urllib.request.Request(f"http://127.0.0.1:{daemon_port}/metrics", headers={
+        "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                  "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        ctype, body = r.headers.get("Content-Type", ""), r.read().decode()
+    check(ctype.startswith("application/openmetrics-text") and body.endswith("# EOF\n"),
+          f"OpenMetrics when asked for first, ending with # EOF ({ctype})")
+    q = urllib.parse.urlencode({"query": 's3canary_s3_request_duration_seconds_bucket{operation="GetObject"}',
+                                "start": f"{at - 600:.3f}", "end": f"{time.time():.3f}"})
+    found = json.loads(get(f"http://127.0.0.1:{ports['classic']}/api/v1/query_exemplars?{q}"))["data"]
+    ids = {e["labels"].get("request_id") for series in found for e in series["exemplars"]}
+    answered = set(get(f"http://127.0.0.1:{control_port}/-/answered").split())
+    check(len(ids) >= 3 and None not in ids,
+          f"Prometheus keeps GetObject exemplars with request IDs ({len(ids)} distinct)")
+    check(ids <= answered, f"each is a request ID the S3 server sent ({sorted(ids - answered)[:3]} not)")
+    slow = [float(e["value"]) for series in found for e in series["exemplars"]]
+    check(all(0.28 <= v <= 0.75 for v in slow),
+          f"and each exemplar's value is a latency within the injected 300-700 ms ({min(slow, default=0):.3f}-{max(slow, default=0):.3f} s)")
 finally:
     procs.stop()
 
-print(f"native histograms: {len(failures)} failed")
+print(f"native histograms and exemplars: {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus::proto::{self, MetricType};
+use std::time::SystemTime;
+
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 
 use super::protobuf;
 
@@ -18,7 +21,25 @@ pub struct Buckets {
     /// The text expositions show the family as a summary (`_sum` and `_count`, no quantiles)
     /// instead of a histogram with only its +Inf bucket, which would repeat `_count`.
     pub text_summary: bool,
+    /// Each classic bucket keeps the request ID of the latest observation in it, an exemplar
+    /// of the OpenMetrics exposition.
+    pub exemplars: bool,
 }
+
+/// Which of prometheus-client's encoders a cell writes into: they take the same calls, and
+/// only OpenMetrics gets exemplars (prometheus-client cannot write them beside native buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    OpenMetrics,
+}
+
+/// The label set of an exemplar: the request ID.
+type Exemplar = Vec<(&'static str, String)>;
+
+/// Most characters of an exemplar's request ID: OpenMetrics allows 128 for an exemplar's
+/// label names and values together; S3's IDs have 16.
+const MAX_EXEMPLAR_ID: usize = 64;
 
 /// What one child holds: a counter, a gauge or a histogram.
 pub trait Cell: Send + Sync + 'static {
@@ -28,8 +49,9 @@ pub trait Cell: Send + Sync + 'static {
     fn new(buckets: &Buckets) -> Self;
     /// Writes the child's value into `m`.
     fn write(&self, m: &mut proto::Metric);
-    /// Writes the child's value through prometheus-client's encoder (the protobuf exposition).
-    fn encode(&self, e: MetricEncoder) -> std::fmt::Result;
+    /// Writes the child's value through prometheus-client's encoder (the protobuf and
+    /// OpenMetrics expositions).
+    fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result;
 }
 
 /// A monotonic integer counter.
@@ -63,7 +85,7 @@ impl Cell for Counter {
         c.set_value(self.get() as f64);
         m.set_counter(c);
     }
-    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
+    fn encode(&self, mut e: MetricEncoder, _: Format) -> std::fmt::Result {
         protobuf::counter(&mut e, self.get() as f64)
     }
 }
@@ -94,7 +116,7 @@ impl Cell for Gauge {
         g.set_value(self.get());
         m.set_gauge(g);
     }
-    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
+    fn encode(&self, mut e: MetricEncoder, _: Format) -> std::fmt::Result {
         e.encode_gauge(&self.get())
     }
 }
@@ -108,6 +130,9 @@ pub struct Histogram {
     /// The same observations for the protobuf exposition (with native buckets when the family
     /// keeps them).
     exposed: prometheus_client::metrics::histogram::Histogram,
+    /// And for the OpenMetrics one, with each bucket's latest request ID, when the family
+    /// keeps exemplars.
+    with_exemplars: Option<HistogramWithExemplars<Exemplar>>,
 }
 
 #[derive(Debug)]
@@ -120,6 +145,27 @@ struct HistogramState {
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, v: f64) {
+        self.observe_with(v, None);
+    }
+
+    /// Records one observation, with the request ID it is an example of (kept as its
+    /// bucket's exemplar when the family keeps them; only printable ASCII, cut to 64).
+    pub fn observe_with(&self, v: f64, request_id: Option<&str>) {
+        if let Some(h) = &self.with_exemplars {
+            let id = request_id.map(|id| {
+                let id: String = id
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+                    .take(MAX_EXEMPLAR_ID)
+                    .collect();
+                vec![("request_id", id)]
+            });
+            h.observe(
+                v,
+                id.filter(|l| !l[0].1.is_empty()),
+                Some(SystemTime::now()),
+            );
+        }
         let i = self.bounds.iter().position(|b| v <= *b);
         let mut s = self.state.lock().unwrap();
         if let Some(i) = i {
@@ -160,6 +206,9 @@ impl Cell for Histogram {
                 sum: 0.0,
             }),
             exposed,
+            with_exemplars: buckets
+                .exemplars
+                .then(|| HistogramWithExemplars::new(bounds.iter().copied())),
         }
     }
     fn write(&self, m: &mut proto::Metric) {
@@ -183,8 +232,11 @@ impl Cell for Histogram {
         h.set_bucket(buckets);
         m.set_histogram(h);
     }
-    fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
-        // prometheus-client writes the classic buckets and the native ones if kept.
-        self.exposed.encode(e)
+    fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result {
+        match (f, &self.with_exemplars) {
+            (Format::OpenMetrics, Some(h)) => h.encode(e),
+            // prometheus-client writes the classic buckets and the native ones if kept.
+            _ => self.exposed.encode(e),
+        }
     }
 }

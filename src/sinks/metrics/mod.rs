@@ -13,6 +13,7 @@ mod buckets;
 mod cells;
 pub mod exposition;
 mod network;
+pub mod openmetrics;
 #[cfg(target_os = "linux")]
 mod process;
 pub mod protobuf;
@@ -156,7 +157,7 @@ impl Metrics {
                 &l(&["probe"]),
             )
             .unwrap(),
-            request_duration: series::HistogramVec::new(
+            request_duration: series::HistogramVec::with_exemplars(
                 hopts(
                     "s3canary_s3_request_duration_seconds",
                     "Duration of each S3 request attempt (retries are separate observations).",

@@ -19,6 +19,7 @@ use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::histogram::NativeHistogramConfig;
 
 use super::Metrics;
+use super::cells::Format;
 
 /// The content type a scraper asks for, and gets, for this exposition.
 pub const CONTENT_TYPE: &str =
@@ -50,12 +51,17 @@ pub fn native_config() -> NativeHistogramConfig {
 /// histograms of 1000 targets). A target's or pair's series leave every family through
 /// [`Exposable::remove_series`].
 pub trait Exposable: Collector {
-    /// Writes this collector's families.
-    fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+    /// Writes this collector's families into prometheus-client's encoder for `format`.
+    fn encode(&self, e: &mut DescriptorEncoder, _format: Format) -> fmt::Result {
         for f in self.collect() {
             encode_family(&f, e)?;
         }
         Ok(())
+    }
+
+    /// This collector's OpenMetrics text when prometheus-client cannot write it (a summary).
+    fn openmetrics_by_hand(&self) -> Option<String> {
+        None
     }
 
     /// The keys of this collector's series in exposition order, when it has one family and
@@ -141,9 +147,10 @@ pub(crate) fn counter(e: &mut MetricEncoder, v: f64) -> fmt::Result {
 }
 
 /// One collector of the daemon's, as prometheus-client's registry wants it.
-struct One {
-    metrics: Arc<Metrics>,
-    index: usize,
+pub(super) struct One {
+    pub metrics: Arc<Metrics>,
+    pub index: usize,
+    pub format: Format,
 }
 
 impl fmt::Debug for One {
@@ -155,7 +162,7 @@ impl fmt::Debug for One {
 impl prometheus_client::collector::Collector for One {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         match self.metrics.collectors().get(self.index) {
-            Some(c) => c.encode_protobuf(&mut e),
+            Some(c) => c.encode(&mut e, self.format),
             None => Ok(()),
         }
     }
@@ -175,6 +182,7 @@ impl Metrics {
             registry.register_collector(Box::new(One {
                 metrics: metrics.clone(),
                 index,
+                format: Format::Protobuf,
             }));
             // Encoding into memory fails only on a value the format cannot hold; the family is
             // then left out rather than the scrape failed.
@@ -197,7 +205,7 @@ mod tests {
 
     use super::*;
     use crate::report::Sink;
-    use crate::report::TargetLabels;
+    use crate::report::{Attempt, TargetLabels};
 
     fn decode(mut b: &[u8]) -> Vec<pb::MetricFamily> {
         let mut out = Vec::new();
@@ -230,9 +238,25 @@ mod tests {
             region: "us-east-1".into(),
         };
         for ms in [3u64, 12, 12, 40, 90, 700, 2500] {
-            m.attempt(&t, "GetObject", Duration::from_millis(ms), None);
+            m.attempt(
+                &t,
+                &Attempt {
+                    operation: "GetObject",
+                    took: Duration::from_millis(ms),
+                    error: None,
+                    request_id: None,
+                },
+            );
         }
-        m.attempt(&t, "PutObject", Duration::from_millis(20), Some("SlowDown"));
+        m.attempt(
+            &t,
+            &Attempt {
+                operation: "PutObject",
+                took: Duration::from_millis(20),
+                error: Some("SlowDown"),
+                request_id: None,
+            },
+        );
         let text = m.render();
         let families = decode(&m.render_protobuf());
 

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::Metrics;
 use crate::report::{
-    Check, CycleReport, EventKind, EventReport, PairLabels, Probe, ProbeResult, ReplicationEvent,
-    RequestPhases, Sink, TargetInfo, TargetLabels, unix_seconds,
+    Attempt, Check, CycleReport, EventKind, EventReport, PairLabels, Probe, ProbeResult,
+    ReplicationEvent, RequestPhases, Sink, TargetInfo, TargetLabels, unix_seconds,
 };
 
 /// Operations whose attempts are counted in `s3canary_s3_request_errors_total` but not timed in
@@ -192,15 +192,15 @@ impl Sink for Metrics {
             .inc_by(n);
     }
 
-    fn attempt(&self, tl: &TargetLabels, operation: &str, took: Duration, error: Option<&str>) {
-        if !UNTIMED.contains(&operation) {
+    fn attempt(&self, tl: &TargetLabels, a: &Attempt<'_>) {
+        if !UNTIMED.contains(&a.operation) {
             self.request_duration
-                .with_label_values(&tl.with(&[operation]))
-                .observe(took.as_secs_f64());
+                .with_label_values(&tl.with(&[a.operation]))
+                .observe_with(a.took.as_secs_f64(), a.request_id);
         }
-        if let Some(code) = error {
+        if let Some(code) = a.error {
             self.request_errors
-                .with_label_values(&tl.with(&[operation, code]))
+                .with_label_values(&tl.with(&[a.operation, code]))
                 .inc();
         }
     }

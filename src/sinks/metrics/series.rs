@@ -27,7 +27,7 @@ use super::protobuf::{self, Exposable};
 /// regions and closed sets (probes, operations, reasons, codes): none holds this character.
 const SEP: char = '\u{1f}';
 
-pub use super::cells::{Buckets, Cell, Counter, Gauge, Histogram};
+pub use super::cells::{Buckets, Cell, Counter, Format, Gauge, Histogram};
 
 /// A family of children of one kind, keyed by their label values.
 pub struct Family<C> {
@@ -109,6 +109,17 @@ impl Family<Histogram> {
         Ok(f)
     }
 
+    /// As [`Family::new`], each bucket with the request ID of its latest observation as an
+    /// exemplar in the OpenMetrics exposition.
+    pub fn with_exemplars(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
+        let mut f = Self::new(opts, labels)?;
+        Arc::get_mut(&mut f.inner)
+            .expect("a new family has no other handle")
+            .buckets
+            .exemplars = true;
+        Ok(f)
+    }
+
     /// As [`Family::new`], with the classic buckets only in either exposition.
     pub fn classic(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
         let bounds = opts.buckets.clone();
@@ -144,6 +155,7 @@ impl<C: Cell> Family<C> {
                     bounds: bounds.into(),
                     native,
                     text_summary: false,
+                    exemplars: false,
                 },
                 children: RwLock::default(),
             }),
@@ -308,7 +320,16 @@ impl<C: Cell> Exposable for Family<C> {
         self.family(metrics)
     }
 
-    fn encode_protobuf(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+    fn openmetrics_by_hand(&self) -> Option<String> {
+        if !self.inner.buckets.text_summary {
+            return None;
+        }
+        let children = self.inner.children.read().unwrap();
+        let metrics = children.iter().map(|(k, c)| self.metric(k, c)).collect();
+        Some(super::openmetrics::summary(&self.family(metrics)))
+    }
+
+    fn encode(&self, e: &mut DescriptorEncoder, f: Format) -> std::fmt::Result {
         let d = &self.inner.desc;
         let children = self.inner.children.read().unwrap();
         if children.is_empty() {
@@ -320,7 +341,7 @@ impl<C: Cell> Exposable for Family<C> {
             let labels: Vec<(String, String)> = label_pairs(d, k)
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
-            c.encode(family.encode_family(&labels)?)?;
+            c.encode(family.encode_family(&labels)?, f)?;
         }
         Ok(())
     }

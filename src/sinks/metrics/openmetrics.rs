@@ -1,0 +1,221 @@
+//! The OpenMetrics text exposition of [`Metrics`], which Prometheus asks for first by default:
+//! prometheus-client's text encoder writes every family (the request histogram's buckets with
+//! their exemplars, the latest request ID in each), one collector per chunk, then `# EOF`.
+//! prometheus-client has no summary type, so the one family the text expositions show as a
+//! summary (request phases, `_sum` and `_count`) is written here.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use prometheus::proto;
+
+use super::Metrics;
+use super::cells::Format;
+use super::protobuf::One;
+
+/// The content type of this exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether an `Accept` header asks for OpenMetrics before anything else (Prometheus' default:
+/// `application/openmetrics-text;version=1.0.0,...;q=0.75,text/plain;version=0.0.4;q=0.5,...`).
+pub fn wanted(accept: &str) -> bool {
+    accept.split(',').next().is_some_and(|first| {
+        first
+            .trim_start()
+            .starts_with("application/openmetrics-text")
+    })
+}
+
+impl Metrics {
+    /// The whole OpenMetrics exposition (tests; the HTTP server streams
+    /// [`Self::openmetrics_chunks`]).
+    pub fn render_openmetrics(self: &Arc<Self>) -> String {
+        let bytes: Vec<u8> = self.openmetrics_chunks().flatten().collect();
+        String::from_utf8(bytes).expect("the exposition is UTF-8")
+    }
+
+    /// The OpenMetrics exposition, one collector's families per chunk, `# EOF` last.
+    pub fn openmetrics_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+        let metrics = self.clone();
+        let families = (0..self.collectors().len()).map(move |index| {
+            if let Some(text) = metrics.collectors()[index].openmetrics_by_hand() {
+                return text.into_bytes();
+            }
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register_collector(Box::new(One {
+                metrics: metrics.clone(),
+                index,
+                format: Format::OpenMetrics,
+            }));
+            let mut out = String::new();
+            // Writing into a String fails only on a value the format cannot hold; the family
+            // is then left out rather than the scrape failed.
+            match prometheus_client::encoding::text::encode_registry(&mut out, &registry) {
+                Ok(()) => out.into_bytes(),
+                Err(e) => {
+                    tracing::warn!("a metric family could not be encoded as OpenMetrics: {e}");
+                    Vec::new()
+                }
+            }
+        });
+        families.chain(std::iter::once(b"# EOF\n".to_vec()))
+    }
+}
+
+/// A family of summaries without quantiles (as a `native_only` family collects), in
+/// OpenMetrics: `_sum` and `_count` per series.
+pub(super) fn summary(f: &proto::MetricFamily) -> String {
+    let mut out = String::new();
+    if f.get_metric().is_empty() {
+        return out;
+    }
+    let name = f.name();
+    let _ = writeln!(out, "# HELP {name} {}", escape(f.help(), false));
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for m in f.get_metric() {
+        let labels: Vec<String> = m
+            .get_label()
+            .iter()
+            .map(|l| format!("{}=\"{}\"", l.name(), escape(l.value(), true)))
+            .collect();
+        let labels = labels.join(",");
+        // The family's series were written as summaries (sum and count) already.
+        let (sum, count) = (m.get_summary().sample_sum(), m.get_summary().sample_count());
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+    out
+}
+
+/// OpenMetrics escaping: backslash and newline, and the double quote in label values.
+fn escape(s: &str, quote: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::report::{Attempt, RequestPhases, Sink, TargetLabels};
+
+    #[test]
+    fn asks_for_openmetrics_only_when_it_comes_first() {
+        assert!(wanted(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(!wanted(
+            "text/plain;version=0.0.4,application/openmetrics-text"
+        ));
+        assert!(!wanted(""));
+    }
+
+    #[test]
+    fn buckets_carry_the_latest_request_id_and_the_text_ends_with_eof() {
+        let labels = BTreeMap::from([("vantage".to_string(), "eu".to_string())]);
+        let m = Arc::new(Metrics::new(&labels));
+        let t = TargetLabels {
+            target: "t1".into(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+        };
+        for (ms, id) in [
+            (3, Some("A1")),
+            (4, Some("A2")),
+            (40, Some("B1")),
+            (41, None),
+        ] {
+            m.attempt(
+                &t,
+                &Attempt {
+                    operation: "GetObject",
+                    took: Duration::from_millis(ms),
+                    error: None,
+                    request_id: id,
+                },
+            );
+        }
+        m.request_phases(
+            &t,
+            &RequestPhases {
+                at: SystemTime::now(),
+                new_connection: true,
+                dns: None,
+                connect: Some(Duration::from_millis(2)),
+                tls: None,
+                first_byte: Some(Duration::from_millis(3)),
+                body: None,
+                request_id: None,
+                tls_not_after: None,
+            },
+        );
+        let text = m.render_openmetrics();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("s3canary_s3_request_duration_seconds_bucket{")
+                        && l.contains(&format!("le=\"{le}\""))
+                })
+                .unwrap_or_else(|| panic!("no bucket {le} in {text}"))
+                .to_string()
+        };
+        // The latest request in each bucket is its exemplar; one without an ID replaces none.
+        assert!(
+            bucket("0.005").contains("# {request_id=\"A2\"} 0.004"),
+            "{}",
+            bucket("0.005")
+        );
+        assert!(
+            bucket("0.05").contains("# {request_id=\"B1\"} 0.04"),
+            "{}",
+            bucket("0.05")
+        );
+        assert!(!bucket("0.1").contains('#'), "{}", bucket("0.1"));
+        // Counters are written as OpenMetrics names them: the family without `_total`.
+        assert!(
+            text.contains("# TYPE s3canary_connections_opened counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("s3canary_connections_opened_total{"),
+            "{text}"
+        );
+        // Phases are a summary, as in the text format.
+        assert!(
+            text.contains("# TYPE s3canary_request_phase_seconds summary\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("s3canary_request_phase_seconds_count{bucket=\"b\",phase=\"connect\",region=\"us-east-1\",target=\"t1\",vantage=\"eu\"} 1\n"),
+            "{text}"
+        );
+        // Every family of the text format is here too.
+        let names = |t: &str, suffix_total: bool| -> std::collections::BTreeSet<String> {
+            t.lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| {
+                    let (name, kind) = l.split_once(' ').unwrap();
+                    if suffix_total && kind == "counter" {
+                        format!("{name}_total")
+                    } else {
+                        name.to_string()
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(names(&text, true), names(&m.render(), false));
+    }
+}
