@@ -206,6 +206,14 @@ lines.append(
 for v in sd["bare"][1:]:
     lines.append(f"| CPU per cycle, {v['variant']} | {v['ms_per_cycle']:.2f} ms; "
                  f"s3canary {(v['s3canary_ratio'] - 1) * 100:+.1f}% against it | — |")
+timed = next((v for v in sd["bare"] if "timed connector" in v["variant"]), None)
+if timed:
+    # Per round, the same loop through the timed connector minus through the SDK's client.
+    diffs = sorted(t - b for t, b in zip(timed["rounds"], base["rounds"]))
+    per_request = diffs[len(diffs) // 2] * 1000 / len(sd["cycle_ops"])
+    lines.append(f"| the timed connector's cost per request (phases measured: the bare loop through it minus "
+                 f"through the SDK's HTTP client, median of the rounds) | {per_request:+.1f} µs of CPU "
+                 f"({timed['ms_per_cycle']:.2f} vs {base['ms_per_cycle']:.2f} ms a cycle) | — |")
 for t, f in results["footprint"].items():
     a = f["s3canary"]
     if "boto3" in f:

@@ -89,6 +89,9 @@ struct Settings {
     /// chain, the shared HTTP client, the attempt recorder and body limit), the other
     /// settings ignored.
     factory: bool,
+    /// The bare client sends through s3canary's timed connector (`s3::connect`) instead of the
+    /// SDK's HTTP client: the cost of measuring each request's phases.
+    timed: bool,
 }
 
 async fn client(endpoint: &str, t: &s3canary::config::Target, s: Settings) -> aws_sdk_s3::Client {
@@ -114,6 +117,9 @@ async fn client(endpoint: &str, t: &s3canary::config::Target, s: Settings) -> aw
     }
     if !s.identity_cache {
         b = b.identity_cache(IdentityCache::no_cache());
+    }
+    if s.timed {
+        b = b.http_client(s3canary::s3::connect::TimedClient::new(&[]));
     }
     if s.timeouts {
         let cycle = Duration::from_secs(10);
@@ -232,6 +238,7 @@ pub async fn compare(cycles: usize, rounds: usize, only: Option<&str>) -> serde_
             identity_cache,
             timeouts,
             factory: false,
+            timed: false,
         };
     let variants = [
         (
@@ -253,6 +260,13 @@ pub async fn compare(cycles: usize, rounds: usize, only: Option<&str>) -> serde_
         (
             "bare SDK, no timeouts or retry settings (SDK defaults)",
             settings(true, true, true, false),
+        ),
+        (
+            "bare SDK, s3canary's settings, through s3canary's timed connector",
+            Settings {
+                timed: true,
+                ..settings(true, true, true, true)
+            },
         ),
         (
             "bare loop on s3canary's own client",

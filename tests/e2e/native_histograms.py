@@ -11,9 +11,10 @@ second stores the classic buckets; `histogram_quantile` at p50 and p90 over the 
 agrees with the classic one: the native estimate lies in the classic bucket that holds the
 classic estimate (give or take one native bucket, 9% at schema 3), and both are within the 300-700 ms the server was told to take.
 
-The second server also keeps exemplars (`--enable-feature=exemplar-storage`): it scraped
-OpenMetrics, and `/api/v1/query_exemplars` returns GetObject request IDs that the S3 server
-itself sent (tests/e2e/fault_s3.rs lists them), with latencies within the injected range.
+Both also keep exemplars (`--enable-feature=exemplar-storage`), the first from the protobuf
+answer, the second from OpenMetrics: `/api/v1/query_exemplars` returns GetObject request IDs
+that the S3 server itself sent (tests/e2e/fault_s3.rs lists them), with latencies within the
+injected range.
 
 usage: native_histograms.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
@@ -68,9 +69,10 @@ def scalar(name, expr, at):
 try:
     start("fault-s3", [fault_s3, f"127.0.0.1:{s3_port}", f"127.0.0.1:{control_port}", *buckets])
     for name, port in ports.items():
-        # The classic server keeps exemplars: without the native feature Prometheus asks for
-        # OpenMetrics first, whose request-latency buckets carry request IDs.
-        flags = ["--enable-feature=native-histograms"] if name == "native" else ["--enable-feature=exemplar-storage"]
+        # Both keep exemplars: the native server from the protobuf answer, the classic one from
+        # OpenMetrics (what Prometheus asks for first without the native feature).
+        flags = ["--enable-feature=native-histograms,exemplar-storage" if name == "native"
+                 else "--enable-feature=exemplar-storage"]
         start(f"prometheus-{name}", ["prometheus", *flags, f"--config.file={out / f'prometheus-{name}.yml'}",
                                      f"--storage.tsdb.path={out / f'data-{name}'}",
                                      f"--web.listen-address=127.0.0.1:{port}"])
@@ -142,17 +144,20 @@ try:
         ctype, body = r.headers.get("Content-Type", ""), r.read().decode()
     check(ctype.startswith("application/openmetrics-text") and body.endswith("# EOF\n"),
           f"OpenMetrics when asked for first, ending with # EOF ({ctype})")
-    q = urllib.parse.urlencode({"query": 's3canary_s3_request_duration_seconds_bucket{operation="GetObject"}',
-                                "start": f"{at - 600:.3f}", "end": f"{time.time():.3f}"})
-    found = json.loads(get(f"http://127.0.0.1:{ports['classic']}/api/v1/query_exemplars?{q}"))["data"]
-    ids = {e["labels"].get("request_id") for series in found for e in series["exemplars"]}
     answered = set(get(f"http://127.0.0.1:{control_port}/-/answered").split())
-    check(len(ids) >= 3 and None not in ids,
-          f"Prometheus keeps GetObject exemplars with request IDs ({len(ids)} distinct)")
-    check(ids <= answered, f"each is a request ID the S3 server sent ({sorted(ids - answered)[:3]} not)")
-    slow = [float(e["value"]) for series in found for e in series["exemplars"]]
-    check(all(0.28 <= v <= 0.75 for v in slow),
-          f"and each exemplar's value is a latency within the injected 300-700 ms ({min(slow, default=0):.3f}-{max(slow, default=0):.3f} s)")
+    for name, series in [("classic", "s3canary_s3_request_duration_seconds_bucket"),
+                         ("native", "s3canary_s3_request_duration_seconds")]:
+        q = urllib.parse.urlencode({"query": series + '{operation="GetObject"}',
+                                    "start": f"{at - 600:.3f}", "end": f"{time.time():.3f}"})
+        found = json.loads(get(f"http://127.0.0.1:{ports[name]}/api/v1/query_exemplars?{q}"))["data"]
+        ids = {e["labels"].get("request_id") for s in found for e in s["exemplars"]}
+        check(len(ids) >= 3 and None not in ids,
+              f"the {name} server keeps GetObject exemplars with request IDs ({len(ids)} distinct)")
+        check(ids <= answered, f"{name}: each is a request ID the S3 server sent ({sorted(ids - answered)[:3]} not)")
+        slow = [float(e["value"]) for s in found for e in s["exemplars"]]
+        check(all(0.28 <= v <= 0.75 for v in slow),
+              f"{name}: each exemplar's value is a latency within the injected 300-700 ms "
+              f"({min(slow, default=0):.3f}-{max(slow, default=0):.3f} s)")
 finally:
     procs.stop()
 

@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex};
 use prometheus::proto::{self, MetricType};
 use std::time::SystemTime;
 
+use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+
+use super::native::Native;
 
 use super::protobuf;
 
@@ -52,6 +55,13 @@ pub trait Cell: Send + Sync + 'static {
     /// Writes the child's value through prometheus-client's encoder (the protobuf and
     /// OpenMetrics expositions).
     fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result;
+    /// The protobuf message of a family of these that keeps exemplars (histograms only).
+    fn message_family(_f: &super::series::Family<Self>) -> Option<Vec<u8>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A monotonic integer counter.
@@ -128,8 +138,9 @@ pub struct Histogram {
     bounds: Arc<[f64]>,
     state: Mutex<HistogramState>,
     /// The same observations for the protobuf exposition (with native buckets when the family
-    /// keeps them).
-    exposed: prometheus_client::metrics::histogram::Histogram,
+    /// keeps them), unless the family keeps exemplars: its protobuf message is built from
+    /// `state` ([`Histogram::message`]).
+    exposed: Option<prometheus_client::metrics::histogram::Histogram>,
     /// And for the OpenMetrics one, with each bucket's latest request ID, when the family
     /// keeps exemplars.
     with_exemplars: Option<HistogramWithExemplars<Exemplar>>,
@@ -140,6 +151,18 @@ struct HistogramState {
     buckets: Box<[u64]>,
     count: u64,
     sum: f64,
+    /// With exemplars: per classic bucket (+Inf last) the latest request ID in it, its value
+    /// and time; and the native buckets.
+    examples: Box<[Option<Example>]>,
+    native: Option<Native>,
+}
+
+/// A bucket's exemplar: the request ID, the observed value, when.
+#[derive(Debug, Clone)]
+struct Example {
+    id: String,
+    value: f64,
+    at: SystemTime,
 }
 
 impl Histogram {
@@ -151,20 +174,16 @@ impl Histogram {
     /// Records one observation, with the request ID it is an example of (kept as its
     /// bucket's exemplar when the family keeps them; only printable ASCII, cut to 64).
     pub fn observe_with(&self, v: f64, request_id: Option<&str>) {
+        let now = SystemTime::now();
+        let id = self.with_exemplars.as_ref().and(request_id).map(|id| {
+            id.chars()
+                .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+                .take(MAX_EXEMPLAR_ID)
+                .collect::<String>()
+        });
+        let id = id.filter(|id| !id.is_empty());
         if let Some(h) = &self.with_exemplars {
-            let id = request_id.map(|id| {
-                let id: String = id
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
-                    .take(MAX_EXEMPLAR_ID)
-                    .collect();
-                vec![("request_id", id)]
-            });
-            h.observe(
-                v,
-                id.filter(|l| !l[0].1.is_empty()),
-                Some(SystemTime::now()),
-            );
+            h.observe(v, id.clone().map(|id| vec![("request_id", id)]), Some(now));
         }
         let i = self.bounds.iter().position(|b| v <= *b);
         let mut s = self.state.lock().unwrap();
@@ -173,8 +192,80 @@ impl Histogram {
         }
         s.count += 1;
         s.sum += v;
+        if let Some(n) = &mut s.native {
+            n.observe(v);
+        }
+        if let Some(id) = id {
+            let slot = i.unwrap_or(self.bounds.len());
+            if let Some(e) = s.examples.get_mut(slot) {
+                *e = Some(Example {
+                    id,
+                    value: v,
+                    at: now,
+                });
+            }
+        }
         drop(s);
-        self.exposed.observe(v);
+        if let Some(e) = &self.exposed {
+            e.observe(v);
+        }
+    }
+
+    /// The protobuf message of a histogram that keeps exemplars: cumulative classic buckets
+    /// (+Inf last), each with its latest request ID, and the native buckets, in
+    /// prometheus-client's own data model.
+    pub(super) fn message(&self) -> pb::Histogram {
+        let s = self.state.lock().unwrap();
+        let stamp = prost_types::Timestamp::from;
+        let uppers = self.bounds.iter().copied().chain([f64::INFINITY]);
+        let counts = s.buckets.iter().copied().chain([0]);
+        let mut cumulative = 0;
+        let bucket =
+            uppers
+                .zip(counts)
+                .enumerate()
+                .map(|(i, (upper_bound, n))| {
+                    cumulative += n;
+                    pb::Bucket {
+                        cumulative_count: if upper_bound.is_infinite() {
+                            s.count
+                        } else {
+                            cumulative
+                        },
+                        upper_bound,
+                        exemplar: s.examples.get(i).and_then(Option::as_ref).map(|e| {
+                            pb::Exemplar {
+                                label: vec![pb::LabelPair {
+                                    name: "request_id".into(),
+                                    value: e.id.clone(),
+                                }],
+                                value: e.value,
+                                timestamp: Some(stamp(e.at)),
+                            }
+                        }),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+        let mut h = pb::Histogram {
+            sample_count: s.count,
+            sample_sum: s.sum,
+            bucket,
+            ..Default::default()
+        };
+        if let Some(n) = &s.native {
+            let (spans, deltas) = n.spans_and_deltas();
+            h.schema = n.schema;
+            h.zero_threshold = super::native::ZERO_THRESHOLD;
+            h.zero_count = n.zero;
+            h.positive_span = spans
+                .into_iter()
+                .map(|(offset, length)| pb::BucketSpan { offset, length })
+                .collect();
+            h.positive_delta = deltas;
+            h.start_timestamp = Some(stamp(n.created));
+        }
+        h
     }
 
     /// Observations so far.
@@ -190,13 +281,24 @@ impl Histogram {
 
 impl Cell for Histogram {
     const TYPE: MetricType = MetricType::HISTOGRAM;
+    fn message_family(f: &super::series::Family<Self>) -> Option<Vec<u8>> {
+        Some(f.message())
+    }
     fn new(buckets: &Buckets) -> Self {
         use prometheus_client::metrics::histogram::Histogram as Exposed;
         let bounds = &buckets.bounds;
-        let exposed = if buckets.native {
-            Exposed::new_classic_and_native(bounds.iter().copied(), protobuf::native_config())
+        let exposed = match (buckets.exemplars, buckets.native) {
+            (true, _) => None,
+            (false, true) => Some(Exposed::new_classic_and_native(
+                bounds.iter().copied(),
+                protobuf::native_config(),
+            )),
+            (false, false) => Some(Exposed::new(bounds.iter().copied())),
+        };
+        let examples = if buckets.exemplars {
+            bounds.len() + 1
         } else {
-            Exposed::new(bounds.iter().copied())
+            0
         };
         Histogram {
             bounds: bounds.clone(),
@@ -204,6 +306,8 @@ impl Cell for Histogram {
                 buckets: vec![0; bounds.len()].into_boxed_slice(),
                 count: 0,
                 sum: 0.0,
+                examples: vec![None; examples].into_boxed_slice(),
+                native: (buckets.exemplars && buckets.native).then(Native::default),
             }),
             exposed,
             with_exemplars: buckets
@@ -233,10 +337,14 @@ impl Cell for Histogram {
         m.set_histogram(h);
     }
     fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result {
-        match (f, &self.with_exemplars) {
-            (Format::OpenMetrics, Some(h)) => h.encode(e),
+        match (f, &self.exposed, &self.with_exemplars) {
+            (Format::OpenMetrics, _, Some(h)) => h.encode(e),
             // prometheus-client writes the classic buckets and the native ones if kept.
-            _ => self.exposed.encode(e),
+            (_, Some(exposed), _) => exposed.encode(e),
+            // A family with exemplars builds its protobuf message itself (`message`); here
+            // only its classic buckets could be written.
+            (_, None, Some(h)) => h.encode(e),
+            (_, None, None) => Ok(()),
         }
     }
 }

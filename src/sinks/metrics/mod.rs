@@ -12,6 +12,7 @@ use prometheus::{HistogramOpts, Opts, Registry};
 mod buckets;
 mod cells;
 pub mod exposition;
+mod native;
 mod network;
 pub mod openmetrics;
 #[cfg(target_os = "linux")]

@@ -64,6 +64,12 @@ pub trait Exposable: Collector {
         None
     }
 
+    /// This collector's protobuf messages when prometheus-client cannot write them (native
+    /// buckets beside exemplars), length-delimited.
+    fn protobuf_by_hand(&self) -> Option<Vec<u8>> {
+        None
+    }
+
     /// The keys of this collector's series in exposition order, when it has one family and
     /// can collect a part of it ([`Exposable::collect_part`]); `None`: collect it whole.
     fn part_keys(&self) -> Option<Vec<String>> {
@@ -178,6 +184,9 @@ impl Metrics {
     pub fn protobuf_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
         let metrics = self.clone();
         (0..self.collectors().len()).map(move |index| {
+            if let Some(bytes) = metrics.collectors()[index].protobuf_by_hand() {
+                return bytes;
+            }
             let mut registry = prometheus_client::registry::Registry::default();
             registry.register_collector(Box::new(One {
                 metrics: metrics.clone(),
@@ -238,13 +247,14 @@ mod tests {
             region: "us-east-1".into(),
         };
         for ms in [3u64, 12, 12, 40, 90, 700, 2500] {
+            let id = format!("R{ms}");
             m.attempt(
                 &t,
                 &Attempt {
                     operation: "GetObject",
                     took: Duration::from_millis(ms),
                     error: None,
-                    request_id: None,
+                    request_id: Some(&id),
                 },
             );
         }
@@ -318,6 +328,22 @@ mod tests {
                 "{le}"
             );
         }
+        // Each classic bucket carries the latest request in it; the +Inf one too.
+        let exemplar = |le: f64| {
+            h.bucket
+                .iter()
+                .find(|b| b.upper_bound == le)
+                .and_then(|b| b.exemplar.as_ref())
+                .map(|e| (e.label[0].name.as_str(), e.label[0].value.as_str(), e.value))
+        };
+        assert_eq!(exemplar(0.025), Some(("request_id", "R12", 0.012)));
+        assert_eq!(exemplar(1.0), Some(("request_id", "R700", 0.7)));
+        assert_eq!(exemplar(f64::INFINITY), None);
+        assert_eq!(exemplar(5.0), Some(("request_id", "R2500", 2.5)));
+        assert_eq!(exemplar(0.1), Some(("request_id", "R90", 0.09)));
+        assert_eq!(exemplar(0.25), None);
+        let inf = h.bucket.last().unwrap();
+        assert!(inf.upper_bound.is_infinite() && inf.cumulative_count == 7);
         let errors = families
             .iter()
             .find(|f| f.name == "s3canary_s3_request_errors_total")

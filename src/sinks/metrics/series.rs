@@ -131,6 +131,42 @@ impl Family<Histogram> {
     }
 }
 
+impl Family<Histogram> {
+    /// The protobuf message of a family that keeps exemplars, length-delimited: each child's
+    /// [`Histogram::message`] under its labels (prometheus-client's data model; its encoder
+    /// cannot write exemplars beside native buckets).
+    pub(super) fn message(&self) -> Vec<u8> {
+        use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
+        use prost::Message;
+        let d = &self.inner.desc;
+        let children = self.inner.children.read().unwrap();
+        if children.is_empty() {
+            return Vec::new();
+        }
+        let metric = children
+            .iter()
+            .map(|(k, c)| pb::Metric {
+                label: label_pairs(d, k)
+                    .map(|(name, value)| pb::LabelPair {
+                        name: name.into(),
+                        value: value.into(),
+                    })
+                    .collect(),
+                histogram: Some(c.message()),
+                ..Default::default()
+            })
+            .collect();
+        pb::MetricFamily {
+            name: d.fq_name.clone(),
+            help: d.help.clone(),
+            r#type: pb::MetricType::Histogram as i32,
+            metric,
+            ..Default::default()
+        }
+        .encode_length_delimited_to_vec()
+    }
+}
+
 fn to_owned(labels: &[&str]) -> Vec<String> {
     labels.iter().map(|s| s.to_string()).collect()
 }
@@ -318,6 +354,13 @@ impl<C: Cell> Exposable for Family<C> {
             .filter_map(|k| children.get(k).map(|c| self.metric(k, c)))
             .collect();
         self.family(metrics)
+    }
+
+    fn protobuf_by_hand(&self) -> Option<Vec<u8>> {
+        if !self.inner.buckets.exemplars {
+            return None;
+        }
+        C::message_family(self)
     }
 
     fn openmetrics_by_hand(&self) -> Option<String> {

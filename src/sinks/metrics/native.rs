@@ -1,0 +1,141 @@
+//! The native (exponential) buckets of a histogram, as the Prometheus data model defines them:
+//! at schema `s` bucket `i` holds the values in (2^((i-1)/2^s), 2^(i/2^s)], values at or below
+//! the zero threshold go to the zero bucket, and the buckets travel as spans and deltas.
+//!
+//! prometheus-client keeps the same state inside its histogram but cannot write it beside
+//! exemplars (its exemplar histogram is classic only, and its exemplars cannot be built
+//! outside it). The request histogram needs native buckets and exemplars in one protobuf
+//! message, so its cells keep this state and the message is built from prometheus-client's
+//! own protobuf data model ([`super::protobuf`]).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// Schema 3: a bucket every 2^(1/8), about 9% wide (as every other native histogram here).
+pub const SCHEMA: i32 = 3;
+/// Most buckets kept: past it the schema is lowered (two buckets become one), never reset.
+pub const MAX_BUCKETS: usize = 160;
+/// Values at or below this are counted in the zero bucket (Prometheus' default, 2^-128).
+pub const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
+
+/// Sparse positive buckets by index, the zero bucket and the schema they are at.
+#[derive(Debug, Clone)]
+pub struct Native {
+    pub schema: i32,
+    pub zero: u64,
+    buckets: BTreeMap<i32, u64>,
+    pub created: SystemTime,
+}
+
+impl Default for Native {
+    fn default() -> Self {
+        Native {
+            schema: SCHEMA,
+            zero: 0,
+            buckets: BTreeMap::new(),
+            created: SystemTime::now(),
+        }
+    }
+}
+
+/// The index of `v`'s bucket at `schema`: the smallest `i` with `v <= 2^(i / 2^schema)`.
+fn index(v: f64, schema: i32) -> i32 {
+    let scale = f64::from(1u32 << schema);
+    let mut i = (v.log2() * scale).ceil() as i32;
+    // log2 may be a hair off at a bucket's bounds: settle on the exact bound.
+    let upper = |i: i32| (f64::from(i) / scale).exp2();
+    if v > upper(i) {
+        i += 1;
+    } else if v <= upper(i - 1) {
+        i -= 1;
+    }
+    i
+}
+
+impl Native {
+    /// Counts one observation (negative and NaN values are not latencies: ignored).
+    pub fn observe(&mut self, v: f64) {
+        if v.is_nan() || v < 0.0 {
+            return;
+        }
+        if v <= ZERO_THRESHOLD {
+            self.zero += 1;
+            return;
+        }
+        *self.buckets.entry(index(v, self.schema)).or_default() += 1;
+        while self.buckets.len() > MAX_BUCKETS {
+            self.reduce();
+        }
+    }
+
+    /// Halves the resolution: bucket `i` at schema `s` is within bucket `ceil(i/2)` at `s-1`.
+    fn reduce(&mut self) {
+        let mut wider = BTreeMap::new();
+        for (i, n) in std::mem::take(&mut self.buckets) {
+            *wider.entry((i + 1) >> 1).or_default() += n;
+        }
+        self.buckets = wider;
+        self.schema -= 1;
+    }
+
+    /// The positive buckets as spans (offset, length) and deltas, as the data model wants them.
+    pub fn spans_and_deltas(&self) -> (Vec<(i32, u32)>, Vec<i64>) {
+        let mut spans: Vec<(i32, u32)> = Vec::new();
+        let mut deltas = Vec::with_capacity(self.buckets.len());
+        let (mut next, mut last) = (None::<i32>, 0i64);
+        for (&i, &n) in &self.buckets {
+            match (next, spans.last_mut()) {
+                (Some(want), Some(span)) if want == i => span.1 += 1,
+                (Some(want), _) => spans.push((i - want, 1)),
+                (None, _) => spans.push((i, 1)),
+            }
+            next = Some(i + 1);
+            deltas.push(n as i64 - last);
+            last = n as i64;
+        }
+        (spans, deltas)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_land_in_the_bucket_whose_upper_bound_is_inclusive() {
+        assert_eq!(index(1.0, 3), 0);
+        assert_eq!(index(2.0, 3), 8);
+        assert_eq!(index(0.5, 3), -8);
+        assert_eq!(index(1.0001, 3), 1);
+        // 100 ms: 2^(-27/8) = 0.0962, 2^(-26/8) = 0.1051.
+        assert_eq!(index(0.1, 3), -26);
+    }
+
+    #[test]
+    fn spans_and_deltas_encode_the_sparse_buckets() {
+        let mut n = Native::default();
+        for v in [1.0, 1.0, 1.05, 2.0, 0.0] {
+            n.observe(v);
+        }
+        assert_eq!(n.zero, 1);
+        let (spans, deltas) = n.spans_and_deltas();
+        // Buckets 0 (2), 1 (1) and 8 (1): a span of two from 0, then one after a gap of 6.
+        assert_eq!(spans, vec![(0, 2), (6, 1)]);
+        assert_eq!(deltas, vec![2, -1, 0]);
+    }
+
+    #[test]
+    fn too_many_buckets_lower_the_schema_and_lose_no_count() {
+        let mut n = Native::default();
+        let mut v = 1e-6;
+        let mut count = 0;
+        while v < 1e6 {
+            n.observe(v);
+            count += 1;
+            v *= 1.05;
+        }
+        assert!(n.buckets.len() <= MAX_BUCKETS);
+        assert!(n.schema < SCHEMA);
+        assert_eq!(n.buckets.values().sum::<u64>(), count);
+    }
+}
