@@ -12,6 +12,7 @@ mod check;
 mod names;
 mod parse;
 mod probes;
+mod target;
 pub use names::redact_url;
 pub mod raw;
 

@@ -16,10 +16,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use prometheus::Opts;
 use prometheus::core::{Collector, Desc, Describer};
 use prometheus::proto;
-use prometheus::{HistogramOpts, Opts};
 use prometheus_client::encoding::DescriptorEncoder;
+
+mod histogram;
 
 use super::protobuf::{self, Exposable};
 
@@ -76,94 +78,6 @@ impl<C: Cell + Default> Family<C> {
     /// The one series of a family without labels.
     pub fn get(&self) -> Arc<C> {
         self.with_label_values(&[])
-    }
-}
-
-impl Family<Histogram> {
-    /// A histogram family with the buckets of `opts` and `labels` as its variable labels,
-    /// with native buckets too in the protobuf exposition.
-    pub fn new(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
-        let bounds = opts.buckets.clone();
-        Self::with_desc(
-            opts.variable_labels(to_owned(labels)).describe()?,
-            &bounds,
-            true,
-        )
-    }
-
-    /// A histogram family with native buckets only: a native histogram in the protobuf
-    /// exposition, `_sum` and `_count` (a summary without quantiles) in the text ones. One
-    /// series per child where native histograms are scraped, two elsewhere.
-    pub fn native_only(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
-        let mut f = Self::with_desc(
-            opts.buckets(vec![])
-                .variable_labels(to_owned(labels))
-                .describe()?,
-            &[],
-            true,
-        )?;
-        Arc::get_mut(&mut f.inner)
-            .expect("a new family has no other handle")
-            .buckets
-            .text_summary = true;
-        Ok(f)
-    }
-
-    /// As [`Family::new`], each bucket with the request ID of its latest observation as an
-    /// exemplar in the OpenMetrics exposition.
-    pub fn with_exemplars(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
-        let mut f = Self::new(opts, labels)?;
-        Arc::get_mut(&mut f.inner)
-            .expect("a new family has no other handle")
-            .buckets
-            .exemplars = true;
-        Ok(f)
-    }
-
-    /// As [`Family::new`], with the classic buckets only in either exposition.
-    pub fn classic(opts: HistogramOpts, labels: &[&str]) -> prometheus::Result<Self> {
-        let bounds = opts.buckets.clone();
-        Self::with_desc(
-            opts.variable_labels(to_owned(labels)).describe()?,
-            &bounds,
-            false,
-        )
-    }
-}
-
-impl Family<Histogram> {
-    /// The protobuf message of a family that keeps exemplars, length-delimited: each child's
-    /// [`Histogram::message`] under its labels (prometheus-client's data model; its encoder
-    /// cannot write exemplars beside native buckets).
-    pub(super) fn message(&self) -> Vec<u8> {
-        use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
-        use prost::Message;
-        let d = &self.inner.desc;
-        let children = self.inner.children.read().unwrap();
-        if children.is_empty() {
-            return Vec::new();
-        }
-        let metric = children
-            .iter()
-            .map(|(k, c)| pb::Metric {
-                label: label_pairs(d, k)
-                    .map(|(name, value)| pb::LabelPair {
-                        name: name.into(),
-                        value: value.into(),
-                    })
-                    .collect(),
-                histogram: Some(c.message()),
-                ..Default::default()
-            })
-            .collect();
-        pb::MetricFamily {
-            name: d.fq_name.clone(),
-            help: d.help.clone(),
-            r#type: pb::MetricType::Histogram as i32,
-            metric,
-            ..Default::default()
-        }
-        .encode_length_delimited_to_vec()
     }
 }
 
@@ -393,7 +307,7 @@ impl<C: Cell> Exposable for Family<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::{Encoder, TextEncoder};
+    use prometheus::{Encoder, HistogramOpts, TextEncoder};
 
     fn text(c: &dyn Collector) -> String {
         let mut families = c.collect();
