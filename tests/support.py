@@ -138,3 +138,16 @@ class Processes:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def nginx_conf(out, http_body):
+    """An nginx config that runs in the foreground with its pid, logs and temporary files under
+    `out` (its `tmp` folder must exist), one worker, and `http_body` inside `http { }`."""
+    import os
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp = "".join(f"    {kind}_temp_path {out}/tmp/{name};\n" for kind, name in [
+        ("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"), ("uwsgi", "uwsgi"),
+        ("scgi", "scgi")])
+    return (f"{user}\nworker_processes 1;\ndaemon off;\npid {out}/nginx.pid;\n"
+            f"error_log {out}/nginx-error.log warn;\nevents {{ worker_connections 64; }}\n"
+            f"http {{\n    access_log {out}/nginx-access.log;\n{temp}{http_body}\n}}\n")

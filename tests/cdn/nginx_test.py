@@ -16,7 +16,6 @@ so a 3 s entry lives 3-4 s; re-reads are at most 500 ms apart: the figure is che
 
 usage: nginx_test.py S3CANARY_BINARY FAULT_S3_BINARY OUTPUT_DIR
 """
-import os
 import pathlib
 import signal
 import shutil
@@ -28,7 +27,7 @@ import boto3
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from support import (Processes, check, embedded_env, failures, free_port, get,  # noqa: E402
-                     sample, target_toml, wait)
+                     nginx_conf, sample, target_toml, wait)
 
 binary, fault_s3, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]).resolve() / "cdn"
 shutil.rmtree(out, ignore_errors=True)
@@ -56,27 +55,13 @@ def proxy(port, cache):
     }}"""
 
 
-conf = f"""{'user root;' if os.geteuid() == 0 else ''}
-worker_processes 1;
-daemon off;
-pid {out}/nginx.pid;
-error_log {out}/nginx-error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {out}/nginx-access.log;
-    client_body_temp_path {out}/tmp/body;
-    proxy_temp_path {out}/tmp/proxy;
-    fastcgi_temp_path {out}/tmp/fastcgi;
-    uwsgi_temp_path {out}/tmp/uwsgi;
-    scgi_temp_path {out}/tmp/scgi;
-    proxy_cache_path {out}/cache-404 levels=1 keys_zone=misses:1m max_size=10m inactive=1m use_temp_path=off;
+conf = nginx_conf(out, f"""    proxy_cache_path {out}/cache-404 levels=1 keys_zone=misses:1m max_size=10m inactive=1m use_temp_path=off;
     proxy_cache_path {out}/cache-200 levels=1 keys_zone=hits:1m max_size=10m inactive=1m use_temp_path=off;
     add_header X-Cache-Status $upstream_cache_status always;
     {proxy(ports['plain'], None)}
     {proxy(ports['negative'], ('misses', 404))}
     {proxy(ports['positive'], ('hits', 200))}
-}}
-"""
+""")
 (out / "nginx.conf").write_text(conf)
 config = f'[server]\nlisten = "127.0.0.1:{daemon_port}"\n\n[defaults]\ninterval = "10s"\ntimeout = "9s"\nconfirm_interval = "0s"\n'
 for name, port in ports.items():

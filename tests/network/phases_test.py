@@ -28,7 +28,7 @@ import threading
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from support import (Processes, check, embedded_env, failures, free_port, get,  # noqa: E402
-                     sample, target_toml, wait)
+                     nginx_conf, sample, target_toml, wait)
 
 binary, fault_s3 = sys.argv[1], sys.argv[2]
 out = pathlib.Path(sys.argv[3]).resolve() / "phases"
@@ -110,22 +110,7 @@ def tls_through_nginx():
             client_max_body_size 0;
         }}
     }}""" for name, port in ports.items())
-    (out / "nginx.conf").write_text(f"""{'user root;' if os.geteuid() == 0 else ''}
-worker_processes 1;
-daemon off;
-pid {out}/nginx.pid;
-error_log {out}/nginx-error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {out}/nginx-access.log;
-    client_body_temp_path {out}/tmp/body;
-    proxy_temp_path {out}/tmp/proxy;
-    fastcgi_temp_path {out}/tmp/fastcgi;
-    uwsgi_temp_path {out}/tmp/uwsgi;
-    scgi_temp_path {out}/tmp/scgi;
-    {servers}
-}}
-""")
+    (out / "nginx.conf").write_text(nginx_conf(out, servers))
     def endpoint(name):
         return f"https://localhost:{ports[name]}"
     ca = f'ca_file = "{out}/ca.pem"\n'

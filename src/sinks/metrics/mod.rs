@@ -21,6 +21,8 @@ pub mod protobuf;
 mod record;
 pub use record::UNTIMED;
 pub mod series;
+#[cfg(test)]
+mod testing;
 
 pub use buckets::{
     EVENT_DELIVERY_BUCKETS, LATENCY_BUCKETS, PROBE_DURATION_BUCKETS, REPLICATION_LAG_BUCKETS,

@@ -103,11 +103,11 @@ fn escape(s: &str, quote: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::report::{Attempt, RequestPhases, Sink, TargetLabels};
+    use crate::report::{RequestPhases, Sink};
+    use crate::sinks::metrics::testing::{get, metrics_and_target};
 
     #[test]
     fn asks_for_openmetrics_only_when_it_comes_first() {
@@ -123,28 +123,14 @@ mod tests {
 
     #[test]
     fn buckets_carry_the_latest_request_id_and_the_text_ends_with_eof() {
-        let labels = BTreeMap::from([("vantage".to_string(), "eu".to_string())]);
-        let m = Arc::new(Metrics::new(&labels));
-        let t = TargetLabels {
-            target: "t1".into(),
-            bucket: "b".into(),
-            region: "us-east-1".into(),
-        };
+        let (m, t) = metrics_and_target();
         for (ms, id) in [
             (3, Some("A1")),
             (4, Some("A2")),
             (40, Some("B1")),
             (41, None),
         ] {
-            m.attempt(
-                &t,
-                &Attempt {
-                    operation: "GetObject",
-                    took: Duration::from_millis(ms),
-                    error: None,
-                    request_id: id,
-                },
-            );
+            get(&m, &t, ms, id);
         }
         m.request_phases(
             &t,

@@ -206,15 +206,16 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::time::Duration;
 
     use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
     use prost::Message;
 
     use super::*;
+    use crate::report::Attempt;
     use crate::report::Sink;
-    use crate::report::{Attempt, TargetLabels};
+    use crate::sinks::metrics::testing::{get, metrics_and_target};
 
     fn decode(mut b: &[u8]) -> Vec<pb::MetricFamily> {
         let mut out = Vec::new();
@@ -239,24 +240,9 @@ mod tests {
 
     #[test]
     fn the_protobuf_families_are_the_texts_with_native_buckets_added() {
-        let labels = BTreeMap::from([("vantage".to_string(), "eu".to_string())]);
-        let m = Arc::new(Metrics::new(&labels));
-        let t = TargetLabels {
-            target: "t1".into(),
-            bucket: "b".into(),
-            region: "us-east-1".into(),
-        };
+        let (m, t) = metrics_and_target();
         for ms in [3u64, 12, 12, 40, 90, 700, 2500] {
-            let id = format!("R{ms}");
-            m.attempt(
-                &t,
-                &Attempt {
-                    operation: "GetObject",
-                    took: Duration::from_millis(ms),
-                    error: None,
-                    request_id: Some(&id),
-                },
-            );
+            get(&m, &t, ms, Some(&format!("R{ms}")));
         }
         m.attempt(
             &t,
