@@ -29,14 +29,6 @@ pub struct Buckets {
     pub exemplars: bool,
 }
 
-/// Which of prometheus-client's encoders a cell writes into: they take the same calls, and
-/// only OpenMetrics gets exemplars (prometheus-client cannot write them beside native buckets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Protobuf,
-    OpenMetrics,
-}
-
 /// The label set of an exemplar: the request ID.
 type Exemplar = Vec<(&'static str, String)>;
 
@@ -54,7 +46,7 @@ pub trait Cell: Send + Sync + 'static {
     fn write(&self, m: &mut proto::Metric);
     /// Writes the child's value through prometheus-client's encoder (the protobuf and
     /// OpenMetrics expositions).
-    fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result;
+    fn encode(&self, e: MetricEncoder) -> std::fmt::Result;
     /// The protobuf message of a family of these that keeps exemplars (histograms only).
     fn message_family(_f: &super::series::Family<Self>) -> Option<Vec<u8>>
     where
@@ -95,7 +87,7 @@ impl Cell for Counter {
         c.set_value(self.get() as f64);
         m.set_counter(c);
     }
-    fn encode(&self, mut e: MetricEncoder, _: Format) -> std::fmt::Result {
+    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
         protobuf::counter(&mut e, self.get() as f64)
     }
 }
@@ -126,7 +118,7 @@ impl Cell for Gauge {
         g.set_value(self.get());
         m.set_gauge(g);
     }
-    fn encode(&self, mut e: MetricEncoder, _: Format) -> std::fmt::Result {
+    fn encode(&self, mut e: MetricEncoder) -> std::fmt::Result {
         e.encode_gauge(&self.get())
     }
 }
@@ -336,15 +328,14 @@ impl Cell for Histogram {
         h.set_bucket(buckets);
         m.set_histogram(h);
     }
-    fn encode(&self, e: MetricEncoder, f: Format) -> std::fmt::Result {
-        match (f, &self.exposed, &self.with_exemplars) {
-            (Format::OpenMetrics, _, Some(h)) => h.encode(e),
-            // prometheus-client writes the classic buckets and the native ones if kept.
-            (_, Some(exposed), _) => exposed.encode(e),
-            // A family with exemplars builds its protobuf message itself (`message`); here
-            // only its classic buckets could be written.
-            (_, None, Some(h)) => h.encode(e),
-            (_, None, None) => Ok(()),
+    fn encode(&self, e: MetricEncoder) -> std::fmt::Result {
+        // A family with exemplars reaches prometheus-client's encoder only for OpenMetrics (its
+        // protobuf message is built by `message`): its classic buckets with their exemplars.
+        // The others: the classic buckets, and the native ones if kept.
+        match (&self.with_exemplars, &self.exposed) {
+            (Some(h), _) => h.encode(e),
+            (None, Some(exposed)) => exposed.encode(e),
+            (None, None) => Ok(()),
         }
     }
 }

@@ -121,7 +121,7 @@ impl<M: std::ops::Deref<Target = Metrics>> Render<M> {
 
 /// `part` in the text format; without its `# HELP` and `# TYPE` lines when they are written
 /// already (a family split over chunks must have them once).
-fn encode(part: prometheus::proto::MetricFamily, header_written: bool) -> Vec<u8> {
+pub(super) fn encode(part: prometheus::proto::MetricFamily, header_written: bool) -> Vec<u8> {
     let mut buf = Vec::new();
     TextEncoder::new()
         .encode(&[part], &mut buf)

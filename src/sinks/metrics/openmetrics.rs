@@ -4,13 +4,11 @@
 //! prometheus-client has no summary type, so the one family the text expositions show as a
 //! summary (request phases, `_sum` and `_count`) is written here.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use prometheus::proto;
 
 use super::Metrics;
-use super::cells::Format;
 use super::protobuf::One;
 
 /// The content type of this exposition.
@@ -45,7 +43,6 @@ impl Metrics {
             registry.register_collector(Box::new(One {
                 metrics: metrics.clone(),
                 index,
-                format: Format::OpenMetrics,
             }));
             let mut out = String::new();
             // Writing into a String fails only on a value the format cannot hold; the family
@@ -63,42 +60,13 @@ impl Metrics {
 }
 
 /// A family of summaries without quantiles (as a `native_only` family collects), in
-/// OpenMetrics: `_sum` and `_count` per series.
-pub(super) fn summary(f: &proto::MetricFamily) -> String {
-    let mut out = String::new();
+/// OpenMetrics: `_sum` and `_count` per series. Those lines, their escaping included, are what
+/// the text format writes, so the text exposition's encoder writes them.
+pub(super) fn summary(f: proto::MetricFamily) -> String {
     if f.get_metric().is_empty() {
-        return out;
+        return String::new();
     }
-    let name = f.name();
-    let _ = writeln!(out, "# HELP {name} {}", escape(f.help(), false));
-    let _ = writeln!(out, "# TYPE {name} summary");
-    for m in f.get_metric() {
-        let labels: Vec<String> = m
-            .get_label()
-            .iter()
-            .map(|l| format!("{}=\"{}\"", l.name(), escape(l.value(), true)))
-            .collect();
-        let labels = labels.join(",");
-        // The family's series were written as summaries (sum and count) already.
-        let (sum, count) = (m.get_summary().sample_sum(), m.get_summary().sample_count());
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-    }
-    out
-}
-
-/// OpenMetrics escaping: backslash and newline, and the double quote in label values.
-fn escape(s: &str, quote: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quote => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-    out
+    String::from_utf8(super::exposition::encode(f, false)).expect("the text format is UTF-8")
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::histogram::NativeHistogramConfig;
 
 use super::Metrics;
-use super::cells::Format;
 
 /// The content type a scraper asks for, and gets, for this exposition.
 pub const CONTENT_TYPE: &str =
@@ -43,7 +42,7 @@ pub fn native_config() -> NativeHistogramConfig {
 /// A collector both expositions render: every family of the daemon ([`super::series::Family`])
 /// and the process collector.
 ///
-/// The protobuf exposition writes it with [`Exposable::encode_protobuf`]; the default converts
+/// The protobuf exposition writes it with [`Exposable::encode`] (the OpenMetrics one too); the default converts
 /// what the collector gives the text exposition (classic histograms only), and the families
 /// write their cells directly, native buckets included. The text exposition renders a
 /// collector that can collect its series in parts ([`Exposable::part_keys`]) a few hundred
@@ -51,8 +50,9 @@ pub fn native_config() -> NativeHistogramConfig {
 /// histograms of 1000 targets). A target's or pair's series leave every family through
 /// [`Exposable::remove_series`].
 pub trait Exposable: Collector {
-    /// Writes this collector's families into prometheus-client's encoder for `format`.
-    fn encode(&self, e: &mut DescriptorEncoder, _format: Format) -> fmt::Result {
+    /// Writes this collector's families into prometheus-client's encoder (protobuf or
+    /// OpenMetrics).
+    fn encode(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         for f in self.collect() {
             encode_family(&f, e)?;
         }
@@ -156,7 +156,6 @@ pub(crate) fn counter(e: &mut MetricEncoder, v: f64) -> fmt::Result {
 pub(super) struct One {
     pub metrics: Arc<Metrics>,
     pub index: usize,
-    pub format: Format,
 }
 
 impl fmt::Debug for One {
@@ -168,7 +167,7 @@ impl fmt::Debug for One {
 impl prometheus_client::collector::Collector for One {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         match self.metrics.collectors().get(self.index) {
-            Some(c) => c.encode(&mut e, self.format),
+            Some(c) => c.encode(&mut e),
             None => Ok(()),
         }
     }
@@ -191,7 +190,6 @@ impl Metrics {
             registry.register_collector(Box::new(One {
                 metrics: metrics.clone(),
                 index,
-                format: Format::Protobuf,
             }));
             // Encoding into memory fails only on a value the format cannot hold; the family is
             // then left out rather than the scrape failed.

@@ -29,7 +29,7 @@ use super::protobuf::{self, Exposable};
 /// regions and closed sets (probes, operations, reasons, codes): none holds this character.
 const SEP: char = '\u{1f}';
 
-pub use super::cells::{Buckets, Cell, Counter, Format, Gauge, Histogram};
+pub use super::cells::{Buckets, Cell, Counter, Gauge, Histogram};
 
 /// A family of children of one kind, keyed by their label values.
 pub struct Family<C> {
@@ -283,10 +283,10 @@ impl<C: Cell> Exposable for Family<C> {
         }
         let children = self.inner.children.read().unwrap();
         let metrics = children.iter().map(|(k, c)| self.metric(k, c)).collect();
-        Some(super::openmetrics::summary(&self.family(metrics)))
+        Some(super::openmetrics::summary(self.family(metrics)))
     }
 
-    fn encode(&self, e: &mut DescriptorEncoder, f: Format) -> std::fmt::Result {
+    fn encode(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let d = &self.inner.desc;
         let children = self.inner.children.read().unwrap();
         if children.is_empty() {
@@ -298,7 +298,7 @@ impl<C: Cell> Exposable for Family<C> {
             let labels: Vec<(String, String)> = label_pairs(d, k)
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
-            c.encode(family.encode_family(&labels)?, f)?;
+            c.encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
