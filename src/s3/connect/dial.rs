@@ -114,6 +114,10 @@ impl Dial {
             .trim_end_matches(']')
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if https {
+            // Built once, at the first https connection, before any phase is timed.
+            self.tls.connector();
+        }
 
         let (addrs, dns) = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => (vec![SocketAddr::new(ip, port)], None),

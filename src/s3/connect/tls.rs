@@ -12,9 +12,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, CertificateError, RootCertStore};
 
-/// The client side of TLS for one set of trusted roots.
+/// The client side of TLS for one set of trusted roots, built at the first https connection:
+/// an http endpoint (the embedded server, a local store) never loads the system's roots.
 pub struct TlsSetup {
-    connector: tokio_rustls::TlsConnector,
+    extra: Vec<CertificateDer<'static>>,
+    connector: std::sync::OnceLock<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for TlsSetup {
@@ -23,39 +25,46 @@ impl std::fmt::Debug for TlsSetup {
     }
 }
 
-/// The system's root certificates, loaded once (about 0.2 MiB; every client shares them).
-fn system_roots() -> &'static RootCertStore {
-    static ROOTS: std::sync::OnceLock<RootCertStore> = std::sync::OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let loaded = rustls_native_certs::load_native_certs();
-        for e in loaded.errors.iter().take(3) {
-            tracing::warn!(error = %e, "a system root certificate could not be loaded");
-        }
-        let mut roots = RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
-        if ignored > 0 {
-            tracing::debug!(ignored, "system root certificates rustls cannot use");
-        }
-        roots
-    })
+/// The system's root certificates (about 0.2 MiB), loaded for each set of roots built: one for
+/// the clients without `ca_file`, one per distinct `ca_file`; none is kept beside them.
+fn system_roots() -> RootCertStore {
+    let loaded = rustls_native_certs::load_native_certs();
+    for e in loaded.errors.iter().take(3) {
+        tracing::warn!(error = %e, "a system root certificate could not be loaded");
+    }
+    let mut roots = RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "system root certificates rustls cannot use");
+    }
+    roots
 }
 
 impl TlsSetup {
     /// Trusting the system's roots and `extra` (a target's `ca_file`).
     pub fn new(extra: &[CertificateDer<'static>]) -> Self {
-        let mut roots = system_roots().clone();
-        roots.add_parsable_certificates(extra.iter().cloned());
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("the aws-lc provider supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // hyper is set up for HTTP/1.1 only; S3 speaks nothing else.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         TlsSetup {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            extra: extra.to_vec(),
+            connector: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The connector, built on first use (the dial builds it before its timers start, so
+    /// loading the roots is not counted as a phase).
+    pub fn connector(&self) -> &tokio_rustls::TlsConnector {
+        self.connector.get_or_init(|| {
+            let mut roots = system_roots();
+            roots.add_parsable_certificates(self.extra.iter().cloned());
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("the aws-lc provider supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            // hyper is set up for HTTP/1.1 only; S3 speaks nothing else.
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+        })
     }
 
     /// The handshake with `host` over `tcp`, and the earliest notAfter of the chain it showed.
@@ -66,7 +75,7 @@ impl TlsSetup {
     ) -> io::Result<(TlsStream<TcpStream>, Option<SystemTime>)> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let stream = self.connector.connect(name, tcp).await?;
+        let stream = self.connector().connect(name, tcp).await?;
         let not_after = stream
             .get_ref()
             .1
