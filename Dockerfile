@@ -10,15 +10,18 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
     && mkdir config && touch config/demo.toml \
-    && cargo build --release --locked \
+    && cargo build --profile dist --locked --bin s3canary \
     && rm -rf src config
 COPY src ./src
 COPY config ./config
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
-    && strip target/release/s3canary
+# The dist profile (whole-program LTO, optimised for size), packed relocations and the hot
+# functions placed together: see scripts/build-dist and docs/benchmarks.md, Footprint.
+COPY scripts/build-dist scripts/hot-functions.txt ./scripts/
+RUN touch src/main.rs src/lib.rs && scripts/build-dist \
+    && strip target/dist/s3canary
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/s3canary /usr/local/bin/s3canary
+COPY --from=build /src/target/dist/s3canary /usr/local/bin/s3canary
 USER 65532:65532
 EXPOSE 9340
 ENTRYPOINT ["/usr/local/bin/s3canary"]

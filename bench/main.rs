@@ -9,6 +9,10 @@
 //!   bench sdk CYCLES ROUNDS [ONLY]  CPU of s3canary's cycle next to a bare aws-sdk-s3 loop of
 //!                                   the same requests, and of SDK settings, in alternating
 //!                                   rounds; ONLY (s3canary, bare-0, ...) runs one, to profile
+//!   bench bare-loop ENDPOINT BUCKETS INTERVAL_MS WARMUP_MS MEASURE_MS
+//!                                   the bare loop as a process of its own: BUCKETS (b0000...)
+//!                                   each cycled every INTERVAL_MS; its CPU and cycles in the
+//!                                   measured window, next to `s3canary run`'s from /proc
 //!   bench replication LAG_SECS...   measured vs simulated replication lag, HEADs per canary
 //!   bench events SECONDS DELAY_MS...  notification delivery time measured vs delivered after a
 //!                                   known delay (the embedded queue), SQS requests per cycle
@@ -331,6 +335,17 @@ async fn main() {
             )
             .await
         }
+        Some("bare-loop") => {
+            let ms = |i, d| std::time::Duration::from_millis(n(i, d));
+            sdk::process_loop(
+                args.get(1).cloned().unwrap_or_default(),
+                n(2, 1) as usize,
+                ms(3, 1000),
+                ms(4, 5000),
+                ms(5, 20_000),
+            )
+            .await
+        }
         Some("replication") => {
             replication(args[1..].iter().filter_map(|x| x.parse().ok()).collect()).await
         }
@@ -358,7 +373,7 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: bench overhead|schedule|scrape|shards|sdk|replication|events|server|hostile ..."
+                "usage: bench overhead|schedule|scrape|shards|sdk|bare-loop|replication|events|server|hostile ..."
             );
             std::process::exit(2);
         }

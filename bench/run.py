@@ -2,7 +2,8 @@
 """Runs every benchmark of scripts/bench on 127.0.0.1 and writes a markdown report and JSON.
 
 usage: run.py [--quick] MARKDOWN_OUT JSON_OUT
-Needs target/release/s3canary and target/release/examples/bench (scripts/bench builds them)
+Needs the binaries S3CANARY_BIN and BENCH_BIN name (default target/release/s3canary and
+target/release/examples/bench; scripts/bench builds them)
 and boto3 for the baseline (.venv).
 """
 import json
@@ -21,8 +22,8 @@ quick = "--quick" in sys.argv
 args = [a for a in sys.argv[1:] if a != "--quick"]
 md_out, json_out = pathlib.Path(args[0]), pathlib.Path(args[1])
 root = pathlib.Path(__file__).resolve().parents[1]
-daemon_bin = root / "target/release/s3canary"
-bench_bin = root / "target/release/examples/bench"
+daemon_bin = (root / os.environ.get("S3CANARY_BIN", "target/release/s3canary")).resolve()
+bench_bin = (root / os.environ.get("BENCH_BIN", "target/release/examples/bench")).resolve()
 py = root / ".venv/bin/python"
 work = pathlib.Path(os.environ.get("BENCH_WORK", "/tmp/s3canary-bench"))
 work.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,123 @@ def put_cycles(text):
                if l.startswith("s3canary_probe_runs_total{") and 'probe="put"' in l)
 
 
+PROTOBUF = "application/vnd.google.protobuf;proto=io.prometheus.client;encoding=delimited"
+
+
+def scrape_protobuf(port):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": PROTOBUF})
+    return len(urllib.request.urlopen(req, timeout=60).read())
+
+
+def memory(pid):
+    """VmRSS, VmHWM, RssAnon and RssFile of a process (KiB), its threads and open fds."""
+    out = {}
+    for l in open(f"/proc/{pid}/status"):
+        k, _, v = l.partition(":")
+        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
+            out[k] = int(v.split()[0])
+    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    return out
+
+
+def resident_by_file(pid):
+    """Resident KiB of a process by what is mapped: its own binary, shared libraries, anonymous."""
+    rss, name = {}, None
+    for l in open(f"/proc/{pid}/smaps"):
+        f = l.split()
+        if "-" in f[0] and len(f) >= 5 and ":" in f[3]:
+            path = f[5] if len(f) > 5 else ""
+            name = ("binary" if path == str(daemon_bin) else "libraries" if path.startswith("/")
+                    else "anonymous")
+        elif f[0] == "Rss:":
+            rss[name] = rss.get(name, 0) + int(f[1])
+    return rss
+
+
+def write_config(path, port, endpoint, targets, interval, timeout, extra=""):
+    lines = [f'[server]\nlisten = "127.0.0.1:{port}"\n[defaults]\ninterval = "{interval}"\n'
+             f'timeout = "{timeout}"\n{extra}']
+    for i in range(targets):
+        lines.append(f'[[target]]\nname = "t{i}"\nbucket = "b{i:04d}"\nregion = "us-east-1"\n'
+                     f'endpoint = "{endpoint}"\npath_style = true\n')
+    path.write_text("".join(lines))
+
+
+def wait_ready(port, deadline=30):
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=5).read()
+            return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def sidecar(seconds, interval):
+    """One target, six probes, as a sidecar runs: RSS sampled every 10 s, what it is made of."""
+    server = subprocess.Popen([str(bench_bin), "server", "1"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    endpoint = server.stdout.readline().strip()
+    try:
+        port = free_port()
+        cfg = work / "sidecar.toml"
+        write_config(cfg, port, endpoint, 1, f"{interval}s", "10s")
+        d = subprocess.Popen([str(daemon_bin), "run", "--config", str(cfg)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(port)
+        samples, start = [], time.monotonic()
+        while True:
+            t = time.monotonic() - start
+            samples.append({"t": round(t), **memory(d.pid)})
+            if t >= seconds:
+                break
+            time.sleep(min(10, seconds - t))
+        cycles = put_cycles(scrape(port))
+        last = {**memory(d.pid), "by_mapping": resident_by_file(d.pid), "cycles": cycles}
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=30)
+        return {"seconds": seconds, "interval_s": interval, "samples": samples, "end": last}
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+def cpu_process(rounds, targets, interval_ms, warmup, seconds):
+    """CPU per cycle of `s3canary run` and of the bare loop as a process of its own (`bench
+    bare-loop`), in alternating rounds against one embedded server, each a fresh process: the
+    same buckets, interval and spread, counted over the same window after the same warm-up."""
+    server = subprocess.Popen([str(bench_bin), "server", str(targets)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    endpoint = server.stdout.readline().strip()
+    ours, bare = [], []
+    try:
+        for _ in range(rounds):
+            port = free_port()
+            cfg = work / "cpu-process.toml"
+            write_config(cfg, port, endpoint, targets, f"{interval_ms}ms", f"{interval_ms * 0.8:.0f}ms")
+            d = subprocess.Popen([str(daemon_bin), "run", "--config", str(cfg)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(warmup)
+            cycles0, (cpu0, _) = put_cycles(scrape(port)), proc_stats(d.pid)
+            time.sleep(seconds)
+            cycles, (cpu, _) = put_cycles(scrape(port)) - cycles0, proc_stats(d.pid)
+            d.send_signal(signal.SIGTERM)
+            d.wait(timeout=30)
+            ours.append(1000 * (cpu - cpu0) / max(cycles, 1))
+            b = bench("bare-loop", endpoint, targets, interval_ms, int(warmup * 1000), int(seconds * 1000))
+            bare.append(1000 * b["cpu_seconds"] / max(b["cycles"], 1))
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    ratios = sorted(o / b for o, b in zip(ours, bare))
+    med = lambda v: sorted(v)[len(v) // 2]
+    return {"rounds": rounds, "targets": targets, "interval_ms": interval_ms, "seconds": seconds,
+            "s3canary_ms_per_cycle": ours, "bare_ms_per_cycle": bare,
+            "s3canary_ms": med(ours), "bare_ms": med(bare), "ratio": med(ratios)}
+
+
 def footprint(targets, seconds, interval, warmup, baseline=True):
     """s3canary and the boto3 baseline, each against its own embedded S3 server process.
 
@@ -85,11 +203,21 @@ def footprint(targets, seconds, interval, warmup, baseline=True):
                 cycles0 = put_cycles(scrape(port))
                 cpu0, _ = proc_stats(d.pid)
                 time.sleep(seconds)
-                cycles = put_cycles(scrape(port)) - cycles0
-                cpu, hwm = proc_stats(d.pid)
+                cpu, _ = proc_stats(d.pid)
+                steady = memory(d.pid)
+                # A text scrape, then a protobuf one (what a Prometheus with native histograms
+                # asks for): the peak with both is what the process must be given.
+                text = scrape(port)
+                cycles = put_cycles(text) - cycles0
+                after_text = memory(d.pid)["VmHWM"]
+                pb = scrape_protobuf(port)
+                _, hwm = proc_stats(d.pid)
                 d.send_signal(signal.SIGTERM)
                 d.wait(timeout=30)
-                out[who] = {"cycles": cycles, "cpu_seconds": cpu - cpu0, "peak_rss_kib": hwm}
+                out[who] = {"cycles": cycles, "cpu_seconds": cpu - cpu0, "peak_rss_kib": hwm,
+                            "rss_before_scrapes_kib": steady["VmRSS"], "hwm_before_scrapes_kib": steady["VmHWM"],
+                            "anon_before_scrapes_kib": steady["RssAnon"], "hwm_after_text_kib": after_text,
+                            "text_bytes": len(text), "protobuf_bytes": pb}
             else:
                 r = subprocess.run([str(py), str(root / "bench/boto3_baseline.py"), endpoint,
                                     str(targets), str(seconds), str(interval), str(warmup)],
@@ -134,6 +262,13 @@ def hostile(mode, seconds):
         server.wait(timeout=30)
 
 
+# The sidecar's ten minutes are mostly idle (one cycle every 30 s), so they run beside the other
+# benchmarks: its memory does not depend on the machine's load, and its CPU is negligible.
+import threading  # noqa: E402
+
+side = {}
+side_thread = threading.Thread(target=lambda: side.update(sidecar(60 if quick else 600, 30)))
+side_thread.start()
 print("overhead ...", flush=True)
 results.update(bench("overhead", 50 if quick else 500))
 print("schedule ...", flush=True)
@@ -150,6 +285,8 @@ print("events ...", flush=True)
 results.update(bench("events", *([5, 1000] if quick else [60, 0, 1000, 5000])))
 print("hostile endpoints ...", flush=True)
 results["hostile"] = {m: hostile(m, 10 if quick else 30) for m in ["endless", "message"]}
+print("CPU per cycle as whole processes ...", flush=True)
+results["cpu_process"] = cpu_process(*([2, 10, 1000, 4, 8] if quick else [7, 10, 1000, 5, 20]))
 results["footprint"] = {}
 # (targets, measured seconds, interval, warm-up seconds, with the baseline). Intervals keep the
 # machine below saturation (the server shares its two cores), so cycles do not queue and CPU per
@@ -161,6 +298,8 @@ for targets, seconds, interval, warmup, baseline in plan:
     print(f"footprint {targets} targets ...", flush=True)
     results["footprint"][str(targets)] = footprint(targets, seconds, interval, warmup, baseline)
 
+side_thread.join()
+results["sidecar"] = side
 json_out.write_text(json.dumps(results, indent=2) + "\n")
 
 o = results["overhead"]
@@ -214,6 +353,20 @@ if timed:
     lines.append(f"| the timed connector's cost per request (phases measured: the bare loop through it minus "
                  f"through the SDK's HTTP client, median of the rounds) | {per_request:+.1f} µs of CPU "
                  f"({timed['ms_per_cycle']:.2f} vs {base['ms_per_cycle']:.2f} ms a cycle) | — |")
+cp = results["cpu_process"]
+lines.append(
+    f"| CPU per cycle as whole processes ({cp['targets']} targets every {cp['interval_ms'] / 1000:g} s, "
+    f"{cp['rounds']} alternating rounds of {cp['seconds']:g} s, fresh processes, one server): `s3canary run` "
+    f"vs a bare aws-sdk-s3 loop process (`bench bare-loop`) | {cp['s3canary_ms']:.2f} vs {cp['bare_ms']:.2f} ms; "
+    f"ratio {cp['ratio']:.3f} (median of the rounds' ratios) | ≤ 1 |")
+sc_ = results["sidecar"]
+e = sc_["end"]
+m = e["by_mapping"]
+lines.append(
+    f"| sidecar: one target, six probes, {sc_['interval_s']} s interval, after {sc_['seconds']} s "
+    f"({int(e['cycles'])} cycles) | VmRSS {e['VmRSS'] / 1024:.1f} MiB (peak {e['VmHWM'] / 1024:.1f}): "
+    f"anonymous {m.get('anonymous', 0) / 1024:.1f}, the binary's pages {m.get('binary', 0) / 1024:.1f}, "
+    f"shared libraries {m.get('libraries', 0) / 1024:.1f}; {e['Threads']} threads, {e['fds']} fds | ≤ 10 MiB |")
 for t, f in results["footprint"].items():
     a = f["s3canary"]
     if "boto3" in f:
@@ -226,7 +379,10 @@ for t, f in results["footprint"].items():
         lines.append(
             f"| footprint, {t} targets, {int(a['cycles'])} cycles (of {int(a['cycles_expected'])} due): CPU per 1000 cycles | s3canary {a['cpu_seconds_per_1000_cycles']:.2f} s (baseline not run) | < 0.1 of the baseline |")
         lines.append(
-            f"| footprint, {t} targets: peak RSS | s3canary {a['peak_rss_kib'] / 1024:.1f} MiB | < 50 MiB |")
+            f"| footprint, {t} targets: RSS before scraping, peak after a text ({a['text_bytes'] / 1e6:.1f} MB) "
+            f"and after a protobuf ({a['protobuf_bytes'] / 1e6:.1f} MB) scrape | {a['rss_before_scrapes_kib'] / 1024:.1f} MiB "
+            f"(anonymous {a['anon_before_scrapes_kib'] / 1024:.1f}), {a['hwm_after_text_kib'] / 1024:.1f} MiB, "
+            f"{a['peak_rss_kib'] / 1024:.1f} MiB | ≤ 50 MiB |")
 h = results["hostile"]
 healthy = results["footprint"].get("1", {}).get("s3canary", {}).get("peak_rss_kib")
 lines.append(

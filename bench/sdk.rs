@@ -144,21 +144,21 @@ async fn client(endpoint: &str, t: &s3canary::config::Target, s: Settings) -> aw
 /// The 13 requests of a healthy cycle, in its order, with nothing checked: put, get, list,
 /// overwrite (put, get), delete (delete, head, list), conditional (create, two refused
 /// writes, an accepted If-Match) and the final delete.
-async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
+async fn bare_cycle(c: &aws_sdk_s3::Client, bucket: &str, n: u64, body: Bytes) {
     let key = format!(
         "s3canary/bare/{n:013}-{:016x}",
         n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     );
     let put = |b: Bytes| {
         c.put_object()
-            .bucket("bench")
+            .bucket(bucket)
             .key(&key)
             .body(ByteStream::from(b))
     };
     let get = || async {
         let o = c
             .get_object()
-            .bucket("bench")
+            .bucket(bucket)
             .key(&key)
             .send()
             .await
@@ -167,7 +167,7 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
     };
     let list = || async {
         c.list_objects_v2()
-            .bucket("bench")
+            .bucket(bucket)
             .prefix(&key)
             .send()
             .await
@@ -175,7 +175,7 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
     };
     let delete = || async {
         c.delete_object()
-            .bucket("bench")
+            .bucket(bucket)
             .key(&key)
             .send()
             .await
@@ -189,7 +189,7 @@ async fn bare_cycle(c: &aws_sdk_s3::Client, n: u64, body: Bytes) {
     let etag = put(Bytes::from(other)).send().await.unwrap().e_tag;
     get().await;
     delete().await;
-    let _ = c.head_object().bucket("bench").key(&key).send().await;
+    let _ = c.head_object().bucket(bucket).key(&key).send().await;
     list().await;
     let first = put(body.clone()).if_none_match("*").send().await.unwrap();
     let _ = put(body.clone()).if_none_match("*").send().await;
@@ -307,7 +307,7 @@ pub async fn compare(cycles: usize, rounds: usize, only: Option<&str>) -> serde_
                             .get_or_init(|| client(&endpoint, &target, settings))
                             .await
                             .clone();
-                        bare_cycle(&c, n, body).await
+                        bare_cycle(&c, "bench", n, body).await
                     }
                 })
                 .await,
@@ -357,4 +357,79 @@ async fn daemon_like(t: &s3canary::config::Target) -> (s3canary::s3::Bucket, Arc
     sinks.target_added(&t.info());
     DAEMON.with(|d| *d.borrow_mut() = Some((b.clone(), sinks.clone())));
     (b, sinks)
+}
+
+/// CPU seconds this whole process has used (every thread, user and system).
+fn process_cpu() -> f64 {
+    // SAFETY: getrusage writes one rusage through a valid pointer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// The bare loop as a process of its own, what an application's monitoring thread would be:
+/// one aws-sdk-s3 client with s3canary's settings, and for each of `buckets` (`b0000`, ...) the
+/// 13 requests of a healthy cycle every `interval`, on the same multi-thread runtime
+/// `s3canary run` uses. Counts the process's CPU and the cycles it finished from `warmup` to
+/// `warmup + seconds`, as `bench/run.py` counts them for `s3canary run` from `/proc`.
+pub async fn process_loop(
+    endpoint: String,
+    buckets: usize,
+    interval: Duration,
+    warmup: Duration,
+    seconds: Duration,
+) -> serde_json::Value {
+    let t = s3canary::embedded::target_at(&endpoint, "cpu", "b0000", "");
+    let c = client(
+        &endpoint,
+        &t,
+        Settings {
+            checksums_when_required: true,
+            stalled_stream_protection: true,
+            identity_cache: true,
+            timeouts: true,
+            factory: false,
+            timed: false,
+        },
+    )
+    .await;
+    let body = Bytes::from(vec![b'x'; t.object_size as usize]);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let stop = start + warmup + seconds;
+    let mut loops = Vec::new();
+    for i in 0..buckets {
+        let (c, body, done) = (c.clone(), body.clone(), done.clone());
+        // Spread over the interval, as s3canary spreads its targets.
+        let first = start + interval.mul_f64(i as f64 / buckets as f64);
+        loops.push(tokio::spawn(async move {
+            let bucket = format!("b{i:04}");
+            let mut tick = tokio::time::interval_at(first, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            loop {
+                if tick.tick().await >= stop {
+                    return;
+                }
+                bare_cycle(&c, &bucket, n, body.clone()).await;
+                n += 1;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep_until(start + warmup).await;
+    let (cpu0, cycles0) = (
+        process_cpu(),
+        done.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    tokio::time::sleep_until(stop).await;
+    let (cpu, cycles) = (
+        process_cpu(),
+        done.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    for l in loops {
+        let _ = l.await;
+    }
+    json!({ "cycles": cycles - cycles0, "cpu_seconds": cpu - cpu0 })
 }

@@ -22,20 +22,10 @@ pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 /// Runs the command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     init_logging(cli.log_format, cli.log_level.as_deref());
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command {
         Command::Durability(crate::cli::DurabilityCommand::Reseed { config, target }) => {
             match config::load(&config.config) {
-                Ok(cfg) => rt.block_on(reseed(cfg, &target)),
+                Ok(cfg) => runtime(1).map_or_else(|e| e, |rt| rt.block_on(reseed(cfg, &target))),
                 Err(e) => bad_config(&e),
             }
         }
@@ -61,6 +51,10 @@ pub fn main(cli: Cli) -> ExitCode {
                 Err(e) => return bad_config(&e),
             };
             let shard = shard.unwrap_or_default();
+            let rt = match runtime(cfg.targets.len()) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
             rt.block_on(async {
                 let factory = ClientFactory::default();
                 let daemon = Daemon::sharded(cfg, Some(c.config.clone()), factory, shard);
@@ -71,6 +65,10 @@ pub fn main(cli: Cli) -> ExitCode {
             let cfg = match config::load(&c.config) {
                 Ok(cfg) => cfg,
                 Err(e) => return bad_config(&e),
+            };
+            let rt = match runtime(cfg.targets.len()) {
+                Ok(rt) => rt,
+                Err(code) => return code,
             };
             let found = rt.block_on(crate::once::run(&cfg, &ClientFactory::default()));
             let (results, repls) = &found;
@@ -84,7 +82,11 @@ pub fn main(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Command::Demo { listen, faults } => rt.block_on(demo(listen, &faults)),
+        Command::Demo { listen, faults } => {
+            // The embedded server shares the runtime with the daemon: a worker per CPU, so a
+            // request and its answer are not timed on one thread.
+            runtime(usize::MAX).map_or_else(|e| e, |rt| rt.block_on(demo(listen, &faults)))
+        }
         Command::IamPolicy(c) => match config::load(&c.config) {
             Ok(cfg) => {
                 let policy = crate::iam::policy(&cfg);
@@ -115,6 +117,33 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(e) => bad_config(&e),
         },
     }
+}
+
+/// Targets one runtime worker thread serves before another is started (up to the CPUs the
+/// process may use).
+pub const TARGETS_PER_WORKER: usize = 200;
+
+/// Worker threads for `targets` targets on `cpus` CPUs: one up to [`TARGETS_PER_WORKER`]
+/// targets, one more for each further [`TARGETS_PER_WORKER`], never more than the CPUs. A
+/// cycle costs a few milliseconds of CPU and a scrape is written in chunks between them, so a
+/// sidecar needs one; a thread per CPU on a large node would cost each its stack and
+/// allocator arena and buy nothing.
+pub fn worker_threads(targets: usize, cpus: usize) -> usize {
+    (1 + targets / TARGETS_PER_WORKER).min(cpus).max(1)
+}
+
+/// The async runtime for a command that runs `targets` targets: [`worker_threads`] workers,
+/// or `TOKIO_WORKER_THREADS` when set (tokio reads it).
+fn runtime(targets: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        b.worker_threads(worker_threads(targets, cpus));
+    }
+    b.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// The web config `cfg` names, loaded (the default when it names none).
@@ -348,4 +377,21 @@ async fn wait_for_signals(daemon: &Arc<Daemon>) {
 #[cfg(not(unix))]
 async fn wait_for_signals(_daemon: &Arc<Daemon>) {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_follow_the_targets_up_to_the_cpus() {
+        assert_eq!(worker_threads(0, 16), 1);
+        assert_eq!(worker_threads(1, 16), 1);
+        assert_eq!(worker_threads(TARGETS_PER_WORKER - 1, 16), 1);
+        assert_eq!(worker_threads(TARGETS_PER_WORKER, 16), 2);
+        assert_eq!(worker_threads(1000, 16), 6);
+        assert_eq!(worker_threads(1000, 2), 2);
+        assert_eq!(worker_threads(usize::MAX, 4), 4);
+        assert_eq!(worker_threads(1000, 0), 1);
+    }
 }
