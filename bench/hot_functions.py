@@ -31,7 +31,7 @@ env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded", AWS_SECRET_ACCESS_
            AWS_EC2_METADATA_DISABLED="true")
 env.pop("AWS_PROFILE", None)
 ACCEPT = ["text/plain", "application/openmetrics-text;version=1.0.0",
-          "application/vnd.google.protobuf;proto=io.prometheus.client;encoding=delimited"]
+          "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"]
 
 s3_port, control_port, port = free_port(), free_port(), free_port()
 server = subprocess.Popen([str(root / "target/release/examples/fault-s3"), f"127.0.0.1:{s3_port}",

@@ -58,7 +58,7 @@ def put_cycles(text):
                if l.startswith("s3canary_probe_runs_total{") and 'probe="put"' in l)
 
 
-PROTOBUF = "application/vnd.google.protobuf;proto=io.prometheus.client;encoding=delimited"
+PROTOBUF = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
 
 
 def scrape_protobuf(port):

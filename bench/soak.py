@@ -41,7 +41,7 @@ PROFILES = ["slow", "flaky", "stall", "stale", "throttled", "outage", "denied", 
             "clock-skew", "wrong-region", "expired-token", "vpce-denied", "no-trailers", "ignore-checksums",
             "no-checksums", "wrong-checksum", "complete-error", "lost-part"]
 ACCEPT = ["text/plain", "application/openmetrics-text;version=1.0.0",
-          "application/vnd.google.protobuf;proto=io.prometheus.client;encoding=delimited"]
+          "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"]
 
 
 def memory(pid):

@@ -48,7 +48,7 @@ pub trait Cell: Send + Sync + 'static {
     /// OpenMetrics expositions).
     fn encode(&self, e: MetricEncoder) -> std::fmt::Result;
     /// The protobuf message of a family of these that keeps exemplars (histograms only).
-    fn message_family(_f: &super::series::Family<Self>) -> Option<Vec<u8>>
+    fn message_family(_f: &super::series::Family<Self>) -> Option<Vec<Vec<u8>>>
     where
         Self: Sized,
     {
@@ -273,7 +273,7 @@ impl Histogram {
 
 impl Cell for Histogram {
     const TYPE: MetricType = MetricType::HISTOGRAM;
-    fn message_family(f: &super::series::Family<Self>) -> Option<Vec<u8>> {
+    fn message_family(f: &super::series::Family<Self>) -> Option<Vec<Vec<u8>>> {
         Some(f.message())
     }
     fn new(buckets: &Buckets) -> Self {

@@ -65,8 +65,8 @@ pub trait Exposable: Collector {
     }
 
     /// This collector's protobuf messages when prometheus-client cannot write them (native
-    /// buckets beside exemplars), length-delimited.
-    fn protobuf_by_hand(&self) -> Option<Vec<u8>> {
+    /// buckets beside exemplars), length-delimited, in chunks.
+    fn protobuf_by_hand(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
 
@@ -79,6 +79,12 @@ pub trait Exposable: Collector {
     /// The family with the series of `keys` (from [`Exposable::part_keys`]) that still exist.
     fn collect_part(&self, _keys: &[String]) -> proto::MetricFamily {
         unreachable!("collect_part of a collector without part_keys")
+    }
+
+    /// Writes the series of `keys` (from [`Exposable::part_keys`]) that still exist into
+    /// prometheus-client's encoder; nothing when none does.
+    fn encode_part(&self, _keys: &[String], _e: &mut DescriptorEncoder) -> fmt::Result {
+        unreachable!("encode_part of a collector without part_keys")
     }
 
     /// Deletes the series whose first labels are `names` with `values` (a target's or a
@@ -173,18 +179,94 @@ impl prometheus_client::collector::Collector for One {
     }
 }
 
+/// Some series of one collector's family ([`Exposable::encode_part`]), as prometheus-client's
+/// registry wants them.
+struct Part {
+    metrics: Arc<Metrics>,
+    index: usize,
+    keys: Vec<String>,
+}
+
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "collector {}, {} series", self.index, self.keys.len())
+    }
+}
+
+impl prometheus_client::collector::Collector for Part {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        match self.metrics.collectors().get(self.index) {
+            Some(c) => c.encode_part(&self.keys, &mut e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `metric` field of prometheus-client's `MetricFamily` message.
+pub(super) const METRIC_FIELD: u32 = 4;
+
+/// A family written [`super::exposition::RENDER_CHUNK`] series at a time, as the text is: each
+/// part goes through prometheus-client's encoder and its series straight into their encoded
+/// `metric` fields, so the family never exists whole as protobuf structures (at 1000 targets
+/// the requests counter was 8 MiB of them, and as much again in copied labels). The family's
+/// one message is then its length, its name, help and type, and those fields: the first
+/// chunk, then a chunk per part. Nothing when every series is gone.
+fn by_parts(metrics: &Arc<Metrics>, index: usize, keys: &[String]) -> Vec<Vec<u8>> {
+    use prometheus_client::encoding::prometheus_protobuf as pp;
+    use prost::Message;
+    let mut header: Option<pp::prometheus_data_model::MetricFamily> = None;
+    let mut chunks = vec![Vec::new()];
+    for part in keys.chunks(super::exposition::RENDER_CHUNK) {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(Part {
+            metrics: metrics.clone(),
+            index,
+            keys: part.to_vec(),
+        }));
+        let families = match pp::encode(&registry) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("a metric family could not be encoded as protobuf: {e}");
+                return Vec::new();
+            }
+        };
+        for mut f in families {
+            let mut body = Vec::new();
+            for m in f.metric.drain(..) {
+                prost::encoding::message::encode(METRIC_FIELD, &m, &mut body);
+            }
+            chunks.push(body);
+            header.get_or_insert(f);
+        }
+    }
+    let Some(header) = header else {
+        return Vec::new();
+    };
+    let len = header.encoded_len() + chunks.iter().map(Vec::len).sum::<usize>();
+    let mut first = Vec::with_capacity(header.encoded_len() + 10);
+    prost::encoding::encode_varint(len as u64, &mut first);
+    header.encode(&mut first).expect("a Vec grows as needed");
+    chunks[0] = first;
+    chunks
+}
+
 impl Metrics {
     /// The whole protobuf exposition (tests; the HTTP server streams [`Self::protobuf_chunks`]).
     pub fn render_protobuf(self: &Arc<Self>) -> Vec<u8> {
         self.protobuf_chunks().flatten().collect()
     }
 
-    /// The protobuf exposition, one collector's families (length-delimited) per chunk.
+    /// The protobuf exposition, one collector's families (length-delimited) per chunk, or a
+    /// family of the daemon's in several ([`by_parts`]).
     pub fn protobuf_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
         let metrics = self.clone();
-        (0..self.collectors().len()).map(move |index| {
-            if let Some(bytes) = metrics.collectors()[index].protobuf_by_hand() {
-                return bytes;
+        (0..self.collectors().len()).flat_map(move |index| {
+            let collector = &metrics.collectors()[index];
+            if let Some(chunks) = collector.protobuf_by_hand() {
+                return chunks;
+            }
+            if let Some(keys) = collector.part_keys() {
+                return by_parts(&metrics, index, &keys);
             }
             let mut registry = prometheus_client::registry::Registry::default();
             registry.register_collector(Box::new(One {
@@ -193,11 +275,13 @@ impl Metrics {
             }));
             // Encoding into memory fails only on a value the format cannot hold; the family is
             // then left out rather than the scrape failed.
-            prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry)
-                .unwrap_or_else(|e| {
-                    tracing::warn!("a metric family could not be encoded as protobuf: {e}");
-                    Vec::new()
-                })
+            vec![
+                prometheus_client::encoding::prometheus_protobuf::encode_to_vec(&registry)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("a metric family could not be encoded as protobuf: {e}");
+                        Vec::new()
+                    }),
+            ]
         })
     }
 }
@@ -212,7 +296,7 @@ mod tests {
 
     use super::*;
     use crate::report::Attempt;
-    use crate::report::Sink;
+    use crate::report::{Sink, TargetLabels};
     use crate::sinks::metrics::testing::{get, metrics_and_target};
 
     fn decode(mut b: &[u8]) -> Vec<pb::MetricFamily> {
@@ -221,6 +305,69 @@ mod tests {
             out.push(pb::MetricFamily::decode_length_delimited(&mut b).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn a_family_written_in_parts_is_one_message_with_every_series() {
+        let (m, t) = metrics_and_target();
+        let n = 2 * crate::sinks::metrics::exposition::RENDER_CHUNK + 7;
+        for i in 0..n {
+            let t = TargetLabels {
+                target: format!("t{i}"),
+                ..t.clone()
+            };
+            m.attempt(
+                &t,
+                &Attempt {
+                    operation: "PutObject",
+                    took: Duration::from_millis(20),
+                    error: Some("SlowDown"),
+                    request_id: None,
+                },
+            );
+        }
+        let chunks: Vec<Vec<u8>> = m.protobuf_chunks().collect();
+        let families = decode(&chunks.concat());
+        let errors: Vec<_> = families
+            .iter()
+            .filter(|f| f.name == "s3canary_s3_request_errors_total")
+            .collect();
+        assert_eq!(errors.len(), 1, "one message for the family");
+        let targets: BTreeSet<&str> = errors[0]
+            .metric
+            .iter()
+            .map(|m| {
+                assert_eq!(m.counter.as_ref().unwrap().value, 1.0);
+                m.label
+                    .iter()
+                    .find(|l| l.name == "target")
+                    .unwrap()
+                    .value
+                    .as_str()
+            })
+            .collect();
+        assert_eq!(targets.len(), n);
+        assert_eq!(
+            errors[0].help,
+            "S3 request attempts that failed, by S3 error code."
+        );
+        // Written a part at a time: the family's header, then three parts of its series.
+        let index = m
+            .collectors()
+            .iter()
+            .position(|c| {
+                c.collect()
+                    .iter()
+                    .any(|f| f.name() == "s3canary_s3_request_errors_total")
+            })
+            .unwrap();
+        let keys = m.collectors()[index].part_keys().unwrap();
+        let parts = by_parts(&m, index, &keys);
+        assert_eq!(
+            parts.len(),
+            1 + n.div_ceil(crate::sinks::metrics::exposition::RENDER_CHUNK)
+        );
+        assert_eq!(decode(&parts.concat())[0], *errors[0]);
     }
 
     #[test]

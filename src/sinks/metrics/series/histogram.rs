@@ -7,6 +7,8 @@ use prometheus::HistogramOpts;
 use prometheus::core::Describer;
 
 use super::{Family, Histogram, label_pairs, to_owned};
+use crate::sinks::metrics::exposition::RENDER_CHUNK;
+use crate::sinks::metrics::protobuf::METRIC_FIELD;
 
 impl Family<Histogram> {
     /// A histogram family with the buckets of `opts` and `labels` as its variable labels,
@@ -61,10 +63,12 @@ impl Family<Histogram> {
 }
 
 impl Family<Histogram> {
-    /// The protobuf message of a family that keeps exemplars, length-delimited: each child's
-    /// [`Histogram::message`] under its labels (prometheus-client's data model; its encoder
-    /// cannot write exemplars beside native buckets).
-    pub(in crate::sinks::metrics) fn message(&self) -> Vec<u8> {
+    /// The protobuf message of a family that keeps exemplars, length-delimited, in chunks:
+    /// each child's [`Histogram::message`] under its labels (prometheus-client's data model; its
+    /// encoder cannot write exemplars beside native buckets), encoded as soon as it is built,
+    /// [`RENDER_CHUNK`] to a chunk, so the family never exists whole as protobuf structures
+    /// (about 9 MiB at 1000 targets); the family's length, name, help and type go first.
+    pub(in crate::sinks::metrics) fn message(&self) -> Vec<Vec<u8>> {
         use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
         use prost::Message;
         let d = &self.inner.desc;
@@ -72,9 +76,12 @@ impl Family<Histogram> {
         if children.is_empty() {
             return Vec::new();
         }
-        let metric = children
-            .iter()
-            .map(|(k, c)| pb::Metric {
+        let mut chunks = vec![Vec::new()];
+        for (i, (k, c)) in children.iter().enumerate() {
+            if i % RENDER_CHUNK == 0 {
+                chunks.push(Vec::new());
+            }
+            let m = pb::Metric {
                 label: label_pairs(d, k)
                     .map(|(name, value)| pb::LabelPair {
                         name: name.into(),
@@ -83,15 +90,21 @@ impl Family<Histogram> {
                     .collect(),
                 histogram: Some(c.message()),
                 ..Default::default()
-            })
-            .collect();
-        pb::MetricFamily {
+            };
+            let body = chunks.last_mut().expect("a chunk was pushed");
+            prost::encoding::message::encode(METRIC_FIELD, &m, body);
+        }
+        let header = pb::MetricFamily {
             name: d.fq_name.clone(),
             help: d.help.clone(),
             r#type: pb::MetricType::Histogram as i32,
-            metric,
             ..Default::default()
-        }
-        .encode_length_delimited_to_vec()
+        };
+        let len = header.encoded_len() + chunks.iter().map(Vec::len).sum::<usize>();
+        prost::encoding::encode_varint(len as u64, &mut chunks[0]);
+        header
+            .encode(&mut chunks[0])
+            .expect("a Vec grows as needed");
+        chunks
     }
 }

@@ -270,7 +270,7 @@ impl<C: Cell> Exposable for Family<C> {
         self.family(metrics)
     }
 
-    fn protobuf_by_hand(&self) -> Option<Vec<u8>> {
+    fn protobuf_by_hand(&self) -> Option<Vec<Vec<u8>>> {
         if !self.inner.buckets.exemplars {
             return None;
         }
@@ -287,14 +287,37 @@ impl<C: Cell> Exposable for Family<C> {
     }
 
     fn encode(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
-        let d = &self.inner.desc;
         let children = self.inner.children.read().unwrap();
-        if children.is_empty() {
+        self.encode_children(e, children.iter())
+    }
+
+    fn encode_part(&self, keys: &[String], e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let children = self.inner.children.read().unwrap();
+        let part: Vec<_> = keys
+            .iter()
+            .filter_map(|k| children.get_key_value(k))
+            .collect();
+        self.encode_children(e, part.into_iter())
+    }
+}
+
+impl<C: Cell> Family<C> {
+    /// Writes `children` as this family into prometheus-client's encoder; nothing for none.
+    fn encode_children<'a>(
+        &self,
+        e: &mut DescriptorEncoder,
+        children: impl ExactSizeIterator<Item = (&'a String, &'a Arc<C>)>,
+    ) -> std::fmt::Result
+    where
+        C: 'a,
+    {
+        let d = &self.inner.desc;
+        if children.len() == 0 {
             return Ok(());
         }
         let name = protobuf::base_name(&d.fq_name, C::TYPE);
         let mut family = e.encode_descriptor(name, &d.help, None, protobuf::pc_type(C::TYPE))?;
-        for (k, c) in children.iter() {
+        for (k, c) in children {
             let labels: Vec<(String, String)> = label_pairs(d, k)
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
