@@ -22,16 +22,13 @@ import urllib.request
 
 root = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root / "tests"))
+sys.path.insert(0, str(root / "bench"))
 from support import free_port  # noqa: E402
+from procs import ACCEPT, ENV as env  # noqa: E402
 
 binary, out = pathlib.Path(sys.argv[1]).resolve(), pathlib.Path(sys.argv[2])
 work = pathlib.Path(os.environ.get("BENCH_WORK", "/tmp/s3canary-bench"))
 work.mkdir(parents=True, exist_ok=True)
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded", AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret",
-           AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
-ACCEPT = ["text/plain", "application/openmetrics-text;version=1.0.0",
-          "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"]
 
 s3_port, control_port, port = free_port(), free_port(), free_port()
 server = subprocess.Popen([str(root / "target/release/examples/fault-s3"), f"127.0.0.1:{s3_port}",

@@ -17,6 +17,7 @@ import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 from support import free_port  # noqa: E402
+from procs import ENV as env, PROTOBUF, memory  # noqa: E402
 
 quick = "--quick" in sys.argv
 args = [a for a in sys.argv[1:] if a != "--quick"]
@@ -27,9 +28,6 @@ bench_bin = (root / os.environ.get("BENCH_BIN", "target/release/examples/bench")
 py = root / ".venv/bin/python"
 work = pathlib.Path(os.environ.get("BENCH_WORK", "/tmp/s3canary-bench"))
 work.mkdir(parents=True, exist_ok=True)
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded", AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret",
-           AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
 results = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": f"{os.cpu_count()} cores"}
 
@@ -58,23 +56,9 @@ def put_cycles(text):
                if l.startswith("s3canary_probe_runs_total{") and 'probe="put"' in l)
 
 
-PROTOBUF = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
-
-
 def scrape_protobuf(port):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": PROTOBUF})
     return len(urllib.request.urlopen(req, timeout=60).read())
-
-
-def memory(pid):
-    """VmRSS, VmHWM, RssAnon and RssFile of a process (KiB), its threads and open fds."""
-    out = {}
-    for l in open(f"/proc/{pid}/status"):
-        k, _, v = l.partition(":")
-        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
-            out[k] = int(v.split()[0])
-    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return out
 
 
 def resident_by_file(pid):
@@ -191,12 +175,7 @@ def footprint(targets, seconds, interval, warmup, baseline=True):
             if who == "s3canary":
                 port = free_port()
                 cfg = work / f"footprint-{targets}.toml"
-                lines = [f'[server]\nlisten = "127.0.0.1:{port}"\n[defaults]\ninterval = "{interval}s"\n'
-                         f'timeout = "{min(interval * 0.9, 10)}s"\n']
-                for i in range(targets):
-                    lines.append(f'[[target]]\nname = "t{i}"\nbucket = "b{i:04d}"\nregion = "us-east-1"\n'
-                                 f'endpoint = "{endpoint}"\npath_style = true\n')
-                cfg.write_text("".join(lines))
+                write_config(cfg, port, endpoint, targets, f"{interval}s", f"{min(interval * 0.9, 10)}s")
                 d = subprocess.Popen([str(daemon_bin), "run", "--config", str(cfg)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(warmup)

@@ -25,6 +25,7 @@ root = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root / "tests"))
 sys.path.insert(0, str(root / "bench"))
 from support import free_port  # noqa: E402
+from procs import ACCEPT, ENV as env, memory  # noqa: E402
 
 minutes, md_out, json_out = float(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
 seconds = minutes * 60
@@ -32,26 +33,11 @@ daemon_bin = (root / os.environ.get("S3CANARY_BIN", "target/release/s3canary")).
 fault_bin = root / "target/release/examples/fault-s3"
 work = pathlib.Path(os.environ.get("BENCH_WORK", "/tmp/s3canary-bench"))
 work.mkdir(parents=True, exist_ok=True)
-env = dict(os.environ, AWS_ACCESS_KEY_ID="s3canary-embedded", AWS_SECRET_ACCESS_KEY="s3canary-embedded-secret",
-           AWS_EC2_METADATA_DISABLED="true")
-env.pop("AWS_PROFILE", None)
 TARGETS = 20
 PROFILES = ["slow", "flaky", "stall", "stale", "throttled", "outage", "denied", "slow-get", "stale-reads",
             "list-lag", "hang", "unreachable", "unconditional", "reset", "kms-throttled", "kms-denied",
             "clock-skew", "wrong-region", "expired-token", "vpce-denied", "no-trailers", "ignore-checksums",
             "no-checksums", "wrong-checksum", "complete-error", "lost-part"]
-ACCEPT = ["text/plain", "application/openmetrics-text;version=1.0.0",
-          "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"]
-
-
-def memory(pid):
-    out = {}
-    for line in open(f"/proc/{pid}/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
-            out[k] = int(v.split()[0])
-    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return out
 
 
 def config(port, endpoint, variant):
