@@ -127,16 +127,22 @@ pub(super) fn encode(part: prometheus::proto::MetricFamily, header_written: bool
         .encode(&[part], &mut buf)
         .expect("text encoding into a Vec cannot fail");
     if header_written {
-        // Neither line can hold a raw newline (the encoder escapes them in help texts).
-        let header = buf
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(1)
-            .map_or(0, |(i, _)| i + 1);
-        buf.drain(..header);
+        drop_header(&mut buf);
     }
     buf
+}
+
+/// Removes a family's `# HELP` and `# TYPE` lines from the start of its text (both formats),
+/// for a part of a family whose first part had them. Neither line can hold a raw newline (the
+/// encoders escape them in help texts, and ours have none).
+pub(super) fn drop_header(buf: &mut Vec<u8>) {
+    let header = buf
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .map_or(0, |(i, _)| i + 1);
+    buf.drain(..header);
 }
 
 impl<M: std::ops::Deref<Target = Metrics>> Iterator for Render<M> {

@@ -1,15 +1,17 @@
 //! The OpenMetrics text exposition of [`Metrics`], which Prometheus asks for first by default:
-//! prometheus-client's text encoder writes every family (the request histogram's buckets with
-//! their exemplars, the latest request ID in each), one collector per chunk, then `# EOF`.
-//! prometheus-client has no summary type, so the one family the text expositions show as a
-//! summary (request phases, `_sum` and `_count`) is written here.
+//! prometheus-client's text encoder writes every family a part at a time, then `# EOF`. Two
+//! families are written by hand: the request histogram, whose buckets carry the latest request
+//! ID in each as an exemplar (prometheus-client builds exemplars only inside its own exemplar
+//! histogram, see `cells/histogram.rs`), and the one family the text expositions show as a
+//! summary (request phases, `_sum` and `_count`: prometheus-client has no summary type).
 
 use std::sync::Arc;
 
 use prometheus::proto;
 
 use super::Metrics;
-use super::protobuf::One;
+use super::exposition::{RENDER_CHUNK, drop_header};
+use super::protobuf::{One, Part};
 
 /// The content type of this exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -32,41 +34,76 @@ impl Metrics {
         String::from_utf8(bytes).expect("the exposition is UTF-8")
     }
 
-    /// The OpenMetrics exposition, one collector's families per chunk, `# EOF` last.
+    /// The OpenMetrics exposition, `# EOF` last: a family of the daemon's [`RENDER_CHUNK`]
+    /// series per chunk, each written when the iterator is advanced (as the text is), the
+    /// other collectors whole.
     pub fn openmetrics_chunks(self: &Arc<Self>) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
         let metrics = self.clone();
-        let families = (0..self.collectors().len()).map(move |index| {
-            if let Some(text) = metrics.collectors()[index].openmetrics_by_hand() {
-                return text.into_bytes();
-            }
-            let mut registry = prometheus_client::registry::Registry::default();
-            registry.register_collector(Box::new(One {
-                metrics: metrics.clone(),
-                index,
-            }));
-            let mut out = String::new();
-            // Writing into a String fails only on a value the format cannot hold; the family
-            // is then left out rather than the scrape failed.
-            match prometheus_client::encoding::text::encode_registry(&mut out, &registry) {
-                Ok(()) => out.into_bytes(),
-                Err(e) => {
-                    tracing::warn!("a metric family could not be encoded as OpenMetrics: {e}");
-                    Vec::new()
+        (0..self.collectors().len())
+            .flat_map(move |index| collector(metrics.clone(), index))
+            .chain(std::iter::once(b"# EOF\n".to_vec()))
+    }
+}
+
+/// One collector's chunks: its family in parts when it has one of the daemon's, else whole.
+fn collector(metrics: Arc<Metrics>, index: usize) -> Box<dyn Iterator<Item = Vec<u8>> + Send> {
+    let Some(keys) = metrics.collectors()[index].part_keys() else {
+        return Box::new(std::iter::once(encode(One { metrics, index })));
+    };
+    let mut header = true;
+    let parts = (0..keys.len())
+        .step_by(RENDER_CHUNK)
+        .filter_map(move |start| {
+            let part = &keys[start..(start + RENDER_CHUNK).min(keys.len())];
+            let by_hand = metrics.collectors()[index].openmetrics_by_hand(part, header);
+            let text = match by_hand {
+                Some(text) => text.into_bytes(),
+                None => {
+                    let mut text = encode(Part {
+                        metrics: metrics.clone(),
+                        index,
+                        keys: part.to_vec(),
+                    });
+                    if !header && !text.is_empty() {
+                        drop_header(&mut text);
+                    }
+                    text
                 }
+            };
+            // Series removed since the keys were taken are left out; a part of none is skipped.
+            if text.is_empty() {
+                return None;
             }
+            header = false;
+            Some(text)
         });
-        families.chain(std::iter::once(b"# EOF\n".to_vec()))
+    Box::new(parts)
+}
+
+/// What prometheus-client's OpenMetrics encoder writes of `collector`. Writing into a String
+/// fails only on a value the format cannot hold; the family is then left out rather than the
+/// scrape failed.
+fn encode(collector: impl prometheus_client::collector::Collector) -> Vec<u8> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(collector));
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode_registry(&mut out, &registry) {
+        Ok(()) => out.into_bytes(),
+        Err(e) => {
+            tracing::warn!("a metric family could not be encoded as OpenMetrics: {e}");
+            Vec::new()
+        }
     }
 }
 
 /// A family of summaries without quantiles (as a `native_only` family collects), in
 /// OpenMetrics: `_sum` and `_count` per series. Those lines, their escaping included, are what
 /// the text format writes, so the text exposition's encoder writes them.
-pub(super) fn summary(f: proto::MetricFamily) -> String {
+pub(super) fn summary(f: proto::MetricFamily, header: bool) -> String {
     if f.get_metric().is_empty() {
         return String::new();
     }
-    String::from_utf8(super::exposition::encode(f, false)).expect("the text format is UTF-8")
+    String::from_utf8(super::exposition::encode(f, !header)).expect("the text format is UTF-8")
 }
 
 #[cfg(test)]

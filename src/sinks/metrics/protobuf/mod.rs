@@ -21,8 +21,8 @@ use prometheus_client::metrics::histogram::NativeHistogramConfig;
 use super::Metrics;
 
 mod parts;
-pub(super) use parts::METRIC_FIELD;
 use parts::by_parts;
+pub(super) use parts::{METRIC_FIELD, Part};
 
 /// The content type a scraper asks for, and gets, for this exposition.
 pub const CONTENT_TYPE: &str =
@@ -63,8 +63,10 @@ pub trait Exposable: Collector {
         Ok(())
     }
 
-    /// This collector's OpenMetrics text when prometheus-client cannot write it (a summary).
-    fn openmetrics_by_hand(&self) -> Option<String> {
+    /// The OpenMetrics text of the series of `keys` (from [`Exposable::part_keys`]) that still
+    /// exist, when prometheus-client cannot write it (a summary; a histogram with exemplars):
+    /// with the family's `# HELP` and `# TYPE` lines if `header`, empty when none exists.
+    fn openmetrics_by_hand(&self, _keys: &[String], _header: bool) -> Option<String> {
         None
     }
 

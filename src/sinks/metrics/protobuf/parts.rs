@@ -10,10 +10,10 @@ use super::super::Metrics;
 
 /// Some series of one collector's family ([`Exposable::encode_part`]), as prometheus-client's
 /// registry wants them.
-struct Part {
-    metrics: Arc<Metrics>,
-    index: usize,
-    keys: Vec<String>,
+pub(in crate::sinks::metrics) struct Part {
+    pub metrics: Arc<Metrics>,
+    pub index: usize,
+    pub keys: Vec<String>,
 }
 
 impl fmt::Debug for Part {

@@ -108,3 +108,46 @@ impl Family<Histogram> {
         chunks
     }
 }
+
+impl Family<Histogram> {
+    /// The OpenMetrics text of the children of `keys` (those that still exist) of a family that
+    /// keeps exemplars ([`Histogram::openmetrics`]), with the family's `# HELP` and `# TYPE`
+    /// lines first if `header`; empty when none exists.
+    pub(in crate::sinks::metrics) fn openmetrics(&self, keys: &[String], header: bool) -> String {
+        use std::fmt::Write as _;
+        let d = &self.inner.desc;
+        let children = self.inner.children.read().unwrap();
+        let mut out = String::new();
+        let mut labels = String::new();
+        for (k, c) in keys.iter().filter_map(|k| children.get_key_value(k)) {
+            if header && out.is_empty() {
+                let _ = write!(
+                    out,
+                    "# HELP {0} {1}\n# TYPE {0} histogram\n",
+                    d.fq_name, d.help
+                );
+            }
+            labels.clear();
+            for (i, (name, value)) in label_pairs(d, k).enumerate() {
+                if i > 0 {
+                    labels.push(',');
+                }
+                let _ = write!(labels, "{name}=\"{}\"", escape(value));
+            }
+            c.openmetrics(&mut out, &d.fq_name, &labels);
+        }
+        out
+    }
+}
+
+/// A label value as the OpenMetrics text escapes it: backslash, double quote and newline.
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
+}

@@ -161,6 +161,11 @@ impl<C: Cell> Family<C> {
     }
 }
 
+/// Label value `i` of a child's key.
+fn field(key: &str, i: usize) -> &str {
+    key.split(SEP).nth(i).unwrap_or("")
+}
+
 /// A child's labels as (name, value): the family's variable labels with the values joined in
 /// `key`, then its constant labels.
 fn label_pairs<'a>(d: &'a Desc, key: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
@@ -228,8 +233,14 @@ impl<C: Cell> Family<C> {
 impl<C: Cell> Exposable for Family<C> {
     /// The children's keys ordered as `Registry::gather` orders series: by their label values,
     /// labels taken in name order.
+    ///
+    /// The constant labels are the same in every series, so the order is that of the variable
+    /// labels' values taken in their names' order, compared in place: a scrape at 1000 targets
+    /// sorted 8,000 keys of one family, and a copy of each key's values to sort by was 5 MiB.
     fn part_keys(&self) -> Option<Vec<String>> {
-        let d = &self.inner.desc;
+        let names = &self.inner.desc.variable_labels;
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_by_key(|&i| &names[i]);
         let mut keys: Vec<String> = self
             .inner
             .children
@@ -238,13 +249,10 @@ impl<C: Cell> Exposable for Family<C> {
             .keys()
             .cloned()
             .collect();
-        keys.sort_by_cached_key(|k| {
-            let mut pairs: Vec<(&str, &str)> = label_pairs(d, k).collect();
-            pairs.sort();
-            pairs
-                .into_iter()
-                .map(|(_, v)| v.to_owned())
-                .collect::<Vec<_>>()
+        // Keys are unique, so no two compare equal: an unstable sort is as good.
+        keys.sort_unstable_by(|a, b| {
+            let a = by_name.iter().map(|&i| field(a, i));
+            a.cmp(by_name.iter().map(|&i| field(b, i)))
         });
         Some(keys)
     }
@@ -277,13 +285,14 @@ impl<C: Cell> Exposable for Family<C> {
         C::message_family(self)
     }
 
-    fn openmetrics_by_hand(&self) -> Option<String> {
+    fn openmetrics_by_hand(&self, keys: &[String], header: bool) -> Option<String> {
+        if self.inner.buckets.exemplars {
+            return C::openmetrics_family(self, keys, header);
+        }
         if !self.inner.buckets.text_summary {
             return None;
         }
-        let children = self.inner.children.read().unwrap();
-        let metrics = children.iter().map(|(k, c)| self.metric(k, c)).collect();
-        Some(super::openmetrics::summary(self.family(metrics)))
+        Some(super::openmetrics::summary(self.collect_part(keys), header))
     }
 
     fn encode(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
