@@ -112,7 +112,7 @@ mod tests {
 
     use super::*;
     use crate::report::{RequestPhases, Sink};
-    use crate::sinks::metrics::testing::{get, metrics_and_target};
+    use crate::sinks::metrics::testing::{get, metrics_and_target, throttled_put};
 
     #[test]
     fn asks_for_openmetrics_only_when_it_comes_first() {
@@ -208,5 +208,47 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(&text, true), names(&m.render(), false));
+    }
+
+    #[test]
+    fn a_family_written_in_parts_has_its_header_once_and_every_series() {
+        let (m, t) = metrics_and_target();
+        let n = 2 * RENDER_CHUNK + 7;
+        for i in 0..n {
+            let t = crate::report::TargetLabels {
+                target: format!("t{i}"),
+                ..t.clone()
+            };
+            get(&m, &t, 3, Some("A1"));
+            throttled_put(&m, &t);
+        }
+        let text = m.render_openmetrics();
+        // The request histogram (written by hand) and a counter (by prometheus-client).
+        for family in [
+            "s3canary_s3_request_duration_seconds histogram",
+            "s3canary_s3_request_errors counter",
+        ] {
+            assert_eq!(text.matches(&format!("# TYPE {family}\n")).count(), 1);
+            let name = family.split(' ').next().unwrap();
+            assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1);
+        }
+        let targets = |prefix: &str| -> std::collections::BTreeSet<&str> {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.split("target=\"").nth(1)?.split('"').next())
+                .collect()
+        };
+        assert_eq!(
+            targets("s3canary_s3_request_duration_seconds_count{").len(),
+            n
+        );
+        assert_eq!(targets("s3canary_s3_request_errors_total{").len(), n);
+        // Every series' 5 ms bucket has its exemplar.
+        let exemplars = text
+            .lines()
+            .filter(|l| l.contains("le=\"0.005\"") && l.contains("# {request_id=\"A1\"} 0.003 "))
+            .count();
+        assert_eq!(exemplars, n);
+        assert!(text.ends_with("# EOF\n"));
     }
 }

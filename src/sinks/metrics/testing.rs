@@ -1,5 +1,5 @@
 //! What the expositions' unit tests share: metrics with a `vantage` label and one target, and
-//! a GetObject attempt recorded as the attempt recorder records it.
+//! GetObject and throttled PutObject attempts recorded as the attempt recorder records them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +28,19 @@ pub fn get(m: &Metrics, t: &TargetLabels, ms: u64, request_id: Option<&str>) {
             took: Duration::from_millis(ms),
             error: None,
             request_id,
+        },
+    );
+}
+
+/// A PutObject attempt of 20 ms that S3 throttled (`SlowDown`).
+pub fn throttled_put(m: &Metrics, t: &TargetLabels) {
+    m.attempt(
+        t,
+        &Attempt {
+            operation: "PutObject",
+            took: Duration::from_millis(20),
+            error: Some("SlowDown"),
+            request_id: None,
         },
     );
 }

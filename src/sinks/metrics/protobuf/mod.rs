@@ -224,15 +224,13 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::time::Duration;
 
     use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model as pb;
     use prost::Message;
 
     use super::*;
-    use crate::report::Attempt;
-    use crate::report::{Sink, TargetLabels};
-    use crate::sinks::metrics::testing::{get, metrics_and_target};
+    use crate::report::TargetLabels;
+    use crate::sinks::metrics::testing::{get, metrics_and_target, throttled_put};
 
     fn decode(mut b: &[u8]) -> Vec<pb::MetricFamily> {
         let mut out = Vec::new();
@@ -251,15 +249,7 @@ mod tests {
                 target: format!("t{i}"),
                 ..t.clone()
             };
-            m.attempt(
-                &t,
-                &Attempt {
-                    operation: "PutObject",
-                    took: Duration::from_millis(20),
-                    error: Some("SlowDown"),
-                    request_id: None,
-                },
-            );
+            throttled_put(&m, &t);
         }
         let chunks: Vec<Vec<u8>> = m.protobuf_chunks().collect();
         let families = decode(&chunks.concat());
@@ -324,15 +314,7 @@ mod tests {
         for ms in [3u64, 12, 12, 40, 90, 700, 2500] {
             get(&m, &t, ms, Some(&format!("R{ms}")));
         }
-        m.attempt(
-            &t,
-            &Attempt {
-                operation: "PutObject",
-                took: Duration::from_millis(20),
-                error: Some("SlowDown"),
-                request_id: None,
-            },
-        );
+        throttled_put(&m, &t);
         let text = m.render();
         let families = decode(&m.render_protobuf());
 
