@@ -133,8 +133,9 @@ pub(super) fn encode(part: prometheus::proto::MetricFamily, header_written: bool
 }
 
 /// Removes a family's `# HELP` and `# TYPE` lines from the start of its text (both formats),
-/// for a part of a family whose first part had them. Neither line can hold a raw newline (the
-/// encoders escape them in help texts, and ours have none).
+/// for a part of a family whose first part had them. Neither line holds a raw newline: the
+/// names cannot, and the daemon's help texts have none (prometheus-client would write one as
+/// given).
 pub(super) fn drop_header(buf: &mut Vec<u8>) {
     let header = buf
         .iter()
@@ -191,12 +192,16 @@ mod tests {
         let labels = BTreeMap::from([("env".to_string(), "test".to_string())]);
         let m = Arc::new(Metrics::new(&labels));
         // Enough series that the largest families span several chunks.
-        for i in 0..(RENDER_CHUNK * 2 + 7) {
-            let t = format!("t{i}");
+        // Labels are ordered by name in the exposition (bucket, operation, region, target), not
+        // as declared (target first): buckets here sort the other way round from targets.
+        let n = RENDER_CHUNK * 2 + 7;
+        for i in 0..n {
+            let (t, b) = (format!("t{i}"), format!("b{:04}", n - i));
+            let op = ["GetObject", "PutObject"][i % 2];
             m.request_duration
-                .with_label_values(&[&t, "b", "r", "GetObject"])
+                .with_label_values(&[&t, &b, "r", op])
                 .observe(0.01 * i as f64);
-            m.probe_runs.with_label_values(&[&t, "b", "r", "put"]).inc();
+            m.probe_runs.with_label_values(&[&t, &b, "r", "put"]).inc();
         }
         let mut want = Vec::new();
         TextEncoder::new()

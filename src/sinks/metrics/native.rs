@@ -5,7 +5,8 @@
 //! prometheus-client keeps the same state inside its histogram, but every histogram cell of the
 //! daemon keeps its counts once, here, and hands them to prometheus-client's encoder (see
 //! `cells/histogram.rs`); the request histogram, whose exemplars its encoder cannot be given,
-//! has its protobuf message built from prometheus-client's own data model ([`super::protobuf`]).
+//! has its protobuf message built from prometheus-client's own data model
+//! (`Histogram::message`).
 
 use std::time::SystemTime;
 
@@ -13,6 +14,9 @@ use std::time::SystemTime;
 pub const SCHEMA: i32 = 3;
 /// Most buckets kept: past it the schema is lowered (two buckets become one), never reset.
 pub const MAX_BUCKETS: usize = 160;
+/// The widest buckets the data model has (a factor of 65536 each): a histogram never gets
+/// there from latencies, but its schema is not lowered past it.
+const MIN_SCHEMA: i32 = -4;
 /// Values at or below this are counted in the zero bucket (Prometheus' default, 2^-128).
 pub const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 
@@ -43,7 +47,7 @@ impl Default for Native {
 
 /// The index of `v`'s bucket at `schema`: the smallest `i` with `v <= 2^(i / 2^schema)`.
 fn index(v: f64, schema: i32) -> i32 {
-    let scale = f64::from(1u32 << schema);
+    let scale = f64::from(schema).exp2();
     let mut i = (v.log2() * scale).ceil() as i32;
     // log2 may be a hair off at a bucket's bounds: settle on the exact bound.
     let upper = |i: i32| (f64::from(i) / scale).exp2();
@@ -70,7 +74,7 @@ impl Native {
             Ok(at) => self.buckets[at].1 += 1,
             Err(at) => self.buckets.insert(at, (i, 1)),
         }
-        while self.buckets.len() > MAX_BUCKETS {
+        while self.buckets.len() > MAX_BUCKETS && self.schema > MIN_SCHEMA {
             self.reduce();
         }
     }
@@ -121,6 +125,9 @@ mod tests {
         assert_eq!(index(1.0001, 3), 1);
         // 100 ms: 2^(-27/8) = 0.0962, 2^(-26/8) = 0.1051.
         assert_eq!(index(0.1, 3), -26);
+        // Below schema 0 a bucket spans several doublings: 2^4 is bucket 1 at schema -2.
+        assert_eq!(index(16.0, -2), 1);
+        assert_eq!(index(17.0, -2), 2);
     }
 
     #[test]

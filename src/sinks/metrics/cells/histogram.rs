@@ -42,7 +42,7 @@ struct State {
     sum: f64,
     native: Option<Native>,
     /// With exemplars: the latest request in each classic bucket that has had one, by bucket
-    /// (+Inf last), in bucket order. Most series see two or three buckets of eleven.
+    /// (+Inf last), in bucket order. Most series see two or three buckets of ten.
     examples: Option<Vec<Example>>,
 }
 
@@ -89,7 +89,13 @@ impl Histogram {
         self.observe_at(v, request_id, SystemTime::now());
     }
 
-    fn observe_at(&self, v: f64, request_id: Option<&str>, now: SystemTime) {
+    /// As [`Self::observe_with`], at `now` (tests give their own times).
+    pub(in crate::sinks::metrics) fn observe_at(
+        &self,
+        v: f64,
+        request_id: Option<&str>,
+        now: SystemTime,
+    ) {
         let i = self.bounds.iter().position(|b| v <= *b);
         let mut s = self.state.lock().unwrap();
         if let Some(i) = i {
@@ -103,12 +109,12 @@ impl Histogram {
         let (Some(examples), Some(id)) = (&mut s.examples, request_id) else {
             return;
         };
+        // A few dozen characters, under the lock only where the family keeps exemplars.
         let id: Box<str> = id
             .chars()
             .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
             .take(MAX_EXEMPLAR_ID)
-            .collect::<String>()
-            .into();
+            .collect();
         if id.is_empty() {
             return;
         }
@@ -185,24 +191,26 @@ impl Histogram {
         labels: &str,
     ) {
         let s = self.state.lock().unwrap();
-        let braces = |labels: &str| {
-            if labels.is_empty() {
-                String::new()
-            } else {
-                format!("{{{labels}}}")
-            }
+        let mut number = dtoa::Buffer::new();
+        let (open, close) = if labels.is_empty() {
+            ("", "")
+        } else {
+            ("{", "}")
         };
-        let number = |v: f64| dtoa::Buffer::new().format(v).to_owned();
-        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), number(s.sum));
-        let _ = writeln!(out, "{name}_count{} {}", braces(labels), s.count);
+        let _ = writeln!(
+            out,
+            "{name}_sum{open}{labels}{close} {}",
+            number.format(s.sum)
+        );
+        let _ = writeln!(out, "{name}_count{open}{labels}{close} {}", s.count);
         let comma = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (i, (upper, n)) in s.classic(&self.bounds).into_iter().enumerate() {
             cumulative += n;
             let le = if upper.is_infinite() {
-                "+Inf".to_owned()
+                "+Inf"
             } else {
-                number(upper)
+                number.format(upper)
             };
             let _ = write!(
                 out,
@@ -215,11 +223,11 @@ impl Histogram {
                         .as_secs_f64();
                 let _ = write!(
                     out,
-                    " # {{request_id=\"{}\"}} {} {}",
+                    " # {{request_id=\"{}\"}} {}",
                     e.id,
-                    number(e.value),
-                    number(at)
+                    number.format(e.value)
                 );
+                let _ = write!(out, " {}", number.format(at));
             }
             out.push('\n');
         }
@@ -318,7 +326,8 @@ mod tests {
     use crate::sinks::metrics::protobuf::native_config;
 
     const BOUNDS: [f64; 4] = [0.005, 0.025, 0.1, 1.0];
-    const VALUES: [f64; 8] = [0.0, 0.003, 0.004, 0.02, 0.02, 0.09, 0.7, 2.5];
+    /// Past the last bound, and buckets reached out of order.
+    const VALUES: [f64; 8] = [0.7, 0.003, 0.02, 2.5, 0.0, 0.004, 0.09, 0.02];
 
     fn cell(native: bool, exemplars: bool) -> Histogram {
         Histogram::new(&Buckets {
@@ -372,7 +381,19 @@ mod tests {
                 ours.observe(v);
                 theirs.observe(v);
             }
-            assert_eq!(protobuf(Ours(ours)), protobuf(theirs), "native: {native}");
+            // Then more native buckets than are kept (160): the schema is lowered, as theirs.
+            let mut v = 1e-6;
+            while v < 1e6 {
+                ours.observe(v);
+                theirs.observe(v);
+                v *= 1.07;
+            }
+            let (ours, theirs) = (protobuf(Ours(ours)), protobuf(theirs));
+            if native {
+                let h = ours.metric[0].histogram.as_ref().unwrap();
+                assert!(h.schema < native::SCHEMA, "{}", h.schema);
+            }
+            assert_eq!(ours, theirs, "native: {native}");
         }
     }
 
@@ -385,8 +406,8 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_000_000_125);
         for (i, v) in VALUES.into_iter().enumerate() {
             let at = t0 + Duration::from_millis(i as u64 * 250);
-            // Every other observation without an ID replaces no exemplar.
-            let id = (i % 2 == 0).then(|| format!("REQ{i}"));
+            // Every other observation without an ID replaces no exemplar; +Inf has one.
+            let id = (i % 2 == 0 || v > 1.0).then(|| format!("REQ{i}"));
             ours.observe_at(v, id.as_deref(), at);
             theirs.observe(v, id.map(|id| vec![("request_id", id)]), Some(at));
         }
@@ -410,8 +431,11 @@ mod tests {
         assert_eq!(got, want);
         assert!(got.contains("le=\"0.005\",target=\"t1\""), "{got}");
         assert!(
-            got.contains("# {request_id=\"REQ2\"} 0.004 1796000000.625"),
+            got.contains("# {request_id=\"REQ4\"} 0.0 1796000001.125"),
             "{got}"
         );
+        let inf =
+            "le=\"+Inf\",target=\"t1\",operation=\"GetObject\"} 8 # {request_id=\"REQ3\"} 2.5";
+        assert!(got.contains(inf), "{got}");
     }
 }

@@ -16,6 +16,7 @@ use prometheus::proto::{self, MetricType};
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType as PcType;
 use prometheus_client::metrics::exemplar::Exemplar;
+#[cfg(test)]
 use prometheus_client::metrics::histogram::NativeHistogramConfig;
 
 use super::Metrics;
@@ -37,8 +38,10 @@ pub fn wanted(accept: &str) -> bool {
         && first.contains("encoding=delimited")
 }
 
-/// The native bucket layout of every latency histogram: schema 3 (a bucket every 9%), at most
-/// 160 buckets (5 ms to 30 s needs about 100), the default zero bucket.
+/// prometheus-client's configuration of the native buckets every latency histogram keeps
+/// (`native.rs`: schema 3, a bucket every 9%; at most 160 buckets, where 5 ms to 30 s needs
+/// about 100; the default zero bucket): the reference the cells are tested against.
+#[cfg(test)]
 pub fn native_config() -> NativeHistogramConfig {
     NativeHistogramConfig::with_schema(3).max_buckets(160)
 }
@@ -46,7 +49,8 @@ pub fn native_config() -> NativeHistogramConfig {
 /// A collector both expositions render: every family of the daemon ([`super::series::Family`])
 /// and the process collector.
 ///
-/// The protobuf exposition writes it with [`Exposable::encode`] (the OpenMetrics one too); the default converts
+/// The protobuf and OpenMetrics expositions write it with [`Exposable::encode`], or a family of
+/// the daemon's a part at a time with [`Exposable::encode_part`]; the default converts
 /// what the collector gives the text exposition (classic histograms only), and the families
 /// write their cells directly, native buckets included. The text exposition renders a
 /// collector that can collect its series in parts ([`Exposable::part_keys`]) a few hundred

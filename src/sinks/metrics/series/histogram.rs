@@ -151,3 +151,72 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
         .replace('\n', "\\n")
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use prometheus::HistogramOpts;
+    use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::sinks::metrics::protobuf::Exposable;
+
+    /// A family with a constant label and label values that need escaping writes, by hand, the
+    /// OpenMetrics text prometheus-client's exemplar histogram family writes.
+    #[test]
+    fn openmetrics_by_hand_is_prometheus_clients_family() {
+        let bounds = vec![0.01, 0.1];
+        let opts = HistogramOpts::new("h_seconds", "A histogram.")
+            .const_labels([("vantage".to_string(), "eu".to_string())].into())
+            .buckets(bounds.clone());
+        let ours = Family::<Histogram>::with_exemplars(opts, &["target", "operation"]).unwrap();
+        let theirs: prometheus_client::metrics::family::Family<Vec<(String, String)>, _, _> =
+            prometheus_client::metrics::family::Family::new_with_constructor(move || {
+                HistogramWithExemplars::<Vec<(&'static str, String)>>::new(
+                    bounds.clone().into_iter(),
+                )
+            });
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_000_000_500);
+        for (target, v) in [("a\"quoted\"", 0.005), ("back\\slash\nnewline", 0.05)] {
+            let labels = [target, "GetObject"];
+            ours.with_label_values(&labels)
+                .observe_at(v, Some("REQ"), at);
+            let pairs: Vec<(String, String)> = [
+                ("target", target),
+                ("operation", "GetObject"),
+                ("vantage", "eu"),
+            ]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+            theirs.get_or_create(&pairs).observe(
+                v,
+                Some(vec![("request_id", "REQ".to_string())]),
+                Some(at),
+            );
+        }
+        let mut r = Registry::default();
+        // The registry ends a help text with a full stop; collectors write theirs as given.
+        r.register("h_seconds", "A histogram", theirs);
+        let mut want = String::new();
+        prometheus_client::encoding::text::encode_registry(&mut want, &r).unwrap();
+
+        let mut keys = ours.part_keys().unwrap();
+        let got = ours.openmetrics(&keys, true);
+        // Series in the same order on both sides: theirs are in a hash map's order.
+        let series = |text: &str| -> Vec<String> {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(series(&got), series(&want));
+        assert!(got.contains("target=\"a\\\"quoted\\\"\""), "{got}");
+        assert!(got.contains("back\\\\slash\\nnewline"), "{got}");
+        // Without the header, and nothing for series that are gone.
+        assert!(!ours.openmetrics(&keys, false).contains("# TYPE"));
+        keys.iter_mut().for_each(|k| k.push('x'));
+        assert_eq!(ours.openmetrics(&keys, true), "");
+    }
+}
